@@ -1,0 +1,152 @@
+"""Audio helpers shared by data.py, inference.py and evaluate.py.
+
+Reading and writing files, mono downmix, resampling, the STFT/ISTFT with the
+project's settings, and the one magnitude scaling that training and inference
+both use. Arrays are numpy `(samples, channels)` float32 as soundfile returns
+them; spectrograms are torch `(..., freq_bins, frames)`.
+"""
+
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from math import gcd
+
+import numpy as np
+import soundfile as sf
+import torch
+from scipy.signal import resample_poly
+
+
+class AudioError(Exception):
+    """A user-facing problem with an audio file; the message is one sentence."""
+
+
+@dataclass
+class SignalConfig:
+    """The paper's signal settings; stored in every checkpoint and cache key.
+
+    8192 Hz and a 1024-point FFT give 513 bins up to 4096 Hz; a hop of 768
+    makes a 128-frame patch about 12 s of audio.
+    """
+
+    sample_rate: int = 8192
+    n_fft: int = 1024
+    hop_length: int = 768
+    patch_frames: int = 128
+    window: str = "hann"
+
+    @property
+    def freq_bins(self):
+        return self.n_fft // 2 + 1
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def read_audio(path):
+    """Read any audio file as float32 (samples, channels) and its sample rate.
+
+    soundfile handles WAV/FLAC/OGG (and MP3 with recent libsndfile); anything
+    else (MP4/AAC, stems, ...) is decoded by ffmpeg, whose first audio stream
+    is the mixture in a MUSDB `.stem.mp4`.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AudioError(f"audio file not found: {path}")
+    try:
+        audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        audio, rate = _read_with_ffmpeg(path)
+    if audio.shape[0] == 0:
+        raise AudioError(f"{path} holds no audio samples")
+    return audio, rate
+
+
+def _read_with_ffmpeg(path):
+    if shutil.which("ffmpeg") is None:
+        raise AudioError(
+            f"cannot read {path} without ffmpeg: install it (Debian/Ubuntu: apt-get install -y ffmpeg) "
+            "or convert the file to WAV"
+        )
+    # -map 0:a:0: the first audio stream; a WAV on stdout keeps rate and channels.
+    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-i", path, "-map", "0:a:0",
+           "-f", "wav", "-c:a", "pcm_f32le", "-"]
+    result = subprocess.run(cmd, capture_output=True)
+    if result.returncode != 0 or not result.stdout:
+        raise AudioError(f"{path} is not an audio file that ffmpeg can decode")
+    try:
+        return sf.read(io.BytesIO(result.stdout), dtype="float32", always_2d=True)
+    except sf.LibsndfileError as err:
+        raise AudioError(f"{path} is not an audio file that ffmpeg can decode") from err
+
+
+def write_audio(path, audio, sample_rate):
+    """Write (samples, channels) float audio as a 16-bit file, atomically.
+
+    The file appears under its final name only once it is complete, so a
+    crash never leaves a truncated output behind.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    suffix = os.path.splitext(path)[1] or ".wav"
+    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-", dir=folder)
+    os.close(fd)
+    try:
+        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def to_mono(audio):
+    """(samples, channels) -> (samples,): the channel mean, as the paper trains."""
+    return audio.mean(axis=1) if audio.ndim == 2 else audio
+
+
+def resample(audio, rate_in, rate_out):
+    """Resample along axis 0 with a polyphase filter.
+
+    scipy's resample_poly takes about 0.15 s for a 3-minute stereo song
+    between 44100 and 8192 Hz on 2 cores, where torchaudio's resample takes
+    about 0.65 s (measured; see benchmarks/).
+    """
+    if rate_in == rate_out:
+        return audio
+    g = gcd(int(rate_in), int(rate_out))
+    out = resample_poly(audio, int(rate_out) // g, int(rate_in) // g, axis=0)
+    return out.astype(np.float32, copy=False)
+
+
+def stft(signal, config):
+    """Complex STFT with the project's settings.
+
+    Args:
+        signal: tensor (..., samples).
+    Returns:
+        complex tensor (..., freq_bins, frames); frame t is centred on sample t * hop.
+    """
+    window = torch.hann_window(config.n_fft, device=signal.device)
+    return torch.stft(signal, config.n_fft, config.hop_length, window=window,
+                      center=True, return_complex=True)
+
+
+def istft(spec, config, length):
+    """Inverse of `stft`, trimmed or padded to `length` samples."""
+    window = torch.hann_window(config.n_fft, device=spec.device)
+    return torch.istft(spec, config.n_fft, config.hop_length, window=window,
+                       center=True, length=length)
+
+
+def magnitude_scale(mix_magnitude):
+    """The paper's scaling: the factor that maps the mix's largest magnitude to 1.
+
+    Computed once per track from the mix and applied to the mix and the vocals
+    alike, in training and in inference. Silence gets factor 1 instead of a
+    division by zero.
+    """
+    peak = float(mix_magnitude.max())
+    return 1.0 / peak if peak > 1e-8 else 1.0
