@@ -95,11 +95,19 @@ def write_audio(path, audio, sample_rate):
     fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-", dir=folder)
     os.close(fd)
     try:
+        make_readable(tmp)
         sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def make_readable(path):
+    """Give a file from mkstemp (mode 0600) the permissions a plain open() would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def to_mono(audio):

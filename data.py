@@ -1,0 +1,465 @@
+"""MUSDB18 data for the U-Net: songs, splits, cached spectrograms and patches.
+
+    python data.py                      # summary of the data train.py would use
+    python data.py --root ~/MUSDB18     # the same for a MUSDB18 / MUSDB18-HQ folder
+
+Where the data comes from, in order: `--root`, the MUSDB_PATH environment
+variable (musdb's own convention), else a small generated toy set in the
+MUSDB18-HQ layout, built once under data/toy_musdb and read through the very
+same musdb path as real data.
+
+Each track is decoded once: its mono 8192 Hz STFT (vocals and accompaniment,
+scaled so that the mix peaks at 1) is cached under data/cache, keyed by the
+audio files and every signal setting, so later runs never decode audio.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from audio import (AudioError, SignalConfig, magnitude_scale, make_readable, read_audio, resample,
+                   stft, to_mono)
+
+PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_TOY_ROOT = os.path.join(PROJECT_DIR, "data", "toy_musdb")
+DEFAULT_CACHE_DIR = os.path.join(PROJECT_DIR, "data", "cache")
+
+# The toy set: 13 training songs (3 of them held out for validation) and 3
+# test songs of 35 s, stereo 16-bit at 16 kHz: about 180 MB, built in seconds.
+TOY_SETTINGS = {"version": 1, "n_train": 13, "n_test": 3, "seconds": 35.0,
+                "sample_rate": 16000, "seed": 2017}
+STEMS = ("vocals", "drums", "bass", "other")
+CACHE_VERSION = 1
+
+
+class DataError(Exception):
+    """A user-facing data problem; the message is one sentence saying what to do."""
+
+
+# --------------------------------------------------------------------------
+# The toy data set
+# --------------------------------------------------------------------------
+
+def build_toy_musdb(root, settings=TOY_SETTINGS, quiet=False):
+    """Write the toy set in the MUSDB18-HQ layout: root/{train,test}/<song>/<stem>.wav.
+
+    Stems are quantised to 16 bits first and the mixture is their integer
+    sum, so mixture.wav is exactly vocals + drums + bass + other as read back.
+    The set is written to a temporary folder and renamed at the end, so an
+    interrupted build never leaves a half-made set that looks complete.
+    """
+    from toy_music import synth_song  # only needed when the set is (re)built
+
+    parent = os.path.dirname(os.path.abspath(root))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".toy_musdb-", dir=parent)
+    songs = [("train", i) for i in range(settings["n_train"])]
+    songs += [("test", i) for i in range(settings["n_test"])]
+    start = time.time()
+    try:
+        for subset, i in _progress(songs, "building toy set", quiet):
+            seed = settings["seed"] * 1000 + (0 if subset == "train" else 500) + i
+            stems = synth_song(seed, settings["seconds"], settings["sample_rate"])
+            folder = os.path.join(tmp, subset, f"Toy Song {subset} {i + 1:02d}")
+            os.makedirs(folder)
+            ints = {name: np.round(stems[name] * 32767).astype(np.int32) for name in STEMS}
+            ints["mixture"] = sum(ints[name] for name in STEMS)
+            for name, x in ints.items():
+                x = np.clip(x, -32768, 32767).astype(np.int16)
+                _write_pcm16(os.path.join(folder, f"{name}.wav"), x, settings["sample_rate"])
+        with open(os.path.join(tmp, "toy.json"), "w") as f:
+            json.dump(settings, f, indent=2)
+        if os.path.exists(root):
+            shutil.rmtree(root)
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not quiet:
+        print(f"Built the toy data set in {time.time() - start:.1f} s: {root}")
+
+
+def _write_pcm16(path, samples, rate):
+    import soundfile as sf
+    sf.write(path, samples, rate, subtype="PCM_16")
+
+
+def ensure_toy_musdb(root=DEFAULT_TOY_ROOT, quiet=False):
+    """Build the toy set unless a complete one with the same settings is there."""
+    marker = os.path.join(root, "toy.json")
+    try:
+        with open(marker) as f:
+            if json.load(f) == TOY_SETTINGS:
+                return root
+    except (OSError, ValueError):
+        pass
+    build_toy_musdb(root, quiet=quiet)
+    return root
+
+
+# --------------------------------------------------------------------------
+# Finding the songs and splitting them
+# --------------------------------------------------------------------------
+
+@dataclass
+class DataSplit:
+    """The songs one run uses, as musdb tracks, and where they came from."""
+
+    root: str
+    source: str  # "toy", "MUSDB18" (stems) or "MUSDB18-HQ" (WAV)
+    is_wav: bool
+    train: list
+    valid: list
+    test: list
+    notes: list = field(default_factory=list)
+
+
+def resolve_root(root=None, quiet=False):
+    """Return (root, is_toy): --root, else MUSDB_PATH, else the toy set (built if needed)."""
+    if root:
+        return os.path.abspath(os.path.expanduser(root)), False
+    if os.environ.get("MUSDB_PATH"):
+        return os.path.abspath(os.path.expanduser(os.environ["MUSDB_PATH"])), False
+    return ensure_toy_musdb(quiet=quiet), True
+
+
+def detect_layout(root):
+    """Return True for MUSDB18-HQ (WAV folders), False for MUSDB18 (.stem.mp4 files)."""
+    if not os.path.isdir(root):
+        raise DataError(
+            f"data root {root} does not exist: point --root (or MUSDB_PATH) at a MUSDB18 folder "
+            "that holds train/ and test/, or set neither to use the toy set"
+        )
+    subsets = [os.path.join(root, s) for s in ("train", "test") if os.path.isdir(os.path.join(root, s))]
+    if not subsets:
+        raise DataError(
+            f"{root} is not a MUSDB18 folder: it has no train/ or test/ subfolder "
+            "(expected root/train/<song>.stem.mp4 or root/train/<song>/mixture.wav)"
+        )
+    has_stems = has_wav = False
+    for subset in subsets:
+        for entry in os.listdir(subset):
+            has_stems |= entry.endswith(".stem.mp4")
+            has_wav |= os.path.isfile(os.path.join(subset, entry, "mixture.wav"))
+    if not (has_stems or has_wav):
+        raise DataError(
+            f"{root} holds no MUSDB tracks: expected <song>.stem.mp4 files or <song>/mixture.wav "
+            "folders under train/ or test/"
+        )
+    if has_stems and not has_wav:
+        for tool in ("ffmpeg", "ffprobe"):
+            if shutil.which(tool) is None:
+                raise DataError(
+                    f"{tool} is needed to read the .stem.mp4 files in {root}: install it "
+                    "(Debian/Ubuntu: apt-get install -y ffmpeg) or use MUSDB18-HQ (WAV)"
+                )
+    return has_wav
+
+
+def _musdb_tracks(root, is_wav, subset, split=None):
+    import musdb
+
+    try:
+        db = musdb.DB(root=root, subsets=subset, split=split, is_wav=is_wav)
+    except Exception as err:  # musdb probes every file with ffprobe on load
+        raise DataError(f"musdb could not read the {subset} tracks in {root}: {err}") from err
+    return list(db.tracks)
+
+
+def _holdout_order(name):
+    # A stable pseudo-random order that does not depend on the other songs.
+    return hashlib.sha1(name.encode("utf-8")).hexdigest()
+
+
+def split_data(root=None, n_songs=10, quiet=False):
+    """Find the songs and split them into train / valid / test.
+
+    Uses musdb's official validation split when the data set has those songs;
+    otherwise holds out about a sixth of train/ (at least one song when there
+    are two or more), always the same ones, and says so in `notes`.
+    `n_songs` (None for all) takes that many training songs, by name.
+    """
+    root, is_toy = resolve_root(root, quiet=quiet)
+    is_wav = detect_layout(root)
+    train = _musdb_tracks(root, is_wav, "train", split="train")
+    valid = _musdb_tracks(root, is_wav, "train", split="valid")
+    test = _musdb_tracks(root, is_wav, "test")
+    notes = []
+    if is_toy:
+        notes.append(
+            f"Using the generated toy data set in {root}; for real music point --root "
+            "(or MUSDB_PATH) at MUSDB18 or MUSDB18-HQ."
+        )
+    if train and not valid:
+        n_hold = -(-len(train) // 6) if len(train) >= 2 else 0
+        held = set(sorted((t.name for t in train), key=_holdout_order)[:n_hold])
+        valid = [t for t in train if t.name in held]
+        train = [t for t in train if t.name not in held]
+        if not is_toy and n_hold:
+            notes.append(
+                f"No official musdb validation songs in {root}: holding out {n_hold} of its "
+                "training songs for validation (always the same ones)."
+            )
+    if n_songs is not None and train:
+        if n_songs > len(train):
+            raise DataError(
+                f"--n-songs {n_songs} asks for more training songs than the {len(train)} "
+                f"available in {root}; pass --n-songs {len(train)} or fewer"
+            )
+        train = train[:n_songs]
+    source = "toy" if is_toy else ("MUSDB18-HQ" if is_wav else "MUSDB18")
+    return DataSplit(root, source, is_wav, train, valid, test, notes)
+
+
+# --------------------------------------------------------------------------
+# Features: decoded once, cached on disk
+# --------------------------------------------------------------------------
+
+def _track_files(track, is_wav):
+    if is_wav:
+        return [track.path, track.sources["vocals"].path]
+    return [track.path]
+
+
+def cache_path(track, is_wav, signal, cache_dir):
+    """The cache file of a track: named after it, keyed by its files and the signal settings."""
+    files = []
+    for path in _track_files(track, is_wav):
+        st = os.stat(path)
+        files.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
+    key = json.dumps({"files": files, "signal": signal.to_dict(), "version": CACHE_VERSION},
+                     sort_keys=True)
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", track.name).strip("_")[:60]
+    return os.path.join(cache_dir, f"{slug}-{digest}.npy")
+
+
+def _decode(track, is_wav):
+    """(mix, vocals) as float32 (samples, channels) arrays, and the sample rate."""
+    try:
+        if is_wav:
+            mix, rate = read_audio(track.path)
+            vocals, vocals_rate = read_audio(track.sources["vocals"].path)
+            if vocals_rate != rate:
+                raise DataError(f"{track.sources['vocals'].path} and {track.path} differ in sample rate")
+        else:
+            rate = track.rate
+            mix = track.audio.astype(np.float32)
+            vocals = track.targets["vocals"].audio.astype(np.float32)
+    except AudioError as err:
+        raise DataError(str(err)) from err
+    except Exception as err:  # stempeg/ffmpeg failures on a damaged stem file
+        raise DataError(f"cannot decode {track.path}: {err}") from err
+    n = min(len(mix), len(vocals))
+    if n == 0:
+        raise DataError(f"track {track.path} holds no audio samples")
+    return mix[:n], vocals[:n], rate
+
+
+def compute_features(mix, vocals, rate, signal):
+    """Mono, resample, STFT, scale: complex64 array (2, freq_bins, frames).
+
+    Row 0 is the vocals' STFT and row 1 the accompaniment's (mix - vocals),
+    both scaled so that the mix magnitude peaks at 1. Keeping the complex
+    parts, not magnitudes, lets augmentation remix sources while the mix
+    stays their exact sum.
+    """
+    mono = np.stack([to_mono(mix), to_mono(vocals)])  # (2, samples)
+    mono = resample(mono.T, rate, signal.sample_rate).T  # (2, samples_8k)
+    spec = stft(torch.from_numpy(np.ascontiguousarray(mono)), signal)  # (2, F, frames)
+    mix_spec, vocals_spec = spec[0], spec[1]
+    scale = magnitude_scale(mix_spec.abs())
+    out = torch.stack([vocals_spec, mix_spec - vocals_spec]) * scale  # (2, F, frames)
+    return out.numpy().astype(np.complex64)
+
+
+def load_features(tracks, is_wav, signal, cache_dir=DEFAULT_CACHE_DIR, quiet=False):
+    """Cached features for each track (memory-mapped); decodes only what is missing.
+
+    A cache file that cannot be read back (a torn write, a foreign file) is
+    rebuilt, never trusted.
+    """
+    os.makedirs(cache_dir, exist_ok=True)
+    features, todo = [None] * len(tracks), []
+    for i, track in enumerate(tracks):
+        path = cache_path(track, is_wav, signal, cache_dir)
+        features[i] = _read_cache(path, signal)
+        if features[i] is None:
+            todo.append((i, path))
+    for i, path in _progress(todo, "decoding audio (once)", quiet):
+        mix, vocals, rate = _decode(tracks[i], is_wav)
+        _write_cache(path, compute_features(mix, vocals, rate, signal))
+        features[i] = _read_cache(path, signal)
+    return features
+
+
+def _read_cache(path, signal):
+    if not os.path.exists(path):
+        return None
+    try:
+        array = np.load(path, mmap_mode="r")
+        if array.dtype == np.complex64 and array.ndim == 3 and array.shape[:2] == (2, signal.freq_bins):
+            return array
+    except (OSError, ValueError):
+        pass
+    print(f"Cache file {path} is damaged; rebuilding it.")
+    return None
+
+
+def _write_cache(path, array):
+    fd, tmp = tempfile.mkstemp(suffix=".npy", prefix=".tmp-", dir=os.path.dirname(path))
+    try:
+        make_readable(tmp)
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------
+# Patches and augmentation
+# --------------------------------------------------------------------------
+
+def crop(spec, start, frames):
+    """spec[..., start:start+frames], zero-padded at the end when the track is shorter."""
+    out = np.zeros(spec.shape[:-1] + (frames,), dtype=spec.dtype)
+    piece = spec[..., start:start + frames]
+    out[..., :piece.shape[-1]] = piece
+    return out
+
+
+def random_gain(spec, low=0.25, high=1.25):
+    """Scale a source by a gain drawn uniformly in [low, high] (a loudness change)."""
+    gain = low + (high - low) * torch.rand(()).item()
+    return spec * np.float32(gain)
+
+
+class PatchDataset(Dataset):
+    """(mix, vocals) scaled magnitude patches, float32 (freq_bins, patch_frames) each.
+
+    Training (samples_per_track > 0): each item is a random excerpt of track
+    `index % n_tracks`, at an offset drawn afresh every time it is asked for.
+    Validation (samples_per_track == 0): a fixed tiling of every track from
+    frame 0, the last patch zero-padded, so the loss is comparable across epochs.
+
+    augment: per-source random gains (0.25 to 1.25) and, half the time, the
+    accompaniment of another random track under this track's vocals. The mix
+    is always rebuilt as vocals + accompaniment, so it stays the true sum.
+    """
+
+    def __init__(self, features, patch_frames, samples_per_track=0, augment=False):
+        if not features:
+            raise ValueError("PatchDataset needs at least one track")
+        self.features = features
+        self.patch_frames = patch_frames
+        self.samples_per_track = samples_per_track
+        self.augment = augment
+        if samples_per_track == 0:
+            self.tiles = [(t, start) for t, f in enumerate(features)
+                          for start in range(0, max(f.shape[-1], 1), patch_frames)]
+
+    def __len__(self):
+        if self.samples_per_track:
+            return len(self.features) * self.samples_per_track
+        return len(self.tiles)
+
+    def _random_crop(self, track):
+        spec = self.features[track]
+        start = torch.randint(0, max(spec.shape[-1] - self.patch_frames, 0) + 1, ()).item()
+        return crop(spec, start, self.patch_frames)
+
+    def __getitem__(self, index):
+        if self.samples_per_track:
+            vocals, accompaniment = self._random_crop(index % len(self.features))
+            if self.augment:
+                if len(self.features) > 1 and torch.rand(()).item() < 0.5:
+                    other = torch.randint(0, len(self.features), ()).item()
+                    accompaniment = self._random_crop(other)[1]
+                vocals = random_gain(vocals)
+                accompaniment = random_gain(accompaniment)
+        else:
+            track, start = self.tiles[index]
+            vocals, accompaniment = crop(self.features[track], start, self.patch_frames)
+        mix = np.abs(vocals + accompaniment)  # (F, T)
+        return torch.from_numpy(mix), torch.from_numpy(np.abs(vocals))
+
+
+# --------------------------------------------------------------------------
+# Command line: a summary of the data
+# --------------------------------------------------------------------------
+
+def _progress(items, desc, quiet):
+    if quiet or len(items) == 0:
+        return items
+    from tqdm import tqdm
+    return tqdm(items, desc=desc, unit="track")
+
+
+def positive_int_or_all(text):
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'all', got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def summarize(split, signal, cache_dir):
+    """Lines describing the data: source, songs per split, durations, patches, cache."""
+    seconds_per_patch = signal.patch_frames * signal.hop_length / signal.sample_rate
+    lines = [f"Data root:  {split.root}",
+             f"Source:     {split.source} ({'WAV folders' if split.is_wav else '.stem.mp4 files'})"]
+    cached = total = 0
+    for name, tracks in (("train", split.train), ("valid", split.valid), ("test", split.test)):
+        durations = [t.duration for t in tracks]
+        frames = [1 + int(d * signal.sample_rate) // signal.hop_length for d in durations]
+        tiles = sum(-(-f // signal.patch_frames) for f in frames)
+        lines.append(f"{name + ':':11} {len(tracks):3d} songs, {sum(durations) / 60:6.1f} min, "
+                     f"{tiles:4d} patches of {signal.patch_frames} frames ({seconds_per_patch:.1f} s)")
+        for track in tracks:
+            total += 1
+            cached += os.path.exists(cache_path(track, split.is_wav, signal, cache_dir))
+    lines.append(f"Cache:      {cache_dir} ({cached} of {total} songs cached)")
+    return lines + split.notes
+
+
+def get_args(argv=None):
+    parser = argparse.ArgumentParser(description="Summarise the MUSDB18 data the U-Net would use.")
+    parser.add_argument("--root", default=None,
+                        help="MUSDB18 or MUSDB18-HQ folder (default: $MUSDB_PATH, else the generated toy set)")
+    parser.add_argument("--n-songs", type=positive_int_or_all, default=10,
+                        help="training songs to use, or 'all' (default: 10)")
+    parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
+                        help=f"where decoded spectrograms are cached (default: {DEFAULT_CACHE_DIR})")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = get_args(argv)
+    signal = SignalConfig()
+    try:
+        split = split_data(args.root, args.n_songs)
+    except DataError as err:
+        sys.exit(f"error: {err}")
+    print("\n".join(summarize(split, signal, args.cache_dir)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Shared fixtures: a tiny toy MUSDB set and the real excerpt shipped with stempeg."""
+
+import os
+import shutil
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import data  # noqa: E402
+
+# 4 training songs and 2 test songs of 14 s at 11025 Hz: long enough for more
+# than one 128-frame patch at 8192 Hz, small enough to build in about a second.
+TINY_TOY = {"version": 1, "n_train": 4, "n_test": 2, "seconds": 14.0, "sample_rate": 11025, "seed": 7}
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("toy") / "musdb")
+    data.build_toy_musdb(root, settings=TINY_TOY, quiet=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def stem_file():
+    import stempeg
+
+    folder = os.path.join(os.path.dirname(stempeg.__file__), "data")
+    names = [n for n in os.listdir(folder) if n.endswith(".stem.mp4")]
+    assert names, "stempeg no longer ships its MUSDB18 excerpt"
+    return os.path.join(folder, names[0])
+
+
+@pytest.fixture(scope="session")
+def stem_root(tmp_path_factory, stem_file):
+    """A MUSDB18 (stems) root holding only the real excerpt, under test/."""
+    root = tmp_path_factory.mktemp("stems")
+    (root / "test").mkdir()
+    shutil.copy(stem_file, root / "test" / os.path.basename(stem_file))
+    return str(root)

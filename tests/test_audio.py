@@ -1,0 +1,67 @@
+"""Round trips and conventions of audio.py, on generated signals."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audio import (AudioError, SignalConfig, istft, magnitude_scale, read_audio, resample, stft,
+                   to_mono, write_audio)
+
+
+def test_stft_istft_gives_back_the_signal():
+    signal = SignalConfig()
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((2, 5 * 8192)).astype(np.float32))
+    spec = stft(x, signal)
+    assert spec.shape == (2, 513, 1 + x.shape[-1] // 768)
+    y = istft(spec, signal, length=x.shape[-1])
+    assert torch.max(torch.abs(x - y)) < 1e-4
+
+
+def test_magnitude_scale_maps_the_peak_to_one_and_survives_silence():
+    mag = torch.tensor([[0.0, 2.0], [4.0, 1.0]])
+    assert magnitude_scale(mag) == pytest.approx(0.25)
+    assert magnitude_scale(torch.zeros(3, 3)) == 1.0
+
+
+@pytest.mark.parametrize("rate_in,rate_out", [(44100, 8192), (8192, 44100), (16000, 8192), (8192, 8192)])
+def test_resample_keeps_a_sine_and_the_duration(rate_in, rate_out):
+    t = np.arange(2 * rate_in) / rate_in
+    x = np.stack([np.sin(2 * np.pi * 440 * t)] * 2, axis=1).astype(np.float32)
+    y = resample(x, rate_in, rate_out)
+    assert y.shape == (2 * rate_out, 2) and y.dtype == np.float32
+    t_out = np.arange(len(y)) / rate_out
+    expected = np.sin(2 * np.pi * 440 * t_out)
+    middle = slice(rate_out // 4, -rate_out // 4)  # away from the filter's edge effects
+    assert np.max(np.abs(y[middle, 0] - expected[middle])) < 1e-2
+
+
+def test_to_mono_is_the_channel_mean():
+    x = np.array([[1.0, 3.0], [0.0, -2.0]], dtype=np.float32)
+    assert np.allclose(to_mono(x), [2.0, -1.0])
+
+
+def test_write_then_read(tmp_path):
+    x = (0.5 * np.sin(np.linspace(0, 100, 8000))[:, None] * [1, -1]).astype(np.float32)
+    path = tmp_path / "dir with spaces é" 
+    path.mkdir()
+    write_audio(path / "out.wav", x, 8000)
+    y, rate = read_audio(path / "out.wav")
+    assert rate == 8000 and y.shape == (8000, 2)
+    assert np.max(np.abs(x - y)) < 1e-4
+    assert [p.name for p in path.iterdir()] == ["out.wav"]  # no temporary file left
+
+
+def test_read_decodes_mp4_with_ffmpeg(stem_file):
+    audio, rate = read_audio(stem_file)  # first stream of a stem file: the mixture
+    assert rate == 44100 and audio.shape[1] == 2 and len(audio) > 5 * rate
+
+
+def test_unreadable_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio at all")
+    with pytest.raises(AudioError, match="notes.wav"):
+        read_audio(bad)
+    with pytest.raises(AudioError, match="not found"):
+        read_audio(tmp_path / "missing.wav")
