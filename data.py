@@ -382,19 +382,22 @@ class PatchDataset(Dataset):
         start = torch.randint(0, max(spec.shape[-1] - self.patch_frames, 0) + 1, ()).item()
         return crop(spec, start, self.patch_frames)
 
-    def __getitem__(self, index):
-        if self.samples_per_track:
-            vocals, accompaniment = self._random_crop(index % len(self.features))
-            if self.augment:
-                if len(self.features) > 1 and torch.rand(()).item() < 0.5:
-                    other = torch.randint(0, len(self.features), ()).item()
-                    accompaniment = self._random_crop(other)[1]
-                vocals = random_gain(vocals)
-                accompaniment = random_gain(accompaniment)
-        else:
+    def sources(self, index):
+        """Complex (vocals, accompaniment) STFT patches of item `index`, augmented if asked."""
+        if not self.samples_per_track:
             track, start = self.tiles[index]
-            vocals, accompaniment = crop(self.features[track], start, self.patch_frames)
-        mix = np.abs(vocals + accompaniment)  # (F, T)
+            return crop(self.features[track], start, self.patch_frames)
+        vocals, accompaniment = self._random_crop(index % len(self.features))
+        if self.augment:
+            if len(self.features) > 1 and torch.rand(()).item() < 0.5:
+                other = torch.randint(0, len(self.features), ()).item()
+                accompaniment = self._random_crop(other)[1]
+            vocals, accompaniment = random_gain(vocals), random_gain(accompaniment)
+        return vocals, accompaniment
+
+    def __getitem__(self, index):
+        vocals, accompaniment = self.sources(index)
+        mix = np.abs(vocals + accompaniment)  # (F, T): the mix is always the sum of its parts
         return torch.from_numpy(mix), torch.from_numpy(np.abs(vocals))
 
 

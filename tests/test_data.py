@@ -1,0 +1,181 @@
+"""The data pipeline: toy set, musdb split, cached features, patches, errors."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import data
+from audio import SignalConfig
+from data import DataError, PatchDataset, load_features, split_data
+from toy_music import synth_song
+
+SIGNAL = SignalConfig()
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_toy_set_is_musdb_hq_shaped_and_mixture_is_exact_sum(toy_root):
+    songs = sorted(os.listdir(os.path.join(toy_root, "train")))
+    assert len(songs) == 4 and len(os.listdir(os.path.join(toy_root, "test"))) == 2
+    folder = os.path.join(toy_root, "train", songs[0])
+    assert sorted(os.listdir(folder)) == ["bass.wav", "drums.wav", "mixture.wav", "other.wav", "vocals.wav"]
+    stems = {name: sf.read(os.path.join(folder, f"{name}.wav"), dtype="int16")[0].astype(np.int32)
+             for name in ("mixture", "vocals", "drums", "bass", "other")}
+    assert stems["mixture"].shape[1] == 2  # stereo
+    assert np.array_equal(stems["mixture"], stems["vocals"] + stems["drums"] + stems["bass"] + stems["other"])
+    info = sf.info(os.path.join(folder, "mixture.wav"))
+    assert info.samplerate == 11025 and info.duration == pytest.approx(14.0, abs=0.01)
+
+
+def test_toy_song_is_deterministic_and_has_vocal_rests():
+    a, b = synth_song(3, 8.0, 8000), synth_song(3, 8.0, 8000)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["vocals"], synth_song(4, 8.0, 8000)["vocals"])
+    frame_rms = np.sqrt(np.mean(synth_song(3, 30.0, 8000)["vocals"][: 30 * 8000].reshape(-1, 800, 2) ** 2,
+                                axis=(1, 2)))
+    assert 0.1 < np.mean(frame_rms < 1e-3) < 0.6  # silent sections, but mostly singing
+
+
+def test_split_holds_out_validation_songs_and_takes_n_songs(toy_root):
+    split = split_data(toy_root, n_songs=None, quiet=True)
+    assert split.source == "MUSDB18-HQ" and split.is_wav
+    train, valid = {t.name for t in split.train}, {t.name for t in split.valid}
+    assert len(valid) == 1 and len(train) == 3 and not train & valid
+    assert any("holding out 1" in note for note in split.notes)
+    assert [t.name for t in split_data(toy_root, n_songs=2, quiet=True).train] == sorted(train)[:2]
+    assert {t.name for t in split_data(toy_root, n_songs=2, quiet=True).valid} == valid
+
+
+def test_too_many_songs_is_a_clear_error(toy_root):
+    with pytest.raises(DataError, match=r"--n-songs 9 .* 3 available"):
+        split_data(toy_root, n_songs=9, quiet=True)
+
+
+def test_toy_patches_through_musdb(toy_root, tmp_path):
+    split = split_data(toy_root, n_songs=None, quiet=True)
+    features = load_features(split.train, split.is_wav, SIGNAL, str(tmp_path), quiet=True)
+    assert all(f.shape[:2] == (2, 513) and f.dtype == np.complex64 for f in features)
+    # 14 s at 8192 Hz with hop 768: 150 frames, so more than one patch per song.
+    assert features[0].shape[2] == 1 + (14 * 8192) // 768
+    mix_peak = max(np.abs(f[0] + f[1]).max() for f in features)
+    assert mix_peak == pytest.approx(1.0, abs=1e-5)  # the paper's scaling
+    torch.manual_seed(0)
+    dataset = PatchDataset(features, 128, samples_per_track=4)
+    assert len(dataset) == 12
+    mix, vocals = dataset[0]
+    assert mix.shape == vocals.shape == (513, 128) and mix.dtype == torch.float32
+    assert vocals.max() > 0.01 and torch.isfinite(mix).all()
+    # Training offsets are drawn afresh each time an item is asked for.
+    draws = {float(dataset[0][0].sum()) for _ in range(8)}
+    assert len(draws) > 1
+
+
+def test_validation_tiling_is_fixed_and_pads_the_end(toy_root, tmp_path):
+    split = split_data(toy_root, n_songs=None, quiet=True)
+    features = load_features(split.valid, split.is_wav, SIGNAL, str(tmp_path), quiet=True)
+    dataset = PatchDataset(features, 128)
+    frames = features[0].shape[-1]
+    assert len(dataset) == -(-frames // 128) == 2
+    first = dataset[1]
+    assert torch.equal(first[0], dataset[1][0])
+    assert torch.all(first[0][:, frames - 128:] == 0)  # padding past the track's end
+    assert first[0][:, : frames - 128].abs().sum() > 0
+
+
+def test_real_musdb_excerpt_from_stempeg(stem_root, tmp_path):
+    split = split_data(stem_root, quiet=True)
+    assert split.source == "MUSDB18" and not split.is_wav
+    assert split.train == [] and [t.name for t in split.test] == ["The Easton Ellises - Falcon 69"]
+    features = load_features(split.test, split.is_wav, SIGNAL, str(tmp_path), quiet=True)
+    assert features[0].shape == (2, 513, 1 + int(6.0836 * 8192) // 768)
+    dataset = PatchDataset(features, 128)
+    assert len(dataset) == 1  # 6 s is shorter than one 12 s patch: padded, not dropped
+    mix, vocals = dataset[0]
+    assert mix.shape == vocals.shape == (513, 128)
+    assert vocals.max() > 0.05 and vocals.mean() > 1e-4  # the real vocals are there
+    assert torch.all(mix[:, 80:] == 0)
+
+
+def test_second_load_reads_the_cache_only(toy_root, tmp_path, monkeypatch):
+    split = split_data(toy_root, n_songs=2, quiet=True)
+    first = load_features(split.train, split.is_wav, SIGNAL, str(tmp_path), quiet=True)
+
+    def no_decoding(*args):
+        raise AssertionError("audio was decoded although it is cached")
+
+    monkeypatch.setattr(data, "_decode", no_decoding)
+    second = load_features(split.train, split.is_wav, SIGNAL, str(tmp_path), quiet=True)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_cache_key_follows_signal_settings_and_torn_files_are_rebuilt(toy_root, tmp_path):
+    split = split_data(toy_root, n_songs=1, quiet=True)
+    track = split.train[0]
+    other = SignalConfig(hop_length=512)
+    assert data.cache_path(track, True, SIGNAL, str(tmp_path)) != data.cache_path(track, True, other, str(tmp_path))
+    good = np.array(load_features([track], True, SIGNAL, str(tmp_path), quiet=True)[0])  # off the map
+    path = data.cache_path(track, True, SIGNAL, str(tmp_path))
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    rebuilt = load_features([track], True, SIGNAL, str(tmp_path), quiet=True)[0]
+    assert np.array_equal(good, rebuilt)
+
+
+def test_random_gain_stays_in_range():
+    torch.manual_seed(0)
+    x = np.ones((3, 4), dtype=np.complex64)
+    gains = [data.random_gain(x, 0.25, 1.25)[0, 0].real for _ in range(200)]
+    assert 0.25 <= min(gains) < 0.35 and 1.15 < max(gains) <= 1.25
+
+
+def test_augmented_mix_is_the_sum_of_its_parts(toy_root, tmp_path):
+    split = split_data(toy_root, n_songs=None, quiet=True)
+    features = load_features(split.train, split.is_wav, SIGNAL, str(tmp_path), quiet=True)
+    dataset = PatchDataset(features, 128, samples_per_track=8, augment=True)
+    plain = PatchDataset(features, 128, samples_per_track=8)
+    changed = 0
+    for i in range(len(dataset)):
+        torch.manual_seed(i)
+        vocals, accompaniment = dataset.sources(i)
+        torch.manual_seed(i)
+        mix_mag, vocals_mag = dataset[i]
+        assert torch.allclose(mix_mag, torch.from_numpy(np.abs(vocals + accompaniment)))
+        assert torch.allclose(vocals_mag, torch.from_numpy(np.abs(vocals)))
+        torch.manual_seed(i)
+        changed += not torch.equal(plain[i][0], mix_mag)
+    assert changed == len(dataset)  # every augmented patch differs from the plain one
+
+
+@pytest.mark.parametrize("make_root,message", [
+    (lambda p: p / "missing", "does not exist"),
+    (lambda p: p, "no train/ or test/"),
+    (lambda p: (p / "train").mkdir() or p, "holds no MUSDB tracks"),
+])
+def test_bad_roots_are_one_sentence(tmp_path, make_root, message):
+    root = make_root(tmp_path)
+    with pytest.raises(DataError, match=message):
+        split_data(str(root), quiet=True)
+    run = subprocess.run([sys.executable, "data.py", "--root", str(root)], cwd=PROJECT,
+                         capture_output=True, text=True)
+    assert run.returncode != 0
+    assert message in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_summary_command(toy_root, stem_root):
+    run = subprocess.run([sys.executable, "data.py", "--root", toy_root, "--n-songs", "2"], cwd=PROJECT,
+                         capture_output=True, text=True, check=True)
+    assert "train:" in run.stdout and "2 songs" in run.stdout and "MUSDB18-HQ" in run.stdout
+    run = subprocess.run([sys.executable, "data.py", "--root", stem_root], cwd=PROJECT,
+                         capture_output=True, text=True, check=True)
+    assert "MUSDB18 (.stem.mp4" in run.stdout and "test:         1 songs" in run.stdout
+
+
+def test_bad_n_songs_flag_is_refused():
+    run = subprocess.run([sys.executable, "data.py", "--n-songs", "0"], cwd=PROJECT,
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "must be at least 1" in run.stderr
