@@ -182,13 +182,15 @@ def _holdout_order(name):
     return hashlib.sha1(name.encode("utf-8")).hexdigest()
 
 
-def split_data(root=None, n_songs=10, quiet=False):
+def split_data(root=None, n_songs=10, quiet=False, strict=True):
     """Find the songs and split them into train / valid / test.
 
     Uses musdb's official validation split when the data set has those songs;
     otherwise holds out about a sixth of train/ (at least one song when there
     are two or more), always the same ones, and says so in `notes`.
-    `n_songs` (None for all) takes that many training songs, by name.
+    `n_songs` (None for all) takes that many training songs, by name; with
+    strict=False (the flag left at its default) a smaller data set is used
+    whole, with a note, instead of being an error.
     """
     root, is_toy = resolve_root(root, quiet=quiet)
     is_wav = detect_layout(root)
@@ -212,7 +214,9 @@ def split_data(root=None, n_songs=10, quiet=False):
                 "training songs for validation (always the same ones)."
             )
     if n_songs is not None and train:
-        if n_songs > len(train):
+        if n_songs > len(train) and not strict:
+            notes.append(f"{root} has {len(train)} training songs (fewer than --n-songs {n_songs}): using all of them.")
+        elif n_songs > len(train):
             raise DataError(
                 f"--n-songs {n_songs} asks for more training songs than the {len(train)} "
                 f"available in {root}; pass --n-songs {len(train)} or fewer"
@@ -443,22 +447,36 @@ def summarize(split, signal, cache_dir):
     return lines + split.notes
 
 
+def typed_flags(parser, argv):
+    """The destinations of the flags actually typed on the command line (not defaults)."""
+    saved = [(action, action.default) for action in parser._actions]
+    for action, _ in saved:
+        action.default = argparse.SUPPRESS
+    try:
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        for action, default in saved:
+            action.default = default
+
+
 def get_args(argv=None):
     parser = argparse.ArgumentParser(description="Summarise the MUSDB18 data the U-Net would use.")
     parser.add_argument("--root", default=None,
                         help="MUSDB18 or MUSDB18-HQ folder (default: $MUSDB_PATH, else the generated toy set)")
     parser.add_argument("--n-songs", type=positive_int_or_all, default=10,
-                        help="training songs to use, or 'all' (default: 10)")
+                        help="training songs to use, or 'all' (default: 10, or all if there are fewer)")
     parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
                         help=f"where decoded spectrograms are cached (default: {DEFAULT_CACHE_DIR})")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.explicit = typed_flags(parser, argv)
+    return args
 
 
 def main(argv=None):
     args = get_args(argv)
     signal = SignalConfig()
     try:
-        split = split_data(args.root, args.n_songs)
+        split = split_data(args.root, args.n_songs, strict="n_songs" in args.explicit)
     except DataError as err:
         sys.exit(f"error: {err}")
     print("\n".join(summarize(split, signal, args.cache_dir)))

@@ -35,7 +35,7 @@ import torch.nn as nn
 
 from audio import SignalConfig, istft, make_readable
 from data import (DEFAULT_CACHE_DIR, DataError, PatchDataset, crop, load_features,
-                  positive_int_or_all, split_data)
+                  positive_int_or_all, split_data, typed_flags)
 from unet_model import UNet, UNetConfig, count_parameters
 
 CHECKPOINT_FORMAT = 1
@@ -109,6 +109,11 @@ def build_parser():
                    help="random gain per source and vocals over another song's accompaniment")
     g.add_argument("--seed", type=int, default=42, help="seed for python, numpy and torch")
     g.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is available")
+    g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="bf16 autocast for the training steps (validation stays fp32); auto: bf16 "
+                        "where the hardware computes it natively (recent x86 CPUs, Ampere+ GPUs)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="channels_last memory layout for the convolutions (faster on CPU and GPU)")
     g.add_argument("--num-workers", type=_non_negative_int, default=0,
                    help="DataLoader worker processes (patches come from a memory-mapped cache, "
                         "so 0 is usually fastest on a laptop)")
@@ -122,7 +127,7 @@ def build_parser():
     g.add_argument("--root", default=None,
                    help="MUSDB18 or MUSDB18-HQ folder (default: $MUSDB_PATH, else the generated toy set)")
     g.add_argument("--n-songs", type=positive_int_or_all, default=10,
-                   help="training songs to use, or 'all'")
+                   help="training songs to use, or 'all' (left at its default: all if there are fewer)")
     g.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="cache of decoded spectrograms")
 
     g = p.add_argument_group("output")
@@ -151,9 +156,7 @@ def get_args(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     # Which flags were typed: a resumed run keeps its stored values for the others.
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    args.explicit = set(vars(parser.parse_args(argv)))
+    args.explicit = typed_flags(parser, argv)
     return args
 
 
@@ -173,6 +176,24 @@ def pick_device(force_cpu):
     if not force_cpu and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def pick_precision(choice, device):
+    """torch.bfloat16 for autocast, or None for plain fp32.
+
+    bf16 autocast is about 1.5x faster on CPUs with AVX512-BF16 or AMX, but
+    emulated (slower than fp32) on older ones, so `auto` only picks it where
+    the hardware has it.
+    """
+    if choice == "fp32" or device.type == "mps":
+        return None
+    if choice == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    native = [getattr(torch.cpu, name, lambda: False)() for name in
+              ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return torch.bfloat16 if any(native) else None
 
 
 def seed_everything(seed):
@@ -249,7 +270,10 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, writer, state, ar
             break
         mix = mix.to(device, non_blocking=True)  # (B, F, T)
         vocals = vocals.to(device, non_blocking=True)  # (B, F, T)
-        loss = loss_fn(model(mix), mix, vocals)
+        with torch.autocast(device.type, dtype=args.amp_dtype or torch.float32,
+                            enabled=args.amp_dtype is not None):
+            mask = model(mix)  # (B, F, T)
+        loss = loss_fn(mask.float(), mix, vocals)  # the loss itself in fp32
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"the loss became {loss.item()} at epoch {state['epoch'] + 1}, step {state['step'] + 1}; "
@@ -400,7 +424,7 @@ def train(args):
     seed_everything(args.seed + (resumed["epoch"] if resumed else 0))
     device = pick_device(args.cpu)
 
-    split = split_data(args.root, args.n_songs, quiet=args.quiet)
+    split = split_data(args.root, args.n_songs, quiet=args.quiet, strict="n_songs" in args.explicit)
     for note in split.notes:
         print(note)
     if not split.train:
@@ -420,10 +444,14 @@ def train(args):
           f"{len(split.valid)} validation songs ({len(valid_set)} patches)")
 
     model = UNet(config).to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    args.amp_dtype = pick_precision(args.precision, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
     loss_fn = L1Loss()
-    print(f"Model: {count_parameters(model):,} parameters, {config}; device {device}")
+    print(f"Model: {count_parameters(model):,} parameters, {config}; device {device}, "
+          f"{'bf16 autocast' if args.amp_dtype else 'fp32'}")
 
     if resumed:
         model.load_state_dict(resumed["model"])
@@ -445,7 +473,7 @@ def train(args):
         state["constant_mask_loss"], c = best_constant_mask_loss(valid_set)
         print(f"Validation loss of the best constant mask (c = {c:.3f}): {state['constant_mask_loss']:.5f}")
 
-    run_config = {k: v for k, v in vars(args).items() if k != "explicit"}
+    run_config = {k: v for k, v in vars(args).items() if k not in ("explicit", "amp_dtype")}
     writer = SummaryWriter(state["run_dir"])
     if not resumed:
         with open(os.path.join(state["run_dir"], "config.json"), "w") as f:

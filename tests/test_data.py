@@ -53,6 +53,9 @@ def test_split_holds_out_validation_songs_and_takes_n_songs(toy_root):
 def test_too_many_songs_is_a_clear_error(toy_root):
     with pytest.raises(DataError, match=r"--n-songs 9 .* 3 available"):
         split_data(toy_root, n_songs=9, quiet=True)
+    # Left at its default (not typed), the flag takes what there is and says so.
+    split = split_data(toy_root, n_songs=10, quiet=True, strict=False)
+    assert len(split.train) == 3 and any("using all of them" in note for note in split.notes)
 
 
 def test_toy_patches_through_musdb(toy_root, tmp_path):

@@ -1,0 +1,170 @@
+"""train.py: the loss, the flags, a tiny end-to-end run, resume, and interruption."""
+
+import csv
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import train
+from train import L1Loss, TrainingError, load_checkpoint
+from unet_model import UNet, UNetConfig
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--channels", "4", "8", "--batch-size", "4", "--samples-per-track", "2", "--quiet",
+        "--checkpoint-every", "1", "--figure-every", "1"]
+
+
+def tiny_args(toy_root, tmp_path, *extra):
+    return TINY + ["--root", toy_root, "--cache-dir", str(tmp_path / "cache"),
+                   "--save-dir", str(tmp_path / "ckpt"), *extra]
+
+
+def read_events(run_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(run_dir)
+    events.Reload()
+    return events
+
+
+def test_l1_loss_matches_hand_computation():
+    mask = torch.tensor([[0.5, 1.0], [0.0, 0.25]])
+    mix = torch.tensor([[2.0, 4.0], [3.0, 8.0]])
+    vocals = torch.tensor([[1.0, 1.0], [1.0, 1.0]])
+    # |1-1| + |4-1| + |0-1| + |2-1| = 5, over 4 elements
+    assert L1Loss()(mask, mix, vocals).item() == pytest.approx(1.25)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "--epochs: must be a positive"),
+    (["--batch-size", "-1"], "--batch-size: must be a positive"),
+    (["--lr", "0"], "--lr: must be a positive"),
+    (["--lr", "nan"], "--lr: must be a positive"),
+    (["--epochs", "ten"], "--epochs: expected a number"),
+    (["--n-songs", "0"], "--n-songs: must be at least 1"),
+    (["--dropout", "1.5"], "--dropout: must be in [0, 1)"),
+    (["--num-workers", "-2"], "--num-workers: must be 0 or more"),
+    (["--precision", "fp8"], "--precision: invalid choice"),
+])
+def test_bad_flags_are_refused_with_a_message(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.get_args(flags)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_model_flags_are_one_sentence(toy_root, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(tiny_args(toy_root, tmp_path, "--kernel-size", "4"))
+    assert "bad model flags" in str(exit_info.value.code) and "odd" in str(exit_info.value.code)
+
+
+def test_loss_decreases_when_overfitting_one_batch():
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(channels=(8, 16)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    mix = torch.rand(4, 65, 32)
+    vocals = mix * (torch.rand(4, 65, 32) > 0.5)  # a binary mask is the answer
+    losses = []
+    for _ in range(40):
+        loss = L1Loss()(model(mix), mix, vocals)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
+    class Args:
+        epochs, max_batches, quiet, amp_dtype, save_dir = 1, None, True, None, str(tmp_path)
+
+    model = UNet(UNetConfig(channels=(4,)))
+    loader = [(torch.rand(2, 33, 16), torch.rand(2, 33, 16))]
+    nan_loss = lambda mask, mix, vocals: (mask * float("nan")).mean()  # noqa: E731
+    state = {"epoch": 0, "step": 0}
+    with pytest.raises(TrainingError, match="loss became nan .* try a lower --lr"):
+        train.train_one_epoch(model, loader, torch.optim.Adam(model.parameters()), nan_loss,
+                              torch.device("cpu"), writer=None, state=state, args=Args)
+
+
+def test_tiny_run_writes_everything_and_resumes_in_the_same_run(toy_root, tmp_path):
+    save_dir = tmp_path / "ckpt"
+    train.main(tiny_args(toy_root, tmp_path, "--epochs", "2"))
+
+    for name in ("best_model.pth", "final_model.pth", "last_model.pth", "checkpoint_epoch_1.pth",
+                 "checkpoint_epoch_2.pth", "history.csv", "loss_curve.png"):
+        assert (save_dir / name).is_file(), name
+    state = load_checkpoint(str(save_dir / "final_model.pth"))
+    assert state["epoch"] == 2 and state["model_config"]["channels"] == (4, 8)
+    assert state["signal"]["sample_rate"] == 8192 and state["signal"]["hop_length"] == 768
+    assert set(state) >= {"model", "optimizer", "best_valid_loss"}
+    runs = glob.glob(str(save_dir / "logs" / "*"))
+    assert len(runs) == 1 and os.path.basename(runs[0])[8] == "_"  # YYYYMMDD_HHMMSS
+    events = read_events(runs[0])
+    tags = events.Tags()["scalars"]
+    assert {"loss/train", "loss/valid", "loss/train_step", "lr", "throughput/patches_per_s"} <= set(tags)
+    assert [e.step for e in events.Scalars("loss/valid")] == [1, 2]
+    assert "validation/mix_mask_vocals" in events.Tags()["images"]
+    assert "validation/estimated_vocals" in events.Tags()["audio"]
+
+    # No model flags on resume: the stored config is used.
+    train.main(["--resume", "--save-dir", str(save_dir), "--epochs", "3", "--quiet",
+                "--root", toy_root, "--cache-dir", str(tmp_path / "cache")])
+    assert glob.glob(str(save_dir / "logs" / "*")) == runs
+    assert [e.step for e in read_events(runs[0]).Scalars("loss/valid")] == [1, 2, 3]
+    with open(save_dir / "history.csv") as f:
+        assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2, 3]
+    assert load_checkpoint(str(save_dir / "final_model.pth"))["epoch"] == 3
+    assert (save_dir / "checkpoint_epoch_3.pth").is_file()
+
+
+def test_resume_with_nothing_to_resume_says_so(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--resume", "--save-dir", str(tmp_path / "empty"), "--quiet"])
+    assert "found no checkpoint" in str(exit_info.value.code)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    bogus = tmp_path / "model.pth"
+    bogus.write_bytes(b"not a checkpoint")
+    with pytest.raises(TrainingError, match="not a readable checkpoint"):
+        load_checkpoint(str(bogus))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_killed_run_leaves_loadable_checkpoints_and_resumes(toy_root, tmp_path, sig):
+    save_dir = tmp_path / "ckpt"
+    command = [sys.executable, os.path.join(PROJECT, "train.py"),
+               *tiny_args(toy_root, tmp_path, "--epochs", "40")]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    deadline = time.time() + 120
+    while not (save_dir / "checkpoint_epoch_2.pth").exists():
+        assert process.poll() is None and time.time() < deadline, process.stdout.read()
+        time.sleep(0.05)
+    process.send_signal(sig)
+    output = process.communicate(timeout=60)[0]
+    if sig == signal.SIGINT:
+        assert process.returncode == 130 and "Interrupted: saved" in output and "Traceback" not in output
+    else:
+        assert process.returncode == -signal.SIGKILL
+
+    for path in glob.glob(str(save_dir / "*.pth")):
+        load_checkpoint(path)  # every file left behind is whole
+    assert not glob.glob(str(save_dir / ".tmp-*")) or sig == signal.SIGKILL
+    done = load_checkpoint(str(save_dir / "last_model.pth"))["epoch"]
+    assert 2 <= done < 40
+
+    resumed = subprocess.run([*command[:2], "--resume", "--save-dir", str(save_dir), "--epochs", str(done + 1),
+                              "--quiet", "--root", toy_root, "--cache-dir", str(tmp_path / "cache")],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert load_checkpoint(str(save_dir / "final_model.pth"))["epoch"] == done + 1
+    assert not glob.glob(str(save_dir / ".tmp-*"))
