@@ -103,6 +103,36 @@ def write_audio(path, audio, sample_rate):
         raise
 
 
+class AtomicAudioWriter:
+    """Write a WAV file block by block under a temporary name; `commit()` renames it.
+
+    Until commit() the final path is untouched (an older file there survives);
+    `discard()` removes the temporary file. Samples are clipped to [-1, 1] and
+    stored as 16-bit PCM.
+    """
+
+    def __init__(self, path, sample_rate, channels):
+        self.path = os.fspath(path)
+        fd, self.tmp = tempfile.mkstemp(suffix=".wav", prefix=".tmp-",
+                                        dir=os.path.dirname(os.path.abspath(self.path)))
+        os.close(fd)
+        make_readable(self.tmp)
+        self.file = sf.SoundFile(self.tmp, "w", samplerate=sample_rate, channels=channels,
+                                 subtype="PCM_16", format="WAV")
+
+    def write(self, audio):
+        self.file.write(np.clip(audio, -1.0, 1.0))
+
+    def commit(self):
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self):
+        self.file.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+
+
 def make_readable(path):
     """Give a file from mkstemp (mode 0600) the permissions a plain open() would."""
     umask = os.umask(0)

@@ -177,6 +177,20 @@ def _musdb_tracks(root, is_wav, subset, split=None):
     return list(db.tracks)
 
 
+def find_tracks(root=None, subsets=("test", "train"), quiet=False):
+    """(root, is_wav, tracks) of the data in use, test songs first: for inference and evaluation."""
+    root, is_toy = resolve_root(root, quiet=quiet)
+    is_wav = detect_layout(root)
+    if is_toy and not quiet:
+        print(f"Using the generated toy data set in {root}; for real music point --root "
+              "(or MUSDB_PATH) at MUSDB18 or MUSDB18-HQ.")
+    tracks = []
+    for subset in subsets:
+        if os.path.isdir(os.path.join(root, subset)):
+            tracks += _musdb_tracks(root, is_wav, subset)
+    return root, is_wav, tracks
+
+
 def _holdout_order(name):
     # A stable pseudo-random order that does not depend on the other songs.
     return hashlib.sha1(name.encode("utf-8")).hexdigest()

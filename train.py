@@ -36,10 +36,8 @@ import torch.nn as nn
 from audio import SignalConfig, istft, make_readable
 from data import (DEFAULT_CACHE_DIR, DataError, PatchDataset, crop, load_features,
                   positive_int_or_all, split_data, typed_flags)
-from unet_model import UNet, UNetConfig, count_parameters
-
-CHECKPOINT_FORMAT = 1
-
+from unet_model import (CHECKPOINT_FORMAT, CheckpointError, UNet, UNetConfig, count_parameters,
+                        load_checkpoint, pick_device)
 
 class L1Loss(nn.Module):
     """The lab's loss L = || mask * X - Y ||_1, averaged over every element.
@@ -169,15 +167,6 @@ def model_config_from(args):
         raise TrainingError(f"bad model flags: {err}") from err
 
 
-def pick_device(force_cpu):
-    """CUDA, then Apple MPS, then CPU."""
-    if not force_cpu and torch.cuda.is_available():
-        return torch.device("cuda")
-    if not force_cpu and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def pick_precision(choice, device):
     """torch.bfloat16 for autocast, or None for plain fp32.
 
@@ -225,26 +214,13 @@ def save_checkpoint(path, state):
         raise
 
 
-def load_checkpoint(path):
-    """Load a training checkpoint; one clear TrainingError if it is not one of ours."""
-    if not os.path.isfile(path):
-        raise TrainingError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise TrainingError(f"{path} is not a readable checkpoint (damaged or not a .pth file)") from err
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
-        raise TrainingError(f"{path} is not a checkpoint written by this project's train.py")
-    return state
-
-
 def find_latest_checkpoint(save_dir):
     """The readable checkpoint of the highest epoch in save_dir, or None."""
     best, best_epoch = None, -1
     for path in glob.glob(os.path.join(save_dir, "*.pth")):
         try:
             epoch = load_checkpoint(path)["epoch"]
-        except TrainingError:
+        except CheckpointError:
             print(f"Skipping unreadable checkpoint {path}")
             continue
         # On a tie prefer last_model.pth, which may hold an interrupted epoch's weights.
@@ -486,7 +462,7 @@ def train(args):
         return {"format": CHECKPOINT_FORMAT, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "model_config": config.to_dict(), "signal": signal.to_dict(), "args": run_config,
-                "rng": torch.get_rng_state(), "torch_version": torch.__version__, **state}
+                "rng": torch.get_rng_state(), "torch_version": str(torch.__version__), **state}
 
     # SIGTERM (a cluster's time limit, `kill`) stops like Ctrl-C: save, then exit.
     signals.signal(signals.SIGTERM, signals.default_int_handler)
@@ -552,7 +528,7 @@ def main(argv=None):
     args = get_args(argv)
     try:
         train(args)
-    except (TrainingError, DataError) as err:
+    except (TrainingError, DataError, CheckpointError) as err:
         sys.exit(f"error: {err}")
 
 

@@ -39,3 +39,19 @@ def stem_root(tmp_path_factory, stem_file):
     (root / "test").mkdir()
     shutil.copy(stem_file, root / "test" / os.path.basename(stem_file))
     return str(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A checkpoint in train.py's format holding an untrained 4-8-channel model."""
+    import torch
+
+    from audio import SignalConfig
+    from unet_model import CHECKPOINT_FORMAT, UNet, UNetConfig
+
+    torch.manual_seed(0)
+    config = UNetConfig(channels=(4, 8))
+    path = tmp_path_factory.mktemp("model") / "tiny.pth"
+    torch.save({"format": CHECKPOINT_FORMAT, "model": UNet(config).state_dict(),
+                "model_config": config.to_dict(), "signal": SignalConfig().to_dict(), "epoch": 0}, path)
+    return str(path)

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import train
-from train import L1Loss, TrainingError, load_checkpoint
+from train import L1Loss, TrainingError
+from unet_model import CheckpointError, load_checkpoint
 from unet_model import UNet, UNetConfig
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,7 +135,7 @@ def test_resume_with_nothing_to_resume_says_so(tmp_path):
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     bogus = tmp_path / "model.pth"
     bogus.write_bytes(b"not a checkpoint")
-    with pytest.raises(TrainingError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_checkpoint(str(bogus))
 
 

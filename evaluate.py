@@ -1,0 +1,197 @@
+"""Score the U-Net with BSS Eval v4 (museval) on the test songs of the data in use.
+
+    python evaluate.py                                  # all toy test songs, checkpoints/best_model.pth
+    python evaluate.py --root ~/musdb18 --n-tracks 10
+    python evaluate.py --tracks "Toy Song test 01" --estimates-dir estimates
+
+For every song it scores three estimates of the vocals and the accompaniment
+(SDR, SIR, ISR, SAR in dB; the median over 1-second windows, as the MUSDB
+benchmark reports them):
+
+    U-Net        the model's separation (the same code as inference.py)
+    mixture      the mix itself used as the estimate: the floor
+    oracle IRM   the ideal ratio mask |V| / (|V| + |A|) at the model's own STFT
+                 settings and band, applied the same way: the ceiling of any
+                 mask the model could predict
+
+It prints a per-song table and the medians over songs, and writes everything
+to a JSON file (default outputs/scores.json).
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from audio import AudioError, make_readable, write_audio
+from inference import DEFAULT_CHECKPOINT, InferenceError, analyse, load_model, resynthesise, separate
+from unet_model import CheckpointError, pick_device
+
+METRICS = ("SDR", "SIR", "ISR", "SAR")
+TARGETS = ("vocals", "accompaniment")
+METHODS = ("U-Net", "mixture", "oracle IRM")
+
+
+def oracle_irm(mix, vocals, accompaniment, rate, signal):
+    """(vocals, accompaniment) estimated with the ideal ratio mask of the mono mix.
+
+    The mask |V| / (|V| + |A|) is computed from the true sources at the
+    model's sample rate and STFT, then applied exactly as the model's mask is.
+    """
+    mags = [analyse(source, rate, signal)[0].mean(0).abs() for source in (vocals, accompaniment)]
+    mask = mags[0] / (mags[0] + mags[1]).clamp(min=1e-8)  # (F, T)
+    spec, n_low = analyse(mix, rate, signal)
+    return resynthesise(mix, rate, spec, mask, n_low, signal)
+
+
+def bss_eval(references, estimates, rate):
+    """{target: {metric: median over 1 s windows}} with museval's BSS Eval v4."""
+    import museval
+
+    n = min(references[0].shape[0], estimates[0].shape[0])
+    refs = np.stack([r[:n] for r in references])  # (2, n, channels)
+    ests = np.stack([e[:n] for e in estimates])  # (2, n, channels)
+    sdr, isr, sir, sar = museval.evaluate(refs, ests, win=rate, hop=rate)
+    scores = {}
+    for i, target in enumerate(TARGETS):
+        values = {"SDR": sdr[i], "SIR": sir[i], "ISR": isr[i], "SAR": sar[i]}
+        scores[target] = {m: _median(v) for m, v in values.items()}
+    return scores
+
+
+def _median(values):
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]  # windows where a reference is silent are undefined
+    return float(np.median(values)) if values.size else float("nan")
+
+
+def evaluate_track(track, model, signal):
+    """{method: {target: {metric: dB}}} for one musdb track, and the model's estimates."""
+    mix = track.audio.astype(np.float32)  # (samples, channels)
+    vocals = track.targets["vocals"].audio.astype(np.float32)
+    accompaniment = track.targets["accompaniment"].audio.astype(np.float32)
+    references = (vocals, accompaniment)
+    estimates = {
+        "U-Net": separate(model, signal, mix, track.rate),
+        "mixture": (mix, mix),
+        "oracle IRM": oracle_irm(mix, vocals, accompaniment, track.rate, signal),
+    }
+    scores = {method: bss_eval(references, est, track.rate) for method, est in estimates.items()}
+    return scores, estimates["U-Net"]
+
+
+def median_over_tracks(per_track):
+    return {method: {target: {m: _median([s[method][target][m] for s in per_track.values()])
+                              for m in METRICS} for target in TARGETS} for method in METHODS}
+
+
+def format_tables(per_track, medians):
+    lines = [f"{'song':32} {'method':11} " + " ".join(f"{'voc ' + m:>8}" for m in METRICS)
+             + " " + " ".join(f"{'acc ' + m:>8}" for m in METRICS)]
+    rows = [(name[:32], scores) for name, scores in per_track.items()] + [("MEDIAN over songs", medians)]
+    for name, scores in rows:
+        if name == "MEDIAN over songs":
+            lines.append("-" * len(lines[0]))
+        for method in METHODS:
+            s = scores[method]
+            lines.append(f"{name:32} {method:11} "
+                         + " ".join(f"{s['vocals'][m]:8.2f}" for m in METRICS) + " "
+                         + " ".join(f"{s['accompaniment'][m]:8.2f}" for m in METRICS))
+            name = ""
+    return lines
+
+
+def write_json(path, content):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".json", prefix=".tmp-", dir=folder)
+    try:
+        make_readable(tmp)
+        with os.fdopen(fd, "w") as f:
+            json.dump(content, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def get_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="BSS Eval v4 scores (museval) of the U-Net, the mixture and the oracle ratio mask "
+                    "on the test songs.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="model written by train.py")
+    p.add_argument("--root", default=None,
+                   help="MUSDB18 or MUSDB18-HQ folder (default: $MUSDB_PATH, else the toy set)")
+    p.add_argument("--tracks", nargs="+", default=None, metavar="NAME", help="test songs to score, by name")
+    p.add_argument("--n-tracks", type=positive_int, default=None,
+                   help="score only the first N test songs (default: all)")
+    p.add_argument("--out", default=os.path.join("outputs", "scores.json"), help="JSON file of the scores")
+    p.add_argument("--estimates-dir", default=None,
+                   help="also write the model's estimates as DIR/test/<song>/{vocals,accompaniment}.wav")
+    p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
+    p.add_argument("--quiet", action="store_true", help="print only the tables and errors")
+    return p.parse_args(argv)
+
+
+def pick_tracks(args):
+    from data import find_tracks
+
+    root, _, tracks = find_tracks(args.root, subsets=("test",), quiet=args.quiet)
+    if not tracks:
+        raise InferenceError(f"{root} has no test songs under test/ to score")
+    if args.tracks:
+        by_name = {t.name.lower(): t for t in tracks}
+        missing = [name for name in args.tracks if name.lower() not in by_name]
+        if missing:
+            raise InferenceError(f"no test song named {missing[0]!r} in {root}; "
+                                 f"some there are: {', '.join(t.name for t in tracks[:5])}")
+        tracks = [by_name[name.lower()] for name in args.tracks]
+    return root, tracks[:args.n_tracks]
+
+
+def main(argv=None):
+    args = get_args(argv)
+    from tqdm import tqdm
+    from data import DataError
+
+    try:
+        model, signal = load_model(args.checkpoint, pick_device(args.cpu))
+        root, tracks = pick_tracks(args)
+        per_track = {}
+        for track in tqdm(tracks, desc="scoring", unit="song", disable=args.quiet):
+            per_track[track.name], (vocals, accompaniment) = evaluate_track(track, model, signal)
+            if args.estimates_dir:
+                folder = os.path.join(args.estimates_dir, "test", track.name)
+                os.makedirs(folder, exist_ok=True)
+                write_audio(os.path.join(folder, "vocals.wav"), vocals, track.rate)
+                write_audio(os.path.join(folder, "accompaniment.wav"), accompaniment, track.rate)
+        medians = median_over_tracks(per_track)
+        write_json(args.out, {"checkpoint": os.path.abspath(args.checkpoint), "root": root,
+                              "windows": "1 s, BSS Eval v4 (museval)", "median": medians,
+                              "tracks": per_track})
+    except (InferenceError, AudioError, CheckpointError, DataError) as err:
+        sys.exit(f"error: {err}")
+    except OSError as err:
+        sys.exit(f"error: cannot write {err.filename} ({err.strerror}): pick another --out or --estimates-dir")
+    print("\n".join(format_tables(per_track, medians)))
+    print(f"Scores of {len(per_track)} songs written to {args.out}"
+          + (f"; estimates in {args.estimates_dir}" if args.estimates_dir else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,410 @@
+"""Separate the vocals of a song with a trained U-Net, and plot mix / mask / vocals.
+
+    python inference.py                              # first test song of the data in use
+    python inference.py song.mp3 "other song.flac"   # any audio files
+    python inference.py --track "Toy Song test 02"   # a song of the data set, by name
+    python inference.py --checkpoint checkpoints/final_model.pth --out-dir results
+
+For each song, writes to <out-dir>/<song>/ (default outputs/<song>/):
+    vocals.wav, accompaniment.wav   the input's length, channels and sample rate;
+                                    accompaniment = mix - vocals, so the two sum back to it
+    separation.png                  mix, predicted mask and estimated vocals spectrograms
+
+From Python (a notebook), with the model loaded once for many songs:
+
+    from inference import load_model, separate
+    model, signal = load_model("checkpoints/best_model.pth")
+    vocals, accompaniment = separate(model, signal, audio, sample_rate)
+
+How it works (the lab's audio reconstruction): every channel is resampled to
+8192 Hz and transformed with the training STFT; the network predicts a mask
+from the mono mix, patch by patch; the mask multiplies each channel's complex
+STFT (so the mix's phase is kept), the ISTFT gives the vocals at 8192 Hz, and
+they are resampled back to the input's rate. The vocals therefore stop at
+4096 Hz (the model's band); everything above stays in the accompaniment.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from audio import (AtomicAudioWriter, AudioError, SignalConfig, istft, magnitude_scale, make_readable,
+                   resample, stft)
+from unet_model import CheckpointError, load_checkpoint, model_from_checkpoint, pick_device
+
+DEFAULT_CHECKPOINT = os.path.join("checkpoints", "best_model.pth")
+# Patches overlap by half and are blended with a smooth window, so no frame
+# relies on the edge of a single patch where the network sees little context.
+OVERLAP = 0.5
+# Songs up to BLOCK_SECONDS (+ margins) are separated in one piece; longer ones
+# in blocks of that length, each read with MARGIN_SECONDS of context on both
+# sides (more than one patch), so memory stays flat however long the song is.
+# Both are rounded up to whole patch hops (6 s), so that every block sees the
+# same STFT frames and patches as the whole song would: the result is the
+# same as separating the song in one piece.
+BLOCK_SECONDS = 300
+MARGIN_SECONDS = 18
+
+
+class InferenceError(Exception):
+    """A user-facing problem; the message is one sentence."""
+
+
+def load_model(checkpoint=DEFAULT_CHECKPOINT, device=None):
+    """(model in eval mode on `device`, SignalConfig) from a train.py checkpoint."""
+    state = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(state).to(device or torch.device("cpu"))
+    return model, SignalConfig(**state["signal"])
+
+
+# --------------------------------------------------------------------------
+# Separation of an audio array
+# --------------------------------------------------------------------------
+
+@torch.inference_mode()
+def compute_mask(model, magnitude, patch_frames, overlap=OVERLAP, batch_size=8):
+    """The network's mask for a whole scaled magnitude spectrogram.
+
+    Args:
+        magnitude: tensor (freq_bins, frames), already scaled.
+    Returns:
+        tensor (freq_bins, frames) in [0, 1]: overlapping patches blended with
+        a Hann-shaped weight (strictly positive, so every frame is covered).
+    """
+    device = next(model.parameters()).device
+    bins, frames = magnitude.shape
+    hop = max(1, round(patch_frames * (1 - overlap)))
+    padded = max(frames, patch_frames)
+    starts = list(range(0, padded - patch_frames + 1, hop))
+    if starts[-1] + patch_frames < padded:
+        starts.append(padded - patch_frames)  # the last patch ends on the last frame
+    x = torch.zeros(bins, padded)
+    x[:, :frames] = magnitude
+    weight = torch.hann_window(patch_frames + 2, periodic=False)[1:-1]  # (P,), > 0
+    mask, total = torch.zeros(bins, padded), torch.zeros(padded)
+    for i in range(0, len(starts), batch_size):
+        batch = starts[i:i + batch_size]
+        patches = torch.stack([x[:, s:s + patch_frames] for s in batch]).to(device)  # (B, F, P)
+        out = model(patches).float().cpu()  # (B, F, P)
+        for s, m in zip(batch, out):
+            mask[:, s:s + patch_frames] += m * weight
+            total[s:s + patch_frames] += weight
+    return (mask / total)[:, :frames]
+
+
+def analyse(audio, sample_rate, signal):
+    """Every channel at the model's rate and its complex STFT.
+
+    The signal is padded with n_fft zeros at the end first: with a hop of 3/4
+    of the window, the last samples would otherwise lie under the tail of a
+    single window, and the ISTFT of a masked spectrogram would divide them by
+    almost nothing.
+
+    Args:
+        audio: float32 (samples, channels).
+    Returns:
+        (complex tensor (channels, freq_bins, frames), samples at the model's rate).
+    """
+    low = resample(audio, sample_rate, signal.sample_rate)  # (n_low, C)
+    padded = np.pad(low.T, ((0, 0), (0, signal.n_fft)))  # (C, n_low + n_fft)
+    return stft(torch.from_numpy(padded), signal), low.shape[0]
+
+
+def resynthesise(audio, sample_rate, spec, mask, n_low, signal):
+    """(vocals, accompaniment) at the input's rate from a mask over the model's STFT.
+
+    The mask multiplies each channel's complex STFT (mixture phase); the
+    accompaniment is the input minus the vocals, so both sum back to it.
+    """
+    vocals_low = istft(spec * mask, signal, length=n_low + signal.n_fft)[:, :n_low]  # (C, n_low)
+    vocals = resample(vocals_low.numpy().T, signal.sample_rate, sample_rate)  # (~n, C)
+    n = audio.shape[0]
+    if vocals.shape[0] < n:
+        vocals = np.pad(vocals, ((0, n - vocals.shape[0]), (0, 0)))
+    vocals = np.ascontiguousarray(vocals[:n], dtype=np.float32)
+    return vocals, audio - vocals
+
+
+def _as_2d(audio):
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        return audio[:, None], True
+    if audio.ndim != 2 or audio.shape[1] > audio.shape[0]:
+        raise InferenceError(f"expected audio of shape (samples,) or (samples, channels), got {audio.shape}")
+    return audio, False
+
+
+def separate(model, signal, audio, sample_rate, scale=None, details=False):
+    """Vocals and accompaniment of a song.
+
+    Args:
+        model, signal: from load_model().
+        audio: float array (samples,) or (samples, channels), any sample rate.
+        scale: magnitude scale factor; None computes the paper's (1 / the mix's
+            largest magnitude), which is what a whole song needs. Block-wise
+            separation passes the whole song's factor.
+        details: also return a dict with the mono mix magnitude, the mask
+            (both (freq_bins, frames) at the model's rate) and the scale.
+    Returns:
+        (vocals, accompaniment), float32, each of the input's shape.
+    """
+    x, was_1d = _as_2d(audio)
+    if x.shape[0] == 0:
+        raise InferenceError("the audio is empty")
+    if not np.isfinite(x).all():
+        raise InferenceError("the audio holds NaN or infinite samples")
+    spec, n_low = analyse(x, sample_rate, signal)  # (C, F, T)
+    mix_magnitude = spec.mean(0).abs()  # (F, T): the mono mix, as in training
+    if scale is None:
+        scale = magnitude_scale(mix_magnitude)
+    mask = compute_mask(model, mix_magnitude * scale, signal.patch_frames)  # (F, T)
+    vocals, accompaniment = resynthesise(x, sample_rate, spec, mask, n_low, signal)
+    if was_1d:
+        vocals, accompaniment = vocals[:, 0], accompaniment[:, 0]
+    if details:
+        return vocals, accompaniment, {"mix": mix_magnitude, "mask": mask, "scale": scale}
+    return vocals, accompaniment
+
+
+# --------------------------------------------------------------------------
+# Separation of a file, block by block
+# --------------------------------------------------------------------------
+
+def open_audio(path, workdir):
+    """A soundfile.SoundFile for any audio file; formats soundfile cannot read
+    (MP4/AAC, stems, ...) are first decoded by ffmpeg into a WAV in `workdir`."""
+    if not os.path.isfile(path):
+        raise AudioError(f"audio file not found: {path}")
+    try:
+        return sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        pass
+    if shutil.which("ffmpeg") is None:
+        raise AudioError(f"cannot read {path} without ffmpeg: install it (Debian/Ubuntu: "
+                         "apt-get install -y ffmpeg) or convert the file to WAV")
+    wav = os.path.join(workdir, "decoded.wav")
+    # -map 0:a:0: the first audio stream, which is the mixture in a MUSDB .stem.mp4.
+    result = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", path, "-map", "0:a:0",
+                             "-c:a", "pcm_f32le", wav], capture_output=True)
+    if result.returncode != 0 or not os.path.isfile(wav):
+        raise AudioError(f"{path} is not an audio file that soundfile or ffmpeg can decode")
+    return sf.SoundFile(wav)
+
+
+def plan_blocks(n, sample_rate, signal):
+    """[(start, end, read_from, read_to)]: output [start, end) comes from the
+    separation of the input [read_from, read_to), which adds context margins.
+
+    Block edges fall on multiples of the patch hop (in seconds), where the
+    resampler's, the STFT's and the patch tiling's grids of a block coincide
+    with the whole song's.
+    """
+    patch_hop = max(1, round(signal.patch_frames * (1 - OVERLAP)))
+    unit = patch_hop * signal.hop_length * sample_rate / signal.sample_rate  # samples (6 s)
+    block = int(unit * max(1, -(-BLOCK_SECONDS * sample_rate // unit)))
+    margin = int(unit * max(1, -(-MARGIN_SECONDS * sample_rate // unit)))
+    if n <= block + 2 * margin:
+        return [(0, n, 0, n)]
+    return [(s, min(s + block, n), max(0, s - margin), min(n, s + block + margin))
+            for s in range(0, n, block)]
+
+
+def read_block(f, start, stop):
+    f.seek(start)
+    return f.read(stop - start, dtype="float32", always_2d=True)
+
+
+def song_scale(f, blocks, signal):
+    """The paper's scale for the whole song, found block by block (first pass)."""
+    peak = 0.0
+    for _, _, lo, hi in blocks:
+        spec, _ = analyse(read_block(f, lo, hi), f.samplerate, signal)
+        peak = max(peak, float(spec.mean(0).abs().max()))
+    return 1.0 / peak if peak > 1e-8 else 1.0
+
+
+def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=False):
+    """Separate one audio file into out_dir/{vocals,accompaniment}.wav (+ separation.png).
+
+    Outputs appear only once complete: a failure leaves older files in place.
+    Returns the list of files written.
+    """
+    from tqdm import tqdm
+
+    with tempfile.TemporaryDirectory(prefix="unet-inference-") as workdir:
+        try:
+            f = open_audio(path, workdir)
+        except sf.LibsndfileError as err:
+            raise AudioError(f"{path} could not be read as audio ({err})") from err
+        with f:
+            rate, channels, n = f.samplerate, f.channels, f.frames
+            if n <= 0:
+                raise AudioError(f"{path} holds no audio samples")
+            try:
+                os.makedirs(out_dir, exist_ok=True)
+                writers = [AtomicAudioWriter(os.path.join(out_dir, name), rate, channels)
+                           for name in ("vocals.wav", "accompaniment.wav")]
+            except OSError as err:
+                raise InferenceError(f"cannot write to {out_dir} ({err.strerror}): pick another --out-dir")
+            try:
+                blocks = plan_blocks(n, rate, signal)
+                scale = song_scale(f, blocks, signal) if len(blocks) > 1 else None
+                first = None
+                for start, end, lo, hi in tqdm(blocks, desc=os.path.basename(path), unit="block",
+                                               disable=quiet or len(blocks) == 1):
+                    chunk = read_block(f, lo, hi)
+                    if chunk.shape[0] != hi - lo:
+                        raise AudioError(f"{path} ends before its header says (truncated file?)")
+                    vocals, accompaniment, info = separate(model, signal, chunk, rate, scale, details=True)
+                    first = first or info
+                    writers[0].write(vocals[start - lo:end - lo])
+                    writers[1].write(accompaniment[start - lo:end - lo])
+                for writer in writers:
+                    writer.commit()
+            except BaseException:
+                for writer in writers:
+                    writer.discard()
+                raise
+    written = [w.path for w in writers]
+    if plot:
+        title = os.path.basename(out_dir.rstrip(os.sep))
+        if len(blocks) > 1:
+            title += f" (first {blocks[0][1] / rate / 60:.0f} min)"
+        figure_path = os.path.join(out_dir, "separation.png")
+        plot_separation(first["mix"], first["mask"], signal, title, figure_path, show)
+        written.append(figure_path)
+    return written
+
+
+# --------------------------------------------------------------------------
+# The figure
+# --------------------------------------------------------------------------
+
+def plot_separation(mix_magnitude, mask, signal, title, path=None, show=False):
+    """Three stacked spectrograms: mix (dB), predicted mask, estimated vocals (dB).
+
+    Returns the matplotlib figure; saves it atomically to `path` if given.
+    """
+    import matplotlib
+    if not show:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mix_db = 20 * torch.log10(mix_magnitude + 1e-8)
+    top = float(mix_db.max())
+    vocals_db = 20 * torch.log10(mask * mix_magnitude + 1e-8)
+    seconds = mix_magnitude.shape[-1] * signal.hop_length / signal.sample_rate
+    extent = [0, seconds, 0, signal.sample_rate / 2]
+    fig, axes = plt.subplots(3, 1, figsize=(12, 9), sharex=True)
+    panels = [("Mix", mix_db, dict(vmin=top - 80, vmax=top, cmap="viridis"), "dB"),
+              ("Predicted vocals mask", mask, dict(vmin=0, vmax=1, cmap="magma"), "mask"),
+              ("Estimated vocals (mask x mix)", vocals_db, dict(vmin=top - 80, vmax=top, cmap="viridis"), "dB")]
+    for ax, (name, image, style, unit) in zip(axes, panels):
+        im = ax.imshow(image.numpy(), origin="lower", aspect="auto", extent=extent, **style)
+        ax.set_title(name)
+        ax.set_ylabel("frequency (Hz)")
+        fig.colorbar(im, ax=ax, label=unit, pad=0.01)
+    axes[-1].set_xlabel("time (s)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    if path:
+        fd, tmp = tempfile.mkstemp(suffix=".png", prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
+        os.close(fd)
+        try:
+            make_readable(tmp)
+            fig.savefig(tmp, dpi=110)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    if show:
+        plt.show()
+    return fig
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+def song_name(path):
+    name = os.path.basename(path)
+    if name in ("mixture.wav", "mixture.flac"):  # a MUSDB18-HQ song folder
+        name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    name = re.sub(r"(\.stem)?\.[A-Za-z0-9]+$", "", name)
+    return name or "song"
+
+
+def get_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="Separate the vocals of songs with a trained U-Net and plot mix / mask / vocals.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="audio files to separate (WAV, FLAC, OGG, MP3, MP4, .stem.mp4, ...); "
+                        "none: the first test song of the data in use")
+    p.add_argument("--input", action="append", default=[], metavar="FILE",
+                   help="another audio file to separate (may be repeated)")
+    p.add_argument("--track", default=None, help="a song of the data set, by name (see python data.py)")
+    p.add_argument("--root", default=None,
+                   help="MUSDB18 folder for --track and the default song (default: $MUSDB_PATH, else the toy set)")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="model written by train.py")
+    p.add_argument("--out-dir", default="outputs", help="each song goes to OUT_DIR/<song name>/")
+    p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
+    p.add_argument("--no-plot", action="store_true", help="skip the figure (faster, for batch use)")
+    p.add_argument("--show", action="store_true", help="also open the figure in a window")
+    p.add_argument("--quiet", action="store_true", help="print only errors")
+    args = p.parse_args(argv)
+    if args.no_plot and args.show:
+        p.error("--show and --no-plot contradict each other")
+    return args
+
+
+def songs_to_separate(args):
+    """[(name, path)] from the files, --input, --track, or the first test song."""
+    files = args.files + args.input
+    if files and args.track:
+        raise InferenceError("give either audio files or --track, not both")
+    if files:
+        return [(song_name(path), path) for path in files]
+    from data import find_tracks
+
+    root, _, tracks = find_tracks(args.root, quiet=args.quiet)
+    if not tracks:
+        raise InferenceError(f"{root} has no songs to separate")
+    if args.track is None:
+        return [(tracks[0].name, tracks[0].path)]  # test songs come first
+    for track in tracks:
+        if track.name.lower() == args.track.lower():
+            return [(track.name, track.path)]
+    names = ", ".join(t.name for t in tracks[:5])
+    raise InferenceError(f"no song named {args.track!r} in {root}; some there are: {names}")
+
+
+def main(argv=None):
+    args = get_args(argv)
+    from data import DataError
+
+    try:
+        device = pick_device(args.cpu)
+        model, signal = load_model(args.checkpoint, device)
+        for name, path in songs_to_separate(args):
+            out_dir = os.path.join(args.out_dir, name)
+            written = separate_file(model, signal, path, out_dir, plot=not args.no_plot,
+                                    show=args.show, quiet=args.quiet)
+            if not args.quiet:
+                print(f"{path}: wrote " + ", ".join(written))
+    except (InferenceError, AudioError, CheckpointError, DataError) as err:
+        sys.exit(f"error: {err}")
+    if not args.quiet:
+        print("Listen to vocals.wav and accompaniment.wav with any player (e.g. `ffplay FILE` or `aplay FILE`).")
+
+
+if __name__ == "__main__":
+    main()

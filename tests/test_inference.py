@@ -1,0 +1,152 @@
+"""inference.py and evaluate.py: files of any shape in, WAVs and a figure out, BSS Eval scores."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import evaluate
+import inference
+from inference import load_model, separate, separate_file
+
+
+def noisy_song(seconds, rate, channels, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
+    audio = tone[:, None] + 0.05 * rng.standard_normal((len(t), channels))
+    return audio.astype(np.float32)
+
+
+def check_outputs(out_dir, mix, rate):
+    vocals, r1 = sf.read(os.path.join(out_dir, "vocals.wav"), dtype="float32", always_2d=True)
+    accompaniment, r2 = sf.read(os.path.join(out_dir, "accompaniment.wav"), dtype="float32", always_2d=True)
+    assert r1 == r2 == rate
+    assert vocals.shape == accompaniment.shape == mix.shape
+    # 16-bit files: each output is rounded once, so the sum is within 2 steps of the input.
+    assert np.abs(vocals + accompaniment - mix).max() <= 2.5 / 32768
+    assert np.abs(vocals).max() > 0
+    return vocals, accompaniment
+
+
+def test_default_cli_on_a_toy_track_writes_figure_and_wavs(toy_root, tiny_checkpoint, tmp_path, capsys):
+    inference.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path), "--quiet"])
+    (song,) = os.listdir(tmp_path)
+    assert "test" in song  # the first test song
+    out = tmp_path / song
+    assert sorted(os.listdir(out)) == ["accompaniment.wav", "separation.png", "vocals.wav"]
+    mix, rate = sf.read(os.path.join(toy_root, "test", song, "mixture.wav"), dtype="float32", always_2d=True)
+    check_outputs(out, mix, rate)
+
+
+@pytest.mark.parametrize("rate, channels", [(22050, 1), (48000, 2), (8000, 8)])
+def test_any_rate_and_channel_count(tiny_checkpoint, tmp_path, rate, channels):
+    path = tmp_path / f"in {rate} é.wav"  # spaces and non-ASCII in the name
+    mix = noisy_song(3.0, rate, channels)
+    sf.write(path, mix, rate, subtype="FLOAT")
+    model, signal = load_model(tiny_checkpoint)
+    written = separate_file(model, signal, str(path), str(tmp_path / "out"), plot=False, quiet=True)
+    assert len(written) == 2
+    check_outputs(tmp_path / "out", mix, rate)
+
+
+def test_separate_keeps_shape_and_sums_back(tiny_checkpoint):
+    model, signal = load_model(tiny_checkpoint)
+    mono = noisy_song(2.0, 16000, 1)[:, 0]
+    vocals, accompaniment = separate(model, signal, mono, 16000)
+    assert vocals.shape == accompaniment.shape == mono.shape
+    np.testing.assert_allclose(vocals + accompaniment, mono, atol=1e-6)
+
+
+def test_silent_input_gives_silent_outputs(tiny_checkpoint):
+    model, signal = load_model(tiny_checkpoint)
+    vocals, accompaniment = separate(model, signal, np.zeros((5000, 2), np.float32), 44100)
+    assert vocals.shape == (5000, 2) and not vocals.any() and not accompaniment.any()
+
+
+def test_long_songs_go_block_by_block_with_the_same_result(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(inference, "BLOCK_SECONDS", 6)
+    monkeypatch.setattr(inference, "MARGIN_SECONDS", 12)
+    rate = 8000
+    mix = noisy_song(45.0, rate, 2)
+    sf.write(tmp_path / "long.wav", mix, rate, subtype="FLOAT")
+    model, signal = load_model(tiny_checkpoint)
+    assert len(inference.plan_blocks(len(mix), rate, signal)) == 8
+    separate_file(model, signal, str(tmp_path / "long.wav"), str(tmp_path / "out"), plot=True, quiet=True)
+    vocals, _ = check_outputs(tmp_path / "out", mix, rate)
+    whole, _ = separate(model, signal, mix, rate)
+    assert np.abs(vocals - whole).max() < 2 / 32768  # the 16-bit rounding of the file, no more
+
+
+def test_the_figure_has_three_spectrogram_panels(tiny_checkpoint):
+    model, signal = load_model(tiny_checkpoint)
+    _, _, info = separate(model, signal, noisy_song(3.0, 8192, 1), 8192, details=True)
+    fig = inference.plot_separation(info["mix"], info["mask"], signal, "test")
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["Mix", "Predicted vocals mask", "Estimated vocals (mask x mix)"]
+    assert all(ax.get_ylabel() == "frequency (Hz)" for ax in panels)
+    assert panels[-1].get_xlabel() == "time (s)"
+
+
+def test_the_real_stem_excerpt_goes_through_ffmpeg(tiny_checkpoint, stem_file, tmp_path):
+    inference.main(["--input", stem_file, "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path),
+                    "--no-plot", "--quiet"])
+    vocals, rate = sf.read(tmp_path / "The Easton Ellises - Falcon 69" / "vocals.wav")
+    assert rate == 44100 and vocals.shape[1] == 2 and vocals.shape[0] > 5 * 44100
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing checkpoint", "does not exist: train a model first"),
+    ("not a checkpoint", "not a readable checkpoint"),
+    ("old checkpoint", "checkpoint format 99"),
+    ("not audio", "not an audio file"),
+    ("empty audio", "holds no audio samples"),
+    ("missing audio", "audio file not found"),
+    ("output is a file", "cannot write to"),
+])
+def test_user_mistakes_end_in_one_sentence(case, message, tiny_checkpoint, tmp_path):
+    import torch
+
+    song = tmp_path / "song.wav"
+    sf.write(song, noisy_song(1.0, 8000, 1), 8000)
+    checkpoint, out_dir = tiny_checkpoint, tmp_path / "out"
+    if case == "missing checkpoint":
+        checkpoint = str(tmp_path / "nope.pth")
+    elif case == "not a checkpoint":
+        checkpoint = str(tmp_path / "junk.pth")
+        (tmp_path / "junk.pth").write_bytes(open(tiny_checkpoint, "rb").read()[:500])  # truncated
+    elif case == "old checkpoint":
+        state = torch.load(tiny_checkpoint, weights_only=True)
+        checkpoint = str(tmp_path / "old.pth")
+        torch.save({**state, "format": 99}, checkpoint)
+    elif case == "not audio":
+        song.write_text("this is not audio\n" * 100)
+    elif case == "empty audio":
+        sf.write(song, np.zeros((0, 1)), 8000)
+    elif case == "missing audio":
+        song = tmp_path / "missing.wav"
+    elif case == "output is a file":
+        out_dir.write_text("a file, not a folder")
+    with pytest.raises(SystemExit) as exit_info:
+        inference.main([str(song), "--checkpoint", checkpoint, "--out-dir", str(out_dir), "--quiet"])
+    assert message in str(exit_info.value.code) and str(exit_info.value.code).startswith("error: ")
+    leftovers = [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+    if os.path.isdir(out_dir):
+        leftovers += os.listdir(out_dir / "song") if os.path.isdir(out_dir / "song") else []
+    assert not leftovers
+
+
+def test_evaluate_scores_one_short_toy_track(toy_root, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "scores.json"
+    evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-tracks", "1", "--out", str(out),
+                   "--estimates-dir", str(tmp_path / "est"), "--quiet"])
+    scores = json.loads(out.read_text())
+    (track,) = scores["tracks"]
+    for method in ("U-Net", "mixture", "oracle IRM"):
+        for target in ("vocals", "accompaniment"):
+            assert all(np.isfinite(v) for v in scores["tracks"][track][method][target].values())
+    assert scores["median"]["oracle IRM"]["vocals"]["SDR"] > scores["median"]["mixture"]["vocals"]["SDR"] + 3
+    assert os.path.isfile(tmp_path / "est" / "test" / track / "vocals.wav")
+    assert "MEDIAN over songs" in capsys.readouterr().out
