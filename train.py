@@ -26,7 +26,6 @@ import signal as signals
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from datetime import datetime
 
 import numpy as np
@@ -240,7 +239,7 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, writer, state, ar
     model.train()
     total, count, start = 0.0, 0, time.time()
     bar = tqdm(loader, desc=f"epoch {state['epoch'] + 1}/{args.epochs}", leave=False,
-               disable=args.quiet, unit="batch")
+               disable=args.quiet or writer is None, unit="batch")
     for i, (mix, vocals) in enumerate(bar):
         if args.max_batches and i >= args.max_batches:
             break
@@ -262,7 +261,8 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, writer, state, ar
         state["step"] += 1
         total += loss.item() * len(mix)
         count += len(mix)
-        writer.add_scalar("loss/train_step", loss.item(), state["step"])
+        if writer is not None:  # rank 0 only
+            writer.add_scalar("loss/train_step", loss.item(), state["step"])
         bar.set_postfix(loss=f"{total / count:.5f}")
     return total / max(count, 1), count / (time.time() - start)
 
@@ -371,14 +371,68 @@ def write_history(save_dir, history):
 # Main
 # --------------------------------------------------------------------------
 
+def setup_distributed(force_cpu):
+    """(rank, local_rank, world_size): from torchrun's environment, else (0, 0, 1).
+
+    Under `torchrun --nproc_per_node N train.py ...` every process trains a
+    replica (DistributedDataParallel: gloo on CPU, nccl on GPUs) on its own
+    shard of the patches; rank 0 alone prints, logs and writes files.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 0, 1
+    import torch.distributed as dist
+
+    backend = "nccl" if torch.cuda.is_available() and not force_cpu else "gloo"
+    dist.init_process_group(backend)
+    return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
+def prepare_data(args, signal, rank, world):
+    """(train_loader, valid_loader, valid_set, first validation features, sampler)."""
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    quiet = args.quiet or rank > 0
+    if rank > 0:
+        dist.barrier()  # rank 0 builds the toy set and the feature cache first
+    split = split_data(args.root, args.n_songs, quiet=quiet, strict="n_songs" in args.explicit)
+    if not split.train:
+        raise TrainingError(f"{split.root} has no training songs under train/")
+    if not split.valid:
+        raise TrainingError(f"{split.root} has a single training song; validation needs at least two")
+    train_features = load_features(split.train, split.is_wav, signal, args.cache_dir, quiet)
+    valid_features = load_features(split.valid, split.is_wav, signal, args.cache_dir, quiet)
+    if rank == 0 and world > 1:
+        dist.barrier()
+    train_set = PatchDataset(train_features, signal.patch_frames, args.samples_per_track, args.augment)
+    valid_set = PatchDataset(valid_features, signal.patch_frames)
+    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=args.seed) if world > 1 else None
+    pin = torch.cuda.is_available() and not args.cpu
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
+                              num_workers=args.num_workers, pin_memory=pin,
+                              persistent_workers=args.num_workers > 0)
+    valid_loader = DataLoader(valid_set, batch_size=args.batch_size, num_workers=0, pin_memory=pin)
+    if rank == 0:
+        for note in split.notes:
+            print(note)
+        print(f"Data: {split.source}, {len(split.train)} training songs ({len(train_set)} patches per epoch"
+              f"{f', {len(train_set) // world} per process' if world > 1 else ''}), "
+              f"{len(split.valid)} validation songs ({len(valid_set)} patches)")
+    return train_loader, valid_loader, valid_set, valid_features[0], sampler
+
+
 def train(args):
     """Run (or resume) training as the flags say; returns the history rows."""
-    from torch.utils.data import DataLoader
     from torch.utils.tensorboard import SummaryWriter
 
-    os.makedirs(args.save_dir, exist_ok=True)
-    for stale in glob.glob(os.path.join(args.save_dir, ".tmp-*")):
-        os.unlink(stale)  # left by a run killed while saving
+    rank, local_rank, world = setup_distributed(args.cpu)
+    main_process = rank == 0
+    say = print if main_process else (lambda *a, **k: None)
+    if main_process:
+        os.makedirs(args.save_dir, exist_ok=True)
+        for stale in glob.glob(os.path.join(args.save_dir, ".tmp-*")):
+            os.unlink(stale)  # left by a run killed while saving
 
     # Resuming: the stored run's flags stand unless typed again now.
     resumed = None
@@ -393,31 +447,18 @@ def train(args):
         stored = UNetConfig(**resumed["model_config"])
         if model_config_from(args) != stored:
             raise TrainingError(f"{path} holds a model with {stored}; drop the model flags to resume it")
-        print(f"Resuming from {path} (epoch {resumed['epoch']})")
+        say(f"Resuming from {path} (epoch {resumed['epoch']})")
 
     config = model_config_from(args)
     signal = SignalConfig(**resumed["signal"]) if resumed else SignalConfig()
-    seed_everything(args.seed + (resumed["epoch"] if resumed else 0))
+    # Each process draws its own random patches; a resumed run draws new ones.
+    seed_everything(args.seed + (resumed["epoch"] if resumed else 0) + 1000 * rank)
     device = pick_device(args.cpu)
-
-    split = split_data(args.root, args.n_songs, quiet=args.quiet, strict="n_songs" in args.explicit)
-    for note in split.notes:
-        print(note)
-    if not split.train:
-        raise TrainingError(f"{split.root} has no training songs under train/")
-    if not split.valid:
-        raise TrainingError(f"{split.root} has a single training song; validation needs at least two")
-    train_features = load_features(split.train, split.is_wav, signal, args.cache_dir, args.quiet)
-    valid_features = load_features(split.valid, split.is_wav, signal, args.cache_dir, args.quiet)
-    train_set = PatchDataset(train_features, signal.patch_frames, args.samples_per_track, args.augment)
-    valid_set = PatchDataset(valid_features, signal.patch_frames)
-    pin = device.type == "cuda"
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=False,
-                              num_workers=args.num_workers, pin_memory=pin,
-                              persistent_workers=args.num_workers > 0)
-    valid_loader = DataLoader(valid_set, batch_size=args.batch_size, num_workers=0, pin_memory=pin)
-    print(f"Data: {split.source}, {len(split.train)} training songs ({len(train_set)} patches per epoch), "
-          f"{len(split.valid)} validation songs ({len(valid_set)} patches)")
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    train_loader, valid_loader, valid_set, example, sampler = prepare_data(args, signal, rank, world)
+    example = crop(example, 0, signal.patch_frames)  # fixed validation patch for the figure
 
     model = UNet(config).to(device)
     if args.channels_last:
@@ -426,8 +467,8 @@ def train(args):
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
     loss_fn = L1Loss()
-    print(f"Model: {count_parameters(model):,} parameters, {config}; device {device}, "
-          f"{'bf16 autocast' if args.amp_dtype else 'fp32'}")
+    say(f"Model: {count_parameters(model):,} parameters, {config}; device {device}, "
+        f"{'bf16 autocast' if args.amp_dtype else 'fp32'}" + (f", {world} processes" if world > 1 else ""))
 
     if resumed:
         model.load_state_dict(resumed["model"])
@@ -435,28 +476,39 @@ def train(args):
         scheduler.load_state_dict(resumed["scheduler"])
         state = {k: resumed[k] for k in ("epoch", "step", "best_valid_loss", "best_epoch", "history",
                                          "run_dir", "constant_mask_loss")}
-        torch.set_rng_state(resumed["rng"])
+        if world == 1:
+            torch.set_rng_state(resumed["rng"])
     else:
         run_dir = os.path.join(args.save_dir, "logs", datetime.now().strftime("%Y%m%d_%H%M%S"))
         state = {"epoch": 0, "step": 0, "best_valid_loss": float("inf"), "best_epoch": 0,
                  "history": [], "run_dir": run_dir, "constant_mask_loss": None}
+    if world > 1:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Every process must write into the same run folder: rank 0's name wins.
+        names = [state["run_dir"]]
+        dist.broadcast_object_list(names, src=0)
+        state["run_dir"] = names[0]
+        trained = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+    else:
+        trained = model
 
     if state["epoch"] >= args.epochs:
-        print(f"This run already has {state['epoch']} epochs; pass a larger --epochs to train further.")
+        say(f"This run already has {state['epoch']} epochs; pass a larger --epochs to train further.")
         return state["history"]
 
     if state["constant_mask_loss"] is None:
         state["constant_mask_loss"], c = best_constant_mask_loss(valid_set)
-        print(f"Validation loss of the best constant mask (c = {c:.3f}): {state['constant_mask_loss']:.5f}")
+        say(f"Validation loss of the best constant mask (c = {c:.3f}): {state['constant_mask_loss']:.5f}")
 
     run_config = {k: v for k, v in vars(args).items() if k not in ("explicit", "amp_dtype")}
-    writer = SummaryWriter(state["run_dir"])
-    if not resumed:
+    writer = SummaryWriter(state["run_dir"]) if main_process else None
+    if main_process and not resumed:
         with open(os.path.join(state["run_dir"], "config.json"), "w") as f:
             json.dump({"args": run_config, "model": config.to_dict(), "signal": signal.to_dict()}, f, indent=2)
         writer.add_text("config", "```\n" + json.dumps(run_config, indent=2) + "\n```", 0)
         writer.add_scalar("loss/valid_constant_mask", state["constant_mask_loss"], 0)
-    example = crop(valid_features[0], 0, signal.patch_frames)  # fixed patch for the figure
 
     def checkpoint():
         return {"format": CHECKPOINT_FORMAT, "model": model.state_dict(),
@@ -469,9 +521,17 @@ def train(args):
     try:
         while state["epoch"] < args.epochs:
             start = time.time()
-            train_loss, speed = train_one_epoch(model, train_loader, optimizer, loss_fn, device,
+            if sampler is not None:
+                sampler.set_epoch(state["epoch"])
+            train_loss, speed = train_one_epoch(trained, train_loader, optimizer, loss_fn, device,
                                                 writer, state, args)
-            valid_loss = evaluate(model, valid_loader, loss_fn, device, args.quiet)
+            valid_loss = evaluate(model, valid_loader, loss_fn, device, args.quiet or not main_process)
+            if world > 1:
+                # Rank 0's figures rule, so that every process steps its scheduler alike.
+                shared = torch.tensor([train_loss * world, valid_loss, speed * world], dtype=torch.float64)
+                dist.all_reduce(shared[:1])
+                dist.broadcast(shared[1:], src=0)
+                train_loss, valid_loss, speed = (shared / torch.tensor([world, 1.0, 1.0])).tolist()
             scheduler.step(valid_loss)
             state["epoch"] += 1
             epoch, lr = state["epoch"], optimizer.param_groups[0]["lr"]
@@ -482,6 +542,8 @@ def train(args):
             state["history"].append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
                                      "constant_mask_loss": state["constant_mask_loss"], "lr": lr,
                                      "seconds": round(seconds, 2), "patches_per_s": round(speed, 2)})
+            if not main_process:
+                continue
 
             writer.add_scalar("loss/train", train_loss, epoch)
             writer.add_scalar("loss/valid", valid_loss, epoch)
@@ -507,20 +569,24 @@ def train(args):
                   f"{seconds:5.1f} s  {speed:5.1f} patches/s")
     except KeyboardInterrupt:
         # The epoch in progress is not counted: --resume runs it again from these weights.
-        save_checkpoint(os.path.join(args.save_dir, "last_model.pth"), checkpoint())
-        writer.close()
-        print(f"\nInterrupted: saved {os.path.join(args.save_dir, 'last_model.pth')} after "
-              f"{state['epoch']} epochs; continue with: python train.py --resume --save-dir {args.save_dir}")
+        if main_process:
+            save_checkpoint(os.path.join(args.save_dir, "last_model.pth"), checkpoint())
+            writer.close()
+            print(f"\nInterrupted: saved {os.path.join(args.save_dir, 'last_model.pth')} after "
+                  f"{state['epoch']} epochs; continue with: python train.py --resume --save-dir {args.save_dir}")
         sys.exit(130)
 
-    writer.add_hparams({k: str(v) if isinstance(v, (list, tuple)) or v is None else v
-                        for k, v in run_config.items()},
-                       {"hparam/best_valid_loss": state["best_valid_loss"]}, run_name=".")
-    writer.close()
+    if main_process:
+        writer.add_hparams({k: str(v) if isinstance(v, (list, tuple)) or v is None else v
+                            for k, v in run_config.items()},
+                           {"hparam/best_valid_loss": state["best_valid_loss"]}, run_name=".")
+        writer.close()
     ratio = state["best_valid_loss"] / state["constant_mask_loss"]
-    print(f"Done: best validation loss {state['best_valid_loss']:.5f} at epoch {state['best_epoch']} "
-          f"({ratio:.2f} x the constant-mask baseline). Checkpoints in {args.save_dir}, "
-          f"TensorBoard: tensorboard --logdir {os.path.join(args.save_dir, 'logs')}")
+    say(f"Done: best validation loss {state['best_valid_loss']:.5f} at epoch {state['best_epoch']} "
+        f"({ratio:.2f} x the constant-mask baseline). Checkpoints in {args.save_dir}, "
+        f"TensorBoard: tensorboard --logdir {os.path.join(args.save_dir, 'logs')}")
+    if world > 1:
+        dist.destroy_process_group()
     return state["history"]
 
 

@@ -169,3 +169,25 @@ def test_killed_run_leaves_loadable_checkpoints_and_resumes(toy_root, tmp_path, 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert load_checkpoint(str(save_dir / "final_model.pth"))["epoch"] == done + 1
     assert not glob.glob(str(save_dir / ".tmp-*"))
+
+
+def test_torchrun_two_processes_train_and_resume(toy_root, tmp_path):
+    """DistributedDataParallel on 2 CPU processes (gloo): rank 0 alone writes; resume continues."""
+    save_dir = tmp_path / "ckpt"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                os.path.join(PROJECT, "train.py")]
+    first = subprocess.run([*torchrun, *tiny_args(toy_root, tmp_path, "--epochs", "2", "--cpu")],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert first.stdout.count("epoch   2/2") == 1 and "2 processes" in first.stdout  # rank 0 prints alone
+    assert "3 per process" in first.stdout  # each rank trains on its own half of the 6 patches
+    runs = glob.glob(str(save_dir / "logs" / "*"))
+    assert len(runs) == 1
+
+    resumed = subprocess.run([*torchrun, "--resume", "--save-dir", str(save_dir), "--epochs", "3", "--quiet",
+                              "--root", toy_root, "--cache-dir", str(tmp_path / "cache"), "--cpu"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert glob.glob(str(save_dir / "logs" / "*")) == runs
+    assert [e.step for e in read_events(runs[0]).Scalars("loss/valid")] == [1, 2, 3]
+    assert load_checkpoint(str(save_dir / "final_model.pth"))["epoch"] == 3
