@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
@@ -91,7 +92,6 @@ def build_toy_musdb(root, settings=TOY_SETTINGS, quiet=False):
 
 
 def _write_pcm16(path, samples, rate):
-    import soundfile as sf
     sf.write(path, samples, rate, subtype="PCM_16")
 
 
@@ -172,9 +172,34 @@ def _musdb_tracks(root, is_wav, subset, split=None):
 
     try:
         db = musdb.DB(root=root, subsets=subset, split=split, is_wav=is_wav)
-    except Exception as err:  # musdb probes every file with ffprobe on load
+    except Exception as err:  # musdb probes every file with ffprobe on load, without naming it
+        culprit = _unreadable_file(os.path.join(root, subset), is_wav)
+        if culprit:
+            raise DataError(f"{culprit} is damaged or not audio: replace it, or move it out of {root}") from err
         raise DataError(f"musdb could not read the {subset} tracks in {root}: {err}") from err
     return list(db.tracks)
+
+
+def _unreadable_file(folder, is_wav):
+    """The first audio file under a MUSDB subset folder that cannot be probed, or None."""
+    import subprocess
+
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        if is_wav and os.path.isdir(path):
+            for name in sorted(os.listdir(path)):
+                if name.endswith(".wav"):
+                    try:
+                        if sf.info(os.path.join(path, name)).frames == 0:
+                            return os.path.join(path, name)
+                    except (sf.LibsndfileError, RuntimeError):
+                        return os.path.join(path, name)
+        elif not is_wav and entry.endswith(".stem.mp4"):
+            probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                                    path], capture_output=True, text=True)
+            if probe.returncode != 0 or not probe.stdout.strip():
+                return path
+    return None
 
 
 def find_tracks(root=None, subsets=("test", "train"), quiet=False):
@@ -282,6 +307,9 @@ def _decode(track, is_wav):
     n = min(len(mix), len(vocals))
     if n == 0:
         raise DataError(f"track {track.path} holds no audio samples")
+    if n < 0.95 * track.duration * rate - rate:  # musdb's duration comes from the file's header
+        raise DataError(f"{track.path} ends at {n / rate:.1f} s although its header says "
+                        f"{track.duration:.1f} s: the file is truncated; download it again")
     return mix[:n], vocals[:n], rate
 
 

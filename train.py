@@ -57,39 +57,24 @@ class TrainingError(Exception):
 # Flags
 # --------------------------------------------------------------------------
 
-def _positive(kind):
+def _number(kind, low, high, low_open=False):
+    """An argparse type: a `kind` number in [low, high] ((low, high] if low_open).
+
+    The upper bounds only catch typos (a batch of a million patches would just
+    run out of memory after minutes of loading); they are far above any
+    sensible value.
+    """
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-        if not value > 0 or value != value or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {text!r}")
+        if value != value or value > high or value < low or (low_open and value == low):
+            bound = f"above {low:g}" if low_open else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound} and at most {high:g}, got {text}")
         return value
     return parse
-
-
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _probability(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
-
-
-MODEL_FLAGS = ("channels", "kernel_size", "batch_norm", "decoder_activation", "dropout")
 
 
 def build_parser():
@@ -97,26 +82,26 @@ def build_parser():
         description="Train the singing-voice U-Net (masked L1 loss) on MUSDB18 or the toy set.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=_positive(int), default=20, help="total number of epochs")
-    g.add_argument("--batch-size", type=_positive(int), default=16, help="patches per batch")
-    g.add_argument("--lr", type=_positive(float), default=1e-3, help="Adam learning rate")
-    g.add_argument("--samples-per-track", type=_positive(int), default=48,
+    g.add_argument("--epochs", type=_number(int, 1, 100_000), default=20, help="total number of epochs")
+    g.add_argument("--batch-size", type=_number(int, 1, 4096), default=16, help="patches per batch")
+    g.add_argument("--lr", type=_number(float, 0.0, 1.0, low_open=True), default=1e-3, help="Adam learning rate")
+    g.add_argument("--samples-per-track", type=_number(int, 1, 100_000), default=48,
                    help="random patches drawn from each training song per epoch")
     g.add_argument("--augment", action="store_true",
                    help="random gain per source and vocals over another song's accompaniment")
-    g.add_argument("--seed", type=int, default=42, help="seed for python, numpy and torch")
+    g.add_argument("--seed", type=_number(int, 0, 2**32 - 1), default=42, help="seed for python, numpy and torch")
     g.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is available")
     g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="bf16 autocast for the training steps (validation stays fp32); auto: bf16 "
                         "where the hardware computes it natively (recent x86 CPUs, Ampere+ GPUs)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="channels_last memory layout for the convolutions (faster on CPU and GPU)")
-    g.add_argument("--num-workers", type=_non_negative_int, default=0,
+    g.add_argument("--num-workers", type=_number(int, 0, 256), default=0,
                    help="DataLoader worker processes (patches come from a memory-mapped cache, "
                         "so 0 is usually fastest on a laptop)")
     g.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
                    help="continue a run: a checkpoint path, or no value for the newest in --save-dir")
-    g.add_argument("--max-batches", type=_positive(int), default=None,
+    g.add_argument("--max-batches", type=_number(int, 1, 10**9), default=None,
                    help="stop each epoch after this many batches (quick checks)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -129,22 +114,22 @@ def build_parser():
 
     g = p.add_argument_group("output")
     g.add_argument("--save-dir", default="checkpoints", help="checkpoints, history and TensorBoard logs")
-    g.add_argument("--checkpoint-every", type=_positive(int), default=5,
+    g.add_argument("--checkpoint-every", type=_number(int, 1, 100_000), default=5,
                    help="write checkpoint_epoch_N.pth every this many epochs")
-    g.add_argument("--figure-every", type=_positive(int), default=5,
+    g.add_argument("--figure-every", type=_number(int, 1, 100_000), default=5,
                    help="log the mix/mask/vocals figure and audio to TensorBoard every this many epochs")
 
     defaults = UNetConfig()
     g = p.add_argument_group("model (stored in the checkpoint; a resumed run keeps its own)")
-    g.add_argument("--channels", type=_positive(int), nargs="+", default=list(defaults.channels),
+    g.add_argument("--channels", type=_number(int, 1, 2048), nargs="+", default=list(defaults.channels),
                    help="encoder widths, one per level")
-    g.add_argument("--kernel-size", type=_positive(int), default=defaults.kernel_size,
+    g.add_argument("--kernel-size", type=_number(int, 1, 31), default=defaults.kernel_size,
                    help="odd kernel size of every convolution")
     g.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=defaults.batch_norm,
                    help="BatchNorm after each convolution (the paper's choice)")
     g.add_argument("--decoder-activation", choices=("leaky_relu", "relu"),
                    default=defaults.decoder_activation, help="lab: leaky_relu, paper: relu")
-    g.add_argument("--dropout", type=_probability, default=defaults.dropout,
+    g.add_argument("--dropout", type=_number(float, 0.0, 0.99), default=defaults.dropout,
                    help="dropout in the first 3 decoder blocks (paper: 0.5)")
     return p
 
@@ -596,6 +581,9 @@ def main(argv=None):
         train(args)
     except (TrainingError, DataError, CheckpointError) as err:
         sys.exit(f"error: {err}")
+    except OSError as err:  # a save folder that cannot be created or written
+        sys.exit(f"error: cannot write {err.filename or args.save_dir} ({err.strerror}): "
+                 "pick another --save-dir or --cache-dir")
 
 
 if __name__ == "__main__":

@@ -215,7 +215,8 @@ def model_from_checkpoint(state):
         model = UNet(UNetConfig(**state["model_config"]))
         model.load_state_dict(state["model"])
     except (TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"the checkpoint's weights do not fit its model settings ({err})") from err
+        raise CheckpointError(f"the checkpoint's weights do not fit its model settings "
+                              f"{state['model_config']}: the file was damaged or edited") from err
     return model.eval()
 
 

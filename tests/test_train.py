@@ -43,14 +43,16 @@ def test_l1_loss_matches_hand_computation():
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--epochs", "0"], "--epochs: must be a positive"),
-    (["--batch-size", "-1"], "--batch-size: must be a positive"),
-    (["--lr", "0"], "--lr: must be a positive"),
-    (["--lr", "nan"], "--lr: must be a positive"),
-    (["--epochs", "ten"], "--epochs: expected a number"),
+    (["--epochs", "0"], "--epochs: must be at least 1"),
+    (["--batch-size", "-1"], "--batch-size: must be at least 1"),
+    (["--lr", "0"], "--lr: must be above 0"),
+    (["--lr", "nan"], "--lr: must be above 0"),
+    (["--lr", "50"], "--lr: must be above 0 and at most 1"),
+    (["--epochs", "ten"], "--epochs: expected a whole number"),
     (["--n-songs", "0"], "--n-songs: must be at least 1"),
-    (["--dropout", "1.5"], "--dropout: must be in [0, 1)"),
-    (["--num-workers", "-2"], "--num-workers: must be 0 or more"),
+    (["--dropout", "1.5"], "--dropout: must be at least 0 and at most 0.99"),
+    (["--num-workers", "-2"], "--num-workers: must be at least 0"),
+    (["--seed", "-1"], "--seed: must be at least 0"),
     (["--precision", "fp8"], "--precision: invalid choice"),
 ])
 def test_bad_flags_are_refused_with_a_message(flags, message, capsys):

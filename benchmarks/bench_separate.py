@@ -1,0 +1,161 @@
+"""How fast does a song separate, stage by stage, and how much memory does it take?
+
+    python benchmarks/bench_separate.py                      # 3 and 10 minutes, stages + command
+    python benchmarks/bench_separate.py --minutes 3 10 60    # adds the 60-minute memory check
+
+For each length it writes a generated stereo 44.1 kHz song (toy_music, the
+same synthesiser as the toy data set) to a temporary WAV, then separates it in
+a fresh Python process through inference.separate_file(), the code path that
+`python inference.py` runs, from the file on disk to the two written WAVs.
+The stages are timed by wrapping the functions that path calls (nothing in
+inference.py is changed for the benchmark); the child reports its peak RSS.
+Once per run, the 3-minute song also goes through the whole command
+`python inference.py --no-plot song.wav` (cold start included).
+
+The checkpoint is --checkpoint if it exists, else an untrained model of the
+default size: the network's speed does not depend on its weights.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+RATE = 44100
+
+
+def write_song(path, minutes, seed=1):
+    """A stereo 44.1 kHz mix of `minutes`, written 1 minute at a time (bounded memory)."""
+    import soundfile as sf
+
+    from toy_music import synth_song
+
+    minute = sum(synth_song(seed, 60.0, RATE).values())[: 60 * RATE]  # (samples, 2)
+    peak = np.abs(minute).max()
+    with sf.SoundFile(path, "w", RATE, 2, subtype="PCM_16") as f:
+        for i in range(int(np.ceil(minutes))):
+            length = min(60.0, (minutes - i) * 60)
+            f.write(0.9 * np.roll(minute, i * 7919, axis=0)[: int(length * RATE)] / peak)
+
+
+def default_checkpoint(path):
+    """An untrained default-size checkpoint, for machines with no trained model yet."""
+    import torch
+
+    from audio import SignalConfig
+    from unet_model import CHECKPOINT_FORMAT, UNet, UNetConfig
+
+    config = UNetConfig()
+    torch.save({"format": CHECKPOINT_FORMAT, "model": UNet(config).state_dict(), "model_config": config.to_dict(),
+                "signal": SignalConfig().to_dict(), "epoch": 0}, path)
+
+
+def child(song, checkpoint, out_dir):
+    """Separate one song in this process, timing each stage; print a JSON line."""
+    import soundfile as sf
+    import torch
+
+    import audio
+    import inference
+
+    times = {}
+
+    def timed(stage, function):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            result = function(*args, **kwargs)
+            times[stage] = times.get(stage, 0.0) + time.perf_counter() - start
+            return result
+        return wrapper
+
+    signal_rate = 8192
+    resample = audio.resample
+    inference.resample = lambda x, rate_in, rate_out: timed(
+        "resample back" if rate_in == signal_rate else "resample", resample)(x, rate_in, rate_out)
+    inference.stft = timed("STFT", inference.stft)
+    inference.istft = timed("ISTFT", inference.istft)
+    inference.compute_mask = timed("network", inference.compute_mask)
+    inference.read_block = timed("read", inference.read_block)
+    write = audio.AtomicAudioWriter.write
+    audio.AtomicAudioWriter.write = lambda self, x: timed("write", write)(self, x)
+    commit = audio.AtomicAudioWriter.commit
+    audio.AtomicAudioWriter.commit = lambda self: timed("write", commit)(self)
+
+    model, signal = inference.load_model(checkpoint)
+    warm = np.zeros((RATE * 5, 2), np.float32)
+    inference.separate(model, signal, warm, RATE)  # first call pays one-time costs (thread pools)
+    times.clear()
+    start = time.perf_counter()
+    inference.separate_file(model, signal, song, out_dir, plot=False, quiet=True)
+    total = time.perf_counter() - start
+    seconds = sf.info(song).duration
+    print(json.dumps({"seconds": seconds, "total": total, "stages": times, "threads": torch.get_num_threads(),
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def run_child(song, checkpoint, out_dir):
+    out = subprocess.run([sys.executable, __file__, "--child", song, checkpoint, out_dir],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_command(song, checkpoint, out_dir):
+    start = time.perf_counter()
+    subprocess.run([sys.executable, os.path.join(ROOT, "inference.py"), "--no-plot", "--quiet",
+                    "--checkpoint", checkpoint, "--out-dir", out_dir, song], check=True, cwd=ROOT)
+    return time.perf_counter() - start
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--minutes", type=float, nargs="+", default=[3, 10], help="song lengths to separate")
+    p.add_argument("--checkpoint", default=os.path.join(ROOT, "checkpoints", "best_model.pth"),
+                   help="model to use (an untrained default-size one if missing)")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        return child(*args.child)
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-separate-") as tmp:
+        checkpoint = args.checkpoint
+        if not os.path.isfile(checkpoint):
+            checkpoint = os.path.join(tmp, "untrained.pth")
+            default_checkpoint(checkpoint)
+            print(f"No {args.checkpoint}: timing an untrained default-size model.")
+        for minutes in args.minutes:
+            song = os.path.join(tmp, f"song_{minutes:g}min.wav")
+            write_song(song, minutes)
+            result = run_child(song, checkpoint, os.path.join(tmp, "out"))
+            result["minutes"] = minutes
+            if minutes == args.minutes[0]:
+                result["command"] = run_command(song, checkpoint, os.path.join(tmp, "out_command"))
+            results.append(result)
+            os.unlink(song)
+
+    stages = ["read", "resample", "STFT", "network", "ISTFT", "resample back", "write"]
+    print(f"\n{'song':>8} " + " ".join(f"{s:>13}" for s in stages)
+          + f" {'total':>7} {'x real time':>11} {'peak RSS':>9}")
+    for r in results:
+        print(f"{r['minutes']:>6g} m " + " ".join(f"{r['stages'].get(s, 0.0):>12.2f}s" for s in stages)
+              + f" {r['total']:>6.2f}s {r['seconds'] / r['total']:>10.0f}x {r['peak_rss_mb']:>6.0f} MB")
+        if "command" in r:
+            print(f"{'':>8} whole command `python inference.py --no-plot` (cold start): "
+                  f"{r['command']:.2f} s, {r['seconds'] / r['command']:.0f}x real time")
+    print(f"({results[0]['threads']} torch threads, {os.cpu_count()} CPUs)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

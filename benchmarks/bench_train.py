@@ -1,0 +1,132 @@
+"""Does training run at the model's own speed, and does a second run skip decoding?
+
+    python benchmarks/bench_train.py                 # default data, default model and batch
+    python benchmarks/bench_train.py --batches 40 --precision fp32 --no-channels-last
+
+1. Data: loads the features of the default data (toy set, or --root) into an
+   empty cache folder (first run: decodes every song) and then again (second
+   run: reads the cache only), and times both.
+2. Throughput, in one process: the training loop of train.py (train_one_epoch:
+   PatchDataset from the memory-mapped cache, DataLoader, forward, L1 loss,
+   backward, Adam) against the bare model's forward + backward + Adam step on
+   random tensors of the same batch, precision and memory layout. Their ratio
+   is what the data pipeline costs.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import train  # noqa: E402
+from audio import SignalConfig  # noqa: E402
+from data import PatchDataset, load_features, split_data  # noqa: E402
+from unet_model import UNet, UNetConfig  # noqa: E402
+
+
+def time_features(split, signal):
+    """Seconds to load the training and validation features cold (decode) and warm (cache)."""
+    folder = tempfile.mkdtemp(prefix="bench-cache-")
+    try:
+        tracks = split.train + split.valid
+        start = time.perf_counter()
+        load_features(tracks, split.is_wav, signal, folder, quiet=True)
+        cold = time.perf_counter() - start
+        start = time.perf_counter()
+        features = load_features(tracks, split.is_wav, signal, folder, quiet=True)
+        warm = time.perf_counter() - start
+        return cold, warm, [f.copy() for f in features[:len(split.train)]], len(tracks)
+    finally:
+        shutil.rmtree(folder)
+
+
+def make_model(args, device):
+    model = UNet(UNetConfig()).to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def loop_speed(features, signal, args, device):
+    """Patches/s of train.train_one_epoch on real cached patches."""
+    from torch.utils.data import DataLoader
+
+    dataset = PatchDataset(features, signal.patch_frames, samples_per_track=10_000)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True)
+    model = make_model(args, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    args.epochs, args.quiet, args.save_dir = 1, True, "."
+    state = {"epoch": 0, "step": 0}
+    args.max_batches = args.warmup
+    train.train_one_epoch(model, loader, optimizer, train.L1Loss(), device, None, state, args)
+    args.max_batches = args.batches
+    _, speed = train.train_one_epoch(model, loader, optimizer, train.L1Loss(), device, None, state, args)
+    return speed
+
+
+def bare_speed(signal, args, device):
+    """Patches/s of forward + L1 loss + backward + Adam on random tensors, no data loading."""
+    model = make_model(args, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    mix = torch.rand(args.batch_size, signal.freq_bins, signal.patch_frames, device=device)
+    vocals = 0.3 * mix
+
+    def step():
+        with torch.autocast(device.type, dtype=args.amp_dtype or torch.float32, enabled=args.amp_dtype is not None):
+            mask = model(mix)
+        loss = train.L1Loss()(mask.float(), mix, vocals)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(args.warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(args.batches):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return args.batches * args.batch_size / (time.perf_counter() - start)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--root", default=None, help="data (default: $MUSDB_PATH, else the toy set)")
+    p.add_argument("--n-songs", type=int, default=10, help="training songs, as train.py")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batches", type=int, default=20, help="timed batches for each measurement")
+    p.add_argument("--warmup", type=int, default=3, help="untimed batches first")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--cpu", action="store_true")
+    args = p.parse_args()
+
+    device = train.pick_device(args.cpu)
+    args.amp_dtype = train.pick_precision(args.precision, device)
+    signal = SignalConfig()
+    split = split_data(args.root, args.n_songs, quiet=True, strict=False)
+    cold, warm, features, n_tracks = time_features(split, signal)
+    print(f"Features of {n_tracks} songs ({split.source}): first run {cold:.2f} s (decoding), "
+          f"second run {warm:.3f} s (cache only)")
+
+    loop = loop_speed(features, signal, args, device)
+    bare = bare_speed(signal, args, device)
+    print(f"Device {device}, {'bf16 autocast' if args.amp_dtype else 'fp32'}, "
+          f"{'channels_last' if args.channels_last else 'contiguous'}, batch {args.batch_size}, "
+          f"{torch.get_num_threads()} threads")
+    print(f"  training loop (train_one_epoch, cached patches): {loop:6.1f} patches/s")
+    print(f"  bare model (random tensors, same step):          {bare:6.1f} patches/s")
+    print(f"  loop / bare: {loop / bare:.0%}")
+
+
+if __name__ == "__main__":
+    main()

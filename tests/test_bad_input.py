@@ -1,0 +1,265 @@
+"""Every script against the mistakes people make: one row per case.
+
+Each case runs a script's main() in-process (as `python SCRIPT ...` would) and
+checks the answer: a SystemExit whose message is one line starting with
+"error:" and naming the culprit (argparse's usage errors exit with code 2 and
+print "error: argument ..."), no other exception (which would be a
+traceback), and no temporary or half-written file left behind.
+"""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import data
+import evaluate
+import inference
+import train
+
+SCRIPTS = {"data": data, "train": train, "inference": inference, "evaluate": evaluate}
+TINY = ["--channels", "4", "8", "--batch-size", "2", "--samples-per-track", "1", "--epochs", "1", "--quiet"]
+
+
+def copy_toy(toy_root, tmp_path, name="musdb"):
+    root = tmp_path / name
+    shutil.copytree(toy_root, root)
+    return root
+
+
+def first_song(root, subset="train"):
+    return root / subset / sorted(os.listdir(root / subset))[0]
+
+
+# Each setup(ctx) prepares the broken thing and returns the argv of the script.
+def missing_root(ctx):
+    return ["--root", str(ctx.tmp / "no such folder")]
+
+
+def empty_root(ctx):
+    (ctx.tmp / "empty").mkdir()
+    return ["--root", str(ctx.tmp / "empty")]
+
+
+def wrong_layout(ctx):
+    (ctx.tmp / "music" / "train").mkdir(parents=True)
+    (ctx.tmp / "music" / "train" / "song.mp3").write_bytes(b"\0" * 100)
+    return ["--root", str(ctx.tmp / "music")]
+
+
+def musdb_path_nowhere(ctx):
+    ctx.monkeypatch.setenv("MUSDB_PATH", str(ctx.tmp / "nowhere"))
+    return []
+
+
+def broken_wav(kind):
+    def setup(ctx):
+        root = copy_toy(ctx.toy_root, ctx.tmp)
+        path = first_song(root) / "mixture.wav"
+        if kind == "truncated":
+            path.write_bytes(path.read_bytes()[:30])  # a header cut short
+        elif kind == "zero-length":
+            path.write_bytes(b"")
+        elif kind == "not audio":
+            path.write_text("definitely not a RIFF file\n" * 50)
+        return ["--root", str(root), "--cache-dir", str(ctx.tmp / "cache")]
+    return setup
+
+
+def broken_stem(kind):
+    def setup(ctx):
+        root = ctx.tmp / "stems"
+        (root / "train").mkdir(parents=True)
+        (root / "test").mkdir()
+        target = root / "train" / "Broken - Song.stem.mp4"
+        content = open(ctx.stem_file, "rb").read()
+        target.write_bytes(content[: len(content) // 3] if kind == "truncated" else b"not an mp4 at all")
+        shutil.copy(ctx.stem_file, root / "train" / os.path.basename(ctx.stem_file))
+        return ["--root", str(root), "--cache-dir", str(ctx.tmp / "cache")]
+    return setup
+
+
+def too_many_songs(ctx):
+    return ["--root", ctx.toy_root, "--n-songs", "500", "--cache-dir", str(ctx.tmp / "cache")]
+
+
+def train_flags(*flags):
+    def setup(ctx):
+        return [*TINY, "--root", ctx.toy_root, "--cache-dir", str(ctx.tmp / "cache"),
+                "--save-dir", str(ctx.tmp / "ckpt"), *flags]
+    return setup
+
+
+def save_dir_is_a_file(ctx):
+    (ctx.tmp / "taken").write_text("a file where the save folder should go")
+    return train_flags("--save-dir", str(ctx.tmp / "taken"))(ctx)
+
+
+def resume_nothing(ctx):
+    return train_flags("--resume")(ctx)
+
+
+def resume_other_size(ctx):
+    ckpt = ctx.tmp / "ckpt"
+    ckpt.mkdir()
+    shutil.copy(ctx.tiny_checkpoint, ckpt / "last_model.pth")
+    state = torch.load(ckpt / "last_model.pth", weights_only=True)
+    state.update(args={}, optimizer={}, scheduler={})
+    torch.save(state, ckpt / "last_model.pth")
+    return train_flags("--resume", "--channels", "8", "16")(ctx)
+
+
+def checkpoint_case(kind):
+    def setup(ctx):
+        path = ctx.tmp / "model.pth"
+        state = torch.load(ctx.tiny_checkpoint, weights_only=True)
+        if kind == "missing":
+            path = ctx.tmp / "never_trained.pth"
+        elif kind == "truncated":
+            path.write_bytes(open(ctx.tiny_checkpoint, "rb").read()[:400])
+        elif kind == "not a checkpoint":
+            torch.save({"weights": torch.zeros(3)}, path)
+        elif kind == "other model size":
+            torch.save({**state, "model_config": {**state["model_config"], "channels": (8, 16)}}, path)
+        elif kind == "text file":
+            path.write_text("hello")
+        song = ctx.tmp / "song.wav"
+        sf.write(song, np.zeros((8000, 2), np.float32), 8000)
+        return [str(song), "--checkpoint", str(path), "--out-dir", str(ctx.tmp / "out")]
+    return setup
+
+
+def audio_case(kind):
+    def setup(ctx):
+        song = ctx.tmp / "my song é.wav"
+        if kind == "missing":
+            song = ctx.tmp / "typo.wav"
+        elif kind == "zero-length":
+            song.write_bytes(b"")
+        elif kind == "empty":
+            sf.write(song, np.zeros((0, 2), np.float32), 44100)
+        elif kind == "not audio":
+            song = ctx.tmp / "notes.mp3"
+            song.write_text("not audio\n" * 100)
+        elif kind == "truncated":
+            sf.write(song, np.random.default_rng(0).uniform(-0.5, 0.5, (44100 * 3, 2)), 44100)
+            song.write_bytes(song.read_bytes()[:40])
+        return [str(song), "--checkpoint", ctx.tiny_checkpoint, "--out-dir", str(ctx.tmp / "out")]
+    return setup
+
+
+def out_dir_is_a_file(ctx):
+    argv = audio_case("ok")(ctx)
+    sf.write(argv[0], np.zeros((8000, 2), np.float32), 8000)
+    (ctx.tmp / "out").write_text("a file")
+    return argv
+
+
+def unknown_track(ctx):
+    return ["--root", ctx.toy_root, "--track", "No Such Song", "--checkpoint", ctx.tiny_checkpoint,
+            "--out-dir", str(ctx.tmp / "out")]
+
+
+def evaluate_case(*flags):
+    def setup(ctx):
+        return ["--root", ctx.toy_root, "--checkpoint", ctx.tiny_checkpoint, "--out", str(ctx.tmp / "s.json"),
+                *flags]
+    return setup
+
+
+def no_ffmpeg_stems(ctx):
+    ctx.monkeypatch.setenv("PATH", str(ctx.tmp / "empty-bin"))
+    return _stem_root(ctx)
+
+
+def _stem_root(ctx):
+    root = ctx.tmp / "stems"
+    (root / "train").mkdir(parents=True)
+    (root / "test").mkdir()
+    shutil.copy(ctx.stem_file, root / "train" / os.path.basename(ctx.stem_file))
+    return ["--root", str(root), "--cache-dir", str(ctx.tmp / "cache")]
+
+
+def no_ffmpeg_mp4_input(ctx):
+    ctx.monkeypatch.setenv("PATH", str(ctx.tmp / "empty-bin"))
+    return [ctx.stem_file, "--checkpoint", ctx.tiny_checkpoint, "--out-dir", str(ctx.tmp / "out")]
+
+
+NUMERIC_TRAIN_FLAGS = ["--epochs", "--batch-size", "--lr", "--samples-per-track", "--num-workers",
+                       "--max-batches", "--checkpoint-every", "--figure-every", "--kernel-size", "--dropout",
+                       "--n-songs", "--seed", "--channels"]
+
+CASES = [
+    # (id, script, setup, message the user sees)
+    ("data: missing root", "data", missing_root, "does not exist: point --root"),
+    ("data: empty root", "data", empty_root, "has no train/ or test/ subfolder"),
+    ("data: not MUSDB-shaped", "data", wrong_layout, "holds no MUSDB tracks"),
+    ("data: MUSDB_PATH nowhere", "data", musdb_path_nowhere, "nowhere does not exist"),
+    ("data: too many songs", "data", too_many_songs, "--n-songs 500 asks for more training songs"),
+    ("train: missing root", "train", missing_root, "does not exist: point --root"),
+    ("train: MUSDB_PATH nowhere", "train", musdb_path_nowhere, "nowhere does not exist"),
+    ("train: truncated WAV", "train", broken_wav("truncated"), "mixture.wav"),
+    ("train: zero-length WAV", "train", broken_wav("zero-length"), "mixture.wav"),
+    ("train: WAV that is not audio", "train", broken_wav("not audio"), "mixture.wav"),
+    ("train: truncated stem", "train", broken_stem("truncated"), "Broken - Song.stem.mp4"),
+    ("train: stem that is not audio", "train", broken_stem("junk"), "Broken - Song.stem.mp4"),
+    ("train: stems without ffmpeg", "train", no_ffmpeg_stems, "ffmpeg"),
+    ("train: save dir is a file", "train", save_dir_is_a_file, "taken"),
+    ("train: resume with nothing", "train", resume_nothing, "--resume found no checkpoint"),
+    ("train: resume other model size", "train", resume_other_size, "drop the model flags to resume it"),
+    ("inference: missing checkpoint", "inference", checkpoint_case("missing"), "train a model first"),
+    ("inference: truncated checkpoint", "inference", checkpoint_case("truncated"), "not a readable checkpoint"),
+    ("inference: not a checkpoint", "inference", checkpoint_case("not a checkpoint"), "not a checkpoint written"),
+    ("inference: text as checkpoint", "inference", checkpoint_case("text file"), "not a readable checkpoint"),
+    ("inference: other model size", "inference", checkpoint_case("other model size"), "do not fit"),
+    ("inference: missing audio", "inference", audio_case("missing"), "typo.wav"),
+    ("inference: zero-length file", "inference", audio_case("zero-length"), "my song é.wav"),
+    ("inference: no samples", "inference", audio_case("empty"), "holds no audio samples"),
+    ("inference: not audio", "inference", audio_case("not audio"), "notes.mp3 is not an audio file"),
+    ("inference: truncated WAV", "inference", audio_case("truncated"), "my song é.wav"),
+    ("inference: out dir is a file", "inference", out_dir_is_a_file, "cannot write to"),
+    ("inference: unknown track", "inference", unknown_track, "no song named 'No Such Song'"),
+    ("inference: MP4 without ffmpeg", "inference", no_ffmpeg_mp4_input, "without ffmpeg"),
+    ("evaluate: missing checkpoint", "evaluate", evaluate_case("--checkpoint", "none.pth"), "train a model first"),
+    ("evaluate: unknown track", "evaluate", evaluate_case("--tracks", "Nope"), "no test song named 'Nope'"),
+    ("evaluate: --n-tracks 0", "evaluate", evaluate_case("--n-tracks", "0"), "--n-tracks: must be at least 1"),
+    ("evaluate: missing root", "evaluate", evaluate_case("--root", "/no/such/musdb"), "does not exist: point --root"),
+] + [
+    (f"train: {flag} {value}", "train", train_flags(flag, value), f"argument {flag}")
+    for flag in NUMERIC_TRAIN_FLAGS for value in ("0", "-3", "1e12", "abc")
+    if not (flag in ("--seed", "--num-workers") and value == "0")  # valid values
+    and not (flag == "--dropout" and value == "0")
+] + [
+    (f"data: --n-songs {value}", "data", lambda ctx, v=value: ["--n-songs", v], "argument --n-songs")
+    for value in ("0", "-3", "abc")
+]
+
+
+class Context:
+    pass
+
+
+@pytest.mark.parametrize("case, script, setup, message", CASES, ids=[c[0] for c in CASES])
+def test_user_mistake_gets_one_clear_sentence(case, script, setup, message, toy_root, tiny_checkpoint,
+                                              stem_file, tmp_path, monkeypatch, capsys):
+    ctx = Context()
+    ctx.tmp, ctx.toy_root, ctx.tiny_checkpoint, ctx.stem_file = tmp_path, toy_root, tiny_checkpoint, stem_file
+    ctx.monkeypatch = monkeypatch
+    monkeypatch.chdir(tmp_path)
+    argv = setup(ctx)
+    with pytest.raises(SystemExit) as exit_info:
+        SCRIPTS[script].main(argv)
+    code = exit_info.value.code
+    if code == 2:  # argparse: usage line, then "prog: error: argument ...: ..."
+        text = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "error: " in text
+    else:
+        text = str(code)
+        assert text.startswith("error: ") and "\n" not in text, text
+    assert message in text, text
+    leftovers = [os.path.join(d, f) for d, _, files in os.walk(tmp_path) for f in files
+                 if f.startswith(".tmp-") or f.endswith(".tmp")]
+    assert not leftovers
