@@ -150,3 +150,21 @@ def test_evaluate_scores_one_short_toy_track(toy_root, tiny_checkpoint, tmp_path
     assert scores["median"]["oracle IRM"]["vocals"]["SDR"] > scores["median"]["mixture"]["vocals"]["SDR"] + 3
     assert os.path.isfile(tmp_path / "est" / "test" / track / "vocals.wav")
     assert "MEDIAN over songs" in capsys.readouterr().out
+
+
+def test_a_failed_separation_keeps_the_old_outputs(tiny_checkpoint, tmp_path, monkeypatch):
+    rate = 8000
+    sf.write(tmp_path / "song.wav", noisy_song(3.0, rate, 2), rate)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "vocals.wav").write_bytes(b"previous result")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the work
+
+    monkeypatch.setattr(inference, "separate", crash)
+    model, signal = load_model(tiny_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        separate_file(model, signal, str(tmp_path / "song.wav"), str(out), quiet=True)
+    assert sorted(os.listdir(out)) == ["vocals.wav"]  # no temporary file, no half-written output
+    assert (out / "vocals.wav").read_bytes() == b"previous result"

@@ -193,3 +193,49 @@ def test_torchrun_two_processes_train_and_resume(toy_root, tmp_path):
     assert glob.glob(str(save_dir / "logs" / "*")) == runs
     assert [e.step for e in read_events(runs[0]).Scalars("loss/valid")] == [1, 2, 3]
     assert load_checkpoint(str(save_dir / "final_model.pth"))["epoch"] == 3
+
+
+def test_same_seed_gives_same_losses_and_weights(toy_root, tmp_path):
+    histories, weights = [], []
+    for run in ("a", "b"):
+        histories.append(train.train(train.get_args(
+            TINY + ["--root", toy_root, "--cache-dir", str(tmp_path / "cache"), "--epochs", "2",
+                    "--save-dir", str(tmp_path / run), "--seed", "3"])))
+        weights.append(load_checkpoint(str(tmp_path / run / "final_model.pth"))["model"])
+    for first, second in zip(*histories):
+        assert first["train_loss"] == pytest.approx(second["train_loss"], rel=1e-6)
+        assert first["valid_loss"] == pytest.approx(second["valid_loss"], rel=1e-6)
+    for name in weights[0]:
+        torch.testing.assert_close(weights[0][name], weights[1][name])
+
+
+def test_sigkill_at_random_moments_never_loses_the_run(toy_root, tmp_path):
+    """Kill -9 a run three times at random moments (some land inside a
+    checkpoint write); every checkpoint left is loadable, and resuming each
+    time finishes with exactly the epochs asked for, each counted once."""
+    import random
+
+    rng = random.Random(os.getpid())
+    save_dir, epochs = tmp_path / "ckpt", 12
+    base = [sys.executable, os.path.join(PROJECT, "train.py"),
+            *tiny_args(toy_root, tmp_path, "--epochs", str(epochs), "--checkpoint-every", "1")]
+    command = base
+    for _ in range(3):
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while not (save_dir / "last_model.pth").exists() and process.poll() is None:
+            assert time.time() < deadline
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.5))
+        process.kill()
+        process.wait()
+        for path in glob.glob(str(save_dir / "*.pth")):
+            load_checkpoint(path)  # whole, whatever the moment of the kill
+        command = [*base, "--resume"]
+    finished = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    final = load_checkpoint(str(save_dir / "final_model.pth"))
+    assert final["epoch"] == epochs
+    assert [row["epoch"] for row in final["history"]] == list(range(1, epochs + 1))
+    assert load_checkpoint(str(save_dir / "best_model.pth"))["epoch"] <= epochs
+    assert not glob.glob(str(save_dir / ".tmp-*"))
