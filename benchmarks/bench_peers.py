@@ -16,6 +16,11 @@ factor = song seconds / wall seconds (above 1: faster than real time).
 
     python benchmarks/bench_peers.py                    # 3-minute song
     python benchmarks/bench_peers.py --minutes 1 --json bench.json
+    OMP_NUM_THREADS=1 python benchmarks/bench_peers.py   # one torch thread
+
+On a CPU shared with other busy processes, torch's default (one thread per
+core) can be many times slower than one thread, most of all for Open-Unmix's
+LSTM (thousands of small parallel steps); compare both before drawing conclusions.
 
 Peers: pip install -r benchmarks/requirements-peers.txt
 """
@@ -140,7 +145,7 @@ def time_method(method, song):
 
 def print_table(results, song_seconds):
     print(f"\nSeparation of a {song_seconds:.0f} s stereo {SAMPLE_RATE} Hz song on the CPU "
-          f"({torch.get_num_threads()} torch threads, torch {torch.__version__})")
+          f"(torch {torch.__version__}, threads: {torch.get_num_threads()})")
     width = max(len("method"), *(len(r["method"]) for r in results))
     print(f"{'method':<{width}}  {'seconds':>8}  {'x real time':>11}  {'parameters':>12}")
     for r in results:
