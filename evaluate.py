@@ -54,6 +54,11 @@ def bss_eval(references, estimates, rate):
     n = min(references[0].shape[0], estimates[0].shape[0])
     refs = np.stack([r[:n] for r in references])  # (2, n, channels)
     ests = np.stack([e[:n] for e in estimates])  # (2, n, channels)
+    # BSS Eval is undefined for an all-zero estimate (a model that predicts an
+    # empty mask); a -200 dB dither makes it computable, and it scores as badly as it should.
+    for i in range(len(ests)):
+        if not ests[i].any():
+            ests[i] = 1e-10 * np.random.default_rng(i).standard_normal(ests[i].shape)
     sdr, isr, sir, sar = museval.evaluate(refs, ests, win=rate, hop=rate)
     scores = {}
     for i, target in enumerate(TARGETS):
@@ -69,11 +74,14 @@ def _median(values):
 
 
 def evaluate_track(track, model, signal):
-    """{method: {target: {metric: dB}}} for one musdb track, and the model's estimates."""
+    """{method: {target: {metric: dB}}} for one musdb track, and the model's estimates;
+    (None, None) when a reference is silent, where BSS Eval is undefined."""
     mix = track.audio.astype(np.float32)  # (samples, channels)
     vocals = track.targets["vocals"].audio.astype(np.float32)
     accompaniment = track.targets["accompaniment"].audio.astype(np.float32)
     references = (vocals, accompaniment)
+    if not vocals.any() or not accompaniment.any():
+        return None, None
     estimates = {
         "U-Net": separate(model, signal, mix, track.rate),
         "mixture": (mix, mix),
@@ -174,12 +182,19 @@ def main(argv=None):
         root, tracks = pick_tracks(args)
         per_track = {}
         for track in tqdm(tracks, desc="scoring", unit="song", disable=args.quiet):
-            per_track[track.name], (vocals, accompaniment) = evaluate_track(track, model, signal)
+            scores, estimates = evaluate_track(track, model, signal)
+            if scores is None:
+                print(f"Skipping {track.name}: its vocals or accompaniment is silent, where BSS Eval "
+                      "is undefined.")
+                continue
+            per_track[track.name], (vocals, accompaniment) = scores, estimates
             if args.estimates_dir:
                 folder = os.path.join(args.estimates_dir, "test", track.name)
                 os.makedirs(folder, exist_ok=True)
                 write_audio(os.path.join(folder, "vocals.wav"), vocals, track.rate)
                 write_audio(os.path.join(folder, "accompaniment.wav"), accompaniment, track.rate)
+        if not per_track:
+            raise InferenceError("no song could be scored: every one has a silent source")
         medians = median_over_tracks(per_track)
         write_json(args.out, {"checkpoint": os.path.abspath(args.checkpoint), "root": root,
                               "windows": "1 s, BSS Eval v4 (museval)", "median": medians,

@@ -248,11 +248,14 @@ def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=Fal
             rate, channels, n = f.samplerate, f.channels, f.frames
             if n <= 0:
                 raise AudioError(f"{path} holds no audio samples")
+            writers = []
             try:
                 os.makedirs(out_dir, exist_ok=True)
-                writers = [AtomicAudioWriter(os.path.join(out_dir, name), rate, channels)
-                           for name in ("vocals.wav", "accompaniment.wav")]
+                for name in ("vocals.wav", "accompaniment.wav"):
+                    writers.append(AtomicAudioWriter(os.path.join(out_dir, name), rate, channels))
             except OSError as err:
+                for writer in writers:
+                    writer.discard()
                 raise InferenceError(f"cannot write to {out_dir} ({err.strerror}): pick another --out-dir")
             try:
                 blocks = plan_blocks(n, rate, signal)

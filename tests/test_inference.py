@@ -168,3 +168,13 @@ def test_a_failed_separation_keeps_the_old_outputs(tiny_checkpoint, tmp_path, mo
         separate_file(model, signal, str(tmp_path / "song.wav"), str(out), quiet=True)
     assert sorted(os.listdir(out)) == ["vocals.wav"]  # no temporary file, no half-written output
     assert (out / "vocals.wav").read_bytes() == b"previous result"
+
+
+def test_evaluate_scores_a_model_that_predicts_silence(toy_root, tiny_checkpoint, tmp_path, monkeypatch):
+    # museval refuses an all-zero estimate; a model with an empty mask must still get a (bad) score.
+    monkeypatch.setattr(inference, "compute_mask", lambda model, magnitude, frames: 0 * magnitude)
+    out = tmp_path / "scores.json"
+    evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-tracks", "1", "--out", str(out),
+                   "--quiet"])
+    medians = json.loads(out.read_text())["median"]
+    assert medians["U-Net"]["vocals"]["SIR"] < medians["oracle IRM"]["vocals"]["SIR"]
