@@ -6,6 +6,7 @@ both use. Arrays are numpy `(samples, channels)` float32 as soundfile returns
 them; spectrograms are torch `(..., freq_bins, frames)`.
 """
 
+import contextlib
 import io
 import os
 import shutil
@@ -83,24 +84,34 @@ def _read_with_ffmpeg(path):
         raise AudioError(f"{path} is not an audio file that ffmpeg can decode") from err
 
 
-def write_audio(path, audio, sample_rate):
-    """Write (samples, channels) float audio as a 16-bit file, atomically.
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path` (same extension); rename it to
+    `path` when the block ends normally, delete it if the block fails.
 
-    The file appears under its final name only once it is complete, so a
-    crash never leaves a truncated output behind.
+    Every file the project writes (checkpoints, caches, WAVs, figures, JSON)
+    goes through this, so a crash or Ctrl-C never leaves a truncated file
+    under a final name, and an older file there survives until the new one is
+    complete.
     """
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    suffix = os.path.splitext(path)[1] or ".wav"
-    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-", dir=folder)
+    suffix = os.path.splitext(path)[1]
+    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
     os.close(fd)
     try:
         make_readable(tmp)
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
+
+
+def write_audio(path, audio, sample_rate):
+    """Write (samples, channels) float audio as a 16-bit WAV file, atomically."""
+    with atomic_path(path) as tmp:
+        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
 
 
 class AtomicAudioWriter:

@@ -29,7 +29,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from audio import (AudioError, SignalConfig, magnitude_scale, make_readable, read_audio, resample,
+from audio import (AudioError, SignalConfig, atomic_path, magnitude_scale, read_audio, resample,
                    stft, to_mono)
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -364,16 +364,8 @@ def _read_cache(path, signal):
 
 
 def _write_cache(path, array):
-    fd, tmp = tempfile.mkstemp(suffix=".npy", prefix=".tmp-", dir=os.path.dirname(path))
-    try:
-        make_readable(tmp)
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        np.save(tmp, array)
 
 
 # --------------------------------------------------------------------------

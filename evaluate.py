@@ -22,11 +22,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
 
-from audio import AudioError, make_readable, write_audio
+from audio import AudioError, atomic_path, write_audio
+from data import positive_int_or_all
 from inference import DEFAULT_CHECKPOINT, InferenceError, analyse, load_model, resynthesise, separate
 from unet_model import CheckpointError, pick_device
 
@@ -113,28 +113,9 @@ def format_tables(per_track, medians):
 
 
 def write_json(path, content):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".json", prefix=".tmp-", dir=folder)
-    try:
-        make_readable(tmp)
-        with os.fdopen(fd, "w") as f:
-            json.dump(content, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(content, f, indent=2)
 
 
 def get_args(argv=None):
@@ -146,8 +127,8 @@ def get_args(argv=None):
     p.add_argument("--root", default=None,
                    help="MUSDB18 or MUSDB18-HQ folder (default: $MUSDB_PATH, else the toy set)")
     p.add_argument("--tracks", nargs="+", default=None, metavar="NAME", help="test songs to score, by name")
-    p.add_argument("--n-tracks", type=positive_int, default=None,
-                   help="score only the first N test songs (default: all)")
+    p.add_argument("--n-tracks", type=positive_int_or_all, default=None,
+                   help="score only the first N test songs, or 'all' (default: all)")
     p.add_argument("--out", default=os.path.join("outputs", "scores.json"), help="JSON file of the scores")
     p.add_argument("--estimates-dir", default=None,
                    help="also write the model's estimates as DIR/test/<song>/{vocals,accompaniment}.wav")

@@ -36,7 +36,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audio import (AtomicAudioWriter, AudioError, SignalConfig, istft, magnitude_scale, make_readable,
+from audio import (AtomicAudioWriter, AudioError, SignalConfig, atomic_path, istft, magnitude_scale,
                    resample, stft)
 from unet_model import CheckpointError, load_checkpoint, model_from_checkpoint, pick_device
 
@@ -319,15 +319,8 @@ def plot_separation(mix_magnitude, mask, signal, title, path=None, show=False):
     fig.suptitle(title)
     fig.tight_layout()
     if path:
-        fd, tmp = tempfile.mkstemp(suffix=".png", prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-        os.close(fd)
-        try:
-            make_readable(tmp)
-            fig.savefig(tmp, dpi=110)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
     if show:
         plt.show()
     return fig

@@ -24,7 +24,6 @@ import json
 import os
 import signal as signals
 import sys
-import tempfile
 import time
 from datetime import datetime
 
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from audio import SignalConfig, istft, make_readable
+from audio import SignalConfig, atomic_path, istft
 from data import (DEFAULT_CACHE_DIR, DataError, PatchDataset, crop, load_features,
                   positive_int_or_all, split_data, typed_flags)
 from unet_model import (CHECKPOINT_FORMAT, CheckpointError, UNet, UNetConfig, count_parameters,
@@ -185,18 +184,10 @@ def seed_everything(seed):
 def save_checkpoint(path, state):
     """torch.save to a temporary file in the same folder, then rename: the
     checkpoint under `path` is always either the old one or the new one."""
-    fd, tmp = tempfile.mkstemp(suffix=".pth", prefix=".tmp-", dir=os.path.dirname(path) or ".")
-    try:
-        make_readable(tmp)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def find_latest_checkpoint(save_dir):
@@ -329,12 +320,10 @@ def write_history(save_dir, history):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = os.path.join(save_dir, "history.csv")
-    with open(path + ".tmp", "w", newline="") as f:
+    with atomic_path(os.path.join(save_dir, "history.csv")) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
-    os.replace(path + ".tmp", path)
 
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -348,9 +337,9 @@ def write_history(save_dir, history):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(os.path.join(save_dir, ".loss_curve.tmp.png"), dpi=120)
+    with atomic_path(os.path.join(save_dir, "loss_curve.png")) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
-    os.replace(os.path.join(save_dir, ".loss_curve.tmp.png"), os.path.join(save_dir, "loss_curve.png"))
 
 
 # --------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from audio import (AudioError, SignalConfig, istft, magnitude_scale, read_audio, resample, stft,
