@@ -83,12 +83,19 @@ def build_toy_musdb(root, settings=TOY_SETTINGS, quiet=False):
             json.dump(settings, f, indent=2)
         if os.path.exists(root):
             shutil.rmtree(root)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
         os.replace(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if not quiet:
         print(f"Built the toy data set in {time.time() - start:.1f} s: {root}")
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _write_pcm16(path, samples, rate):
@@ -135,36 +142,45 @@ def resolve_root(root=None, quiet=False):
 
 
 def detect_layout(root):
-    """Return True for MUSDB18-HQ (WAV folders), False for MUSDB18 (.stem.mp4 files)."""
+    """{subset: True for WAV folders (MUSDB18-HQ), False for .stem.mp4 files (MUSDB18)}.
+
+    Each of train/ and test/ is looked at on its own, so a folder may hold WAV
+    songs under train/ and stems under test/; a subset holding both kinds is
+    refused (musdb reads one kind at a time, and would silently skip the other).
+    """
     if not os.path.isdir(root):
         raise DataError(
             f"data root {root} does not exist: point --root (or MUSDB_PATH) at a MUSDB18 folder "
             "that holds train/ and test/, or set neither to use the toy set"
         )
-    subsets = [os.path.join(root, s) for s in ("train", "test") if os.path.isdir(os.path.join(root, s))]
+    subsets = [s for s in ("train", "test") if os.path.isdir(os.path.join(root, s))]
     if not subsets:
         raise DataError(
             f"{root} is not a MUSDB18 folder: it has no train/ or test/ subfolder "
             "(expected root/train/<song>.stem.mp4 or root/train/<song>/mixture.wav)"
         )
-    has_stems = has_wav = False
+    layouts = {}
     for subset in subsets:
-        for entry in os.listdir(subset):
-            has_stems |= entry.endswith(".stem.mp4")
-            has_wav |= os.path.isfile(os.path.join(subset, entry, "mixture.wav"))
-    if not (has_stems or has_wav):
+        folder = os.path.join(root, subset)
+        entries = os.listdir(folder)
+        has_stems = any(e.endswith(".stem.mp4") for e in entries)
+        has_wav = any(os.path.isfile(os.path.join(folder, e, "mixture.wav")) for e in entries)
+        if has_stems and has_wav:
+            raise DataError(f"{folder} holds both .stem.mp4 files and WAV song folders: keep one kind "
+                            "per subset folder (musdb reads one kind at a time)")
+        if has_stems or has_wav:
+            layouts[subset] = has_wav
+    if not layouts:
         raise DataError(
             f"{root} holds no MUSDB tracks: expected <song>.stem.mp4 files or <song>/mixture.wav "
             "folders under train/ or test/"
         )
-    if has_stems and not has_wav:
-        for tool in ("ffmpeg", "ffprobe"):
-            if shutil.which(tool) is None:
-                raise DataError(
-                    f"{tool} is needed to read the .stem.mp4 files in {root}: install it "
-                    "(Debian/Ubuntu: apt-get install -y ffmpeg) or use MUSDB18-HQ (WAV)"
-                )
-    return has_wav
+    # musdb imports stempeg, which refuses to load without ffmpeg and ffprobe, WAV data included.
+    for tool in ("ffmpeg", "ffprobe"):
+        if shutil.which(tool) is None:
+            raise DataError(f"{tool} is needed to read MUSDB data (musdb calls it, even for WAV folders): "
+                            "install it (Debian/Ubuntu: apt-get install -y ffmpeg; macOS: brew install ffmpeg)")
+    return layouts
 
 
 def _musdb_tracks(root, is_wav, subset, split=None):
@@ -203,17 +219,17 @@ def _unreadable_file(folder, is_wav):
 
 
 def find_tracks(root=None, subsets=("test", "train"), quiet=False):
-    """(root, is_wav, tracks) of the data in use, test songs first: for inference and evaluation."""
+    """(root, tracks) of the data in use, test songs first: for inference and evaluation."""
     root, is_toy = resolve_root(root, quiet=quiet)
-    is_wav = detect_layout(root)
+    layouts = detect_layout(root)
     if is_toy and not quiet:
         print(f"Using the generated toy data set in {root}; for real music point --root "
               "(or MUSDB_PATH) at MUSDB18 or MUSDB18-HQ.")
     tracks = []
     for subset in subsets:
-        if os.path.isdir(os.path.join(root, subset)):
-            tracks += _musdb_tracks(root, is_wav, subset)
-    return root, is_wav, tracks
+        if subset in layouts:
+            tracks += _musdb_tracks(root, layouts[subset], subset)
+    return root, tracks
 
 
 def _holdout_order(name):
@@ -232,10 +248,14 @@ def split_data(root=None, n_songs=10, quiet=False, strict=True):
     whole, with a note, instead of being an error.
     """
     root, is_toy = resolve_root(root, quiet=quiet)
-    is_wav = detect_layout(root)
-    train = _musdb_tracks(root, is_wav, "train", split="train")
-    valid = _musdb_tracks(root, is_wav, "train", split="valid")
-    test = _musdb_tracks(root, is_wav, "test")
+    layouts = detect_layout(root)
+    is_wav = layouts.get("train", layouts.get("test"))
+    train = valid = test = []
+    if "train" in layouts:
+        train = _musdb_tracks(root, is_wav, "train", split="train")
+        valid = _musdb_tracks(root, is_wav, "train", split="valid")
+    if "test" in layouts:
+        test = _musdb_tracks(root, layouts["test"], "test")
     notes = []
     if is_toy:
         notes.append(
@@ -262,6 +282,8 @@ def split_data(root=None, n_songs=10, quiet=False, strict=True):
             )
         train = train[:n_songs]
     source = "toy" if is_toy else ("MUSDB18-HQ" if is_wav else "MUSDB18")
+    if len(set(layouts.values())) > 1:
+        source = f"mixed: train/ {'WAV' if is_wav else 'stems'}, test/ {'WAV' if layouts['test'] else 'stems'}"
     return DataSplit(root, source, is_wav, train, valid, test, notes)
 
 
@@ -269,16 +291,17 @@ def split_data(root=None, n_songs=10, quiet=False, strict=True):
 # Features: decoded once, cached on disk
 # --------------------------------------------------------------------------
 
-def _track_files(track, is_wav):
-    if is_wav:
-        return [track.path, track.sources["vocals"].path]
-    return [track.path]
+def _track_files(track):
+    """The files a track's features come from: one .stem.mp4, or mixture.wav and vocals.wav."""
+    if track.path.endswith(".stem.mp4"):
+        return [track.path]
+    return [track.path, track.sources["vocals"].path]
 
 
-def cache_path(track, is_wav, signal, cache_dir):
+def cache_path(track, signal, cache_dir):
     """The cache file of a track: named after it, keyed by its files and the signal settings."""
     files = []
-    for path in _track_files(track, is_wav):
+    for path in _track_files(track):
         st = os.stat(path)
         files.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
     key = json.dumps({"files": files, "signal": signal.to_dict(), "version": CACHE_VERSION},
@@ -288,10 +311,10 @@ def cache_path(track, is_wav, signal, cache_dir):
     return os.path.join(cache_dir, f"{slug}-{digest}.npy")
 
 
-def _decode(track, is_wav):
+def _decode(track):
     """(mix, vocals) as float32 (samples, channels) arrays, and the sample rate."""
     try:
-        if is_wav:
+        if not track.path.endswith(".stem.mp4"):  # MUSDB18-HQ: read the WAVs directly
             mix, rate = read_audio(track.path)
             vocals, vocals_rate = read_audio(track.sources["vocals"].path)
             if vocals_rate != rate:
@@ -330,7 +353,7 @@ def compute_features(mix, vocals, rate, signal):
     return out.numpy().astype(np.complex64)
 
 
-def load_features(tracks, is_wav, signal, cache_dir=DEFAULT_CACHE_DIR, quiet=False):
+def load_features(tracks, signal, cache_dir=DEFAULT_CACHE_DIR, quiet=False):
     """Cached features for each track (memory-mapped); decodes only what is missing.
 
     A cache file that cannot be read back (a torn write, a foreign file) is
@@ -339,12 +362,12 @@ def load_features(tracks, is_wav, signal, cache_dir=DEFAULT_CACHE_DIR, quiet=Fal
     os.makedirs(cache_dir, exist_ok=True)
     features, todo = [None] * len(tracks), []
     for i, track in enumerate(tracks):
-        path = cache_path(track, is_wav, signal, cache_dir)
+        path = cache_path(track, signal, cache_dir)
         features[i] = _read_cache(path, signal)
         if features[i] is None:
             todo.append((i, path))
     for i, path in _progress(todo, "decoding audio (once)", quiet):
-        mix, vocals, rate = _decode(tracks[i], is_wav)
+        mix, vocals, rate = _decode(tracks[i])
         _write_cache(path, compute_features(mix, vocals, rate, signal))
         features[i] = _read_cache(path, signal)
     return features
@@ -466,7 +489,9 @@ def summarize(split, signal, cache_dir):
     """Lines describing the data: source, songs per split, durations, patches, cache."""
     seconds_per_patch = signal.patch_frames * signal.hop_length / signal.sample_rate
     lines = [f"Data root:  {split.root}",
-             f"Source:     {split.source} ({'WAV folders' if split.is_wav else '.stem.mp4 files'})"]
+             f"Source:     {split.source}"
+             + ("" if split.source.startswith("mixed") else
+                f" ({'WAV folders' if split.is_wav else '.stem.mp4 files'})")]
     cached = total = 0
     for name, tracks in (("train", split.train), ("valid", split.valid), ("test", split.test)):
         durations = [t.duration for t in tracks]
@@ -476,9 +501,19 @@ def summarize(split, signal, cache_dir):
                      f"{tiles:4d} patches of {signal.patch_frames} frames ({seconds_per_patch:.1f} s)")
         for track in tracks:
             total += 1
-            cached += os.path.exists(cache_path(track, split.is_wav, signal, cache_dir))
+            cached += os.path.exists(cache_path(track, signal, cache_dir))
     lines.append(f"Cache:      {cache_dir} ({cached} of {total} songs cached)")
     return lines + split.notes
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each flag's default, except where there is none to show
+    (the flag's own text then says what happens when it is left out)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def typed_flags(parser, argv):
@@ -496,7 +531,7 @@ def typed_flags(parser, argv):
 def get_args(argv=None):
     parser = argparse.ArgumentParser(description="Summarise the MUSDB18 data the U-Net would use.")
     parser.add_argument("--root", default=None,
-                        help="MUSDB18 or MUSDB18-HQ folder (default: $MUSDB_PATH, else the generated toy set)")
+                        help="MUSDB18 or MUSDB18-HQ folder; if not given: $MUSDB_PATH, else the generated toy set")
     parser.add_argument("--n-songs", type=positive_int_or_all, default=10,
                         help="training songs to use, or 'all' (default: 10, or all if there are fewer)")
     parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,

@@ -26,7 +26,7 @@ import sys
 import numpy as np
 
 from audio import AudioError, atomic_path, write_audio
-from data import positive_int_or_all
+from data import DataError, HelpFormatter, positive_int_or_all
 from inference import DEFAULT_CHECKPOINT, InferenceError, analyse, load_model, resynthesise, separate
 from unet_model import CheckpointError, pick_device
 
@@ -122,11 +122,12 @@ def get_args(argv=None):
     p = argparse.ArgumentParser(
         description="BSS Eval v4 scores (museval) of the U-Net, the mixture and the oracle ratio mask "
                     "on the test songs.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="model written by train.py")
     p.add_argument("--root", default=None,
-                   help="MUSDB18 or MUSDB18-HQ folder (default: $MUSDB_PATH, else the toy set)")
-    p.add_argument("--tracks", nargs="+", default=None, metavar="NAME", help="test songs to score, by name")
+                   help="MUSDB18 or MUSDB18-HQ folder; if not given: $MUSDB_PATH, else the generated toy set")
+    p.add_argument("--tracks", "--track", dest="tracks", nargs="+", default=None, metavar="NAME",
+                   help="test songs to score, by name (as inference.py --tracks)")
     p.add_argument("--n-tracks", type=positive_int_or_all, default=None,
                    help="score only the first N test songs, or 'all' (default: all)")
     p.add_argument("--out", default=os.path.join("outputs", "scores.json"), help="JSON file of the scores")
@@ -140,7 +141,7 @@ def get_args(argv=None):
 def pick_tracks(args):
     from data import find_tracks
 
-    root, _, tracks = find_tracks(args.root, subsets=("test",), quiet=args.quiet)
+    root, tracks = find_tracks(args.root, subsets=("test",), quiet=args.quiet)
     if not tracks:
         raise InferenceError(f"{root} has no test songs under test/ to score")
     if args.tracks:
@@ -156,7 +157,6 @@ def pick_tracks(args):
 def main(argv=None):
     args = get_args(argv)
     from tqdm import tqdm
-    from data import DataError
 
     try:
         model, signal = load_model(args.checkpoint, pick_device(args.cpu))
@@ -185,7 +185,7 @@ def main(argv=None):
     except OSError as err:
         sys.exit(f"error: cannot write {err.filename} ({err.strerror}): pick another --out or --estimates-dir")
     print("\n".join(format_tables(per_track, medians)))
-    print(f"Scores of {len(per_track)} songs written to {args.out}"
+    print(f"Scores of {len(per_track)} song{'' if len(per_track) == 1 else 's'} written to {args.out}"
           + (f"; estimates in {args.estimates_dir}" if args.estimates_dir else ""))
 
 

@@ -2,7 +2,7 @@
 
     python inference.py                              # first test song of the data in use
     python inference.py song.mp3 "other song.flac"   # any audio files
-    python inference.py --track "Toy Song test 02"   # a song of the data set, by name
+    python inference.py --tracks "Toy Song test 02"  # songs of the data set, by name
     python inference.py --checkpoint checkpoints/final_model.pth --out-dir results
 
 For each song, writes to <out-dir>/<song>/ (default outputs/<song>/):
@@ -38,6 +38,7 @@ import torch
 
 from audio import (AtomicAudioWriter, AudioError, SignalConfig, atomic_path, istft, magnitude_scale,
                    resample, stft)
+from data import DataError, HelpFormatter
 from unet_model import CheckpointError, load_checkpoint, model_from_checkpoint, pick_device
 
 DEFAULT_CHECKPOINT = os.path.join("checkpoints", "best_model.pth")
@@ -341,15 +342,16 @@ def song_name(path):
 def get_args(argv=None):
     p = argparse.ArgumentParser(
         description="Separate the vocals of songs with a trained U-Net and plot mix / mask / vocals.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="audio files to separate (WAV, FLAC, OGG, MP3, MP4, .stem.mp4, ...); "
                         "none: the first test song of the data in use")
     p.add_argument("--input", action="append", default=[], metavar="FILE",
                    help="another audio file to separate (may be repeated)")
-    p.add_argument("--track", default=None, help="a song of the data set, by name (see python data.py)")
+    p.add_argument("--tracks", "--track", dest="tracks", nargs="+", default=None, metavar="NAME",
+                   help="songs of the data set, by name (as evaluate.py --tracks)")
     p.add_argument("--root", default=None,
-                   help="MUSDB18 folder for --track and the default song (default: $MUSDB_PATH, else the toy set)")
+                   help="MUSDB18 folder for --track and the default song; if not given: $MUSDB_PATH, else the toy set")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="model written by train.py")
     p.add_argument("--out-dir", default="outputs", help="each song goes to OUT_DIR/<song name>/")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
@@ -363,30 +365,29 @@ def get_args(argv=None):
 
 
 def songs_to_separate(args):
-    """[(name, path)] from the files, --input, --track, or the first test song."""
+    """[(name, path)] from the files, --input, --tracks, or the first test song."""
     files = args.files + args.input
-    if files and args.track:
-        raise InferenceError("give either audio files or --track, not both")
+    if files and args.tracks:
+        raise InferenceError("give either audio files or --tracks, not both")
     if files:
         return [(song_name(path), path) for path in files]
     from data import find_tracks
 
-    root, _, tracks = find_tracks(args.root, quiet=args.quiet)
+    root, tracks = find_tracks(args.root, quiet=args.quiet)
     if not tracks:
         raise InferenceError(f"{root} has no songs to separate")
-    if args.track is None:
+    if args.tracks is None:
         return [(tracks[0].name, tracks[0].path)]  # test songs come first
-    for track in tracks:
-        if track.name.lower() == args.track.lower():
-            return [(track.name, track.path)]
-    names = ", ".join(t.name for t in tracks[:5])
-    raise InferenceError(f"no song named {args.track!r} in {root}; some there are: {names}")
+    by_name = {t.name.lower(): t for t in tracks}
+    for name in args.tracks:
+        if name.lower() not in by_name:
+            names = ", ".join(t.name for t in tracks[:5])
+            raise InferenceError(f"no song named {name!r} in {root}; some there are: {names}")
+    return [(by_name[n.lower()].name, by_name[n.lower()].path) for n in args.tracks]
 
 
 def main(argv=None):
     args = get_args(argv)
-    from data import DataError
-
     try:
         device = pick_device(args.cpu)
         model, signal = load_model(args.checkpoint, device)

@@ -33,7 +33,7 @@ import torch.nn as nn
 
 from audio import SignalConfig, atomic_path, istft
 from data import (DEFAULT_CACHE_DIR, DataError, PatchDataset, crop, load_features,
-                  positive_int_or_all, split_data, typed_flags)
+                  positive_int_or_all, split_data, typed_flags, HelpFormatter)
 from unet_model import (CHECKPOINT_FORMAT, CheckpointError, UNet, UNetConfig, count_parameters,
                         load_checkpoint, pick_device)
 
@@ -79,7 +79,7 @@ def _number(kind, low, high, low_open=False):
 def build_parser():
     p = argparse.ArgumentParser(
         description="Train the singing-voice U-Net (masked L1 loss) on MUSDB18 or the toy set.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=_number(int, 1, 100_000), default=20, help="total number of epochs")
     g.add_argument("--batch-size", type=_number(int, 1, 4096), default=16, help="patches per batch")
@@ -107,7 +107,7 @@ def build_parser():
 
     g = p.add_argument_group("data")
     g.add_argument("--root", default=None,
-                   help="MUSDB18 or MUSDB18-HQ folder (default: $MUSDB_PATH, else the generated toy set)")
+                   help="MUSDB18 or MUSDB18-HQ folder; if not given: $MUSDB_PATH, else the generated toy set")
     g.add_argument("--n-songs", type=positive_int_or_all, default=10,
                    help="training songs to use, or 'all' (left at its default: all if there are fewer)")
     g.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="cache of decoded spectrograms")
@@ -319,6 +319,7 @@ def write_history(save_dir, history):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     with atomic_path(os.path.join(save_dir, "history.csv")) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))
@@ -332,6 +333,7 @@ def write_history(save_dir, history):
     ax.axhline(history[0]["constant_mask_loss"], color="gray", linestyle="--",
                label="best constant mask (validation)")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("masked L1 loss")
     ax.set_title("U-Net training")
     ax.grid(alpha=0.3)
@@ -376,8 +378,8 @@ def prepare_data(args, signal, rank, world):
         raise TrainingError(f"{split.root} has no training songs under train/")
     if not split.valid:
         raise TrainingError(f"{split.root} has a single training song; validation needs at least two")
-    train_features = load_features(split.train, split.is_wav, signal, args.cache_dir, quiet)
-    valid_features = load_features(split.valid, split.is_wav, signal, args.cache_dir, quiet)
+    train_features = load_features(split.train, signal, args.cache_dir, quiet)
+    valid_features = load_features(split.valid, signal, args.cache_dir, quiet)
     if rank == 0 and world > 1:
         dist.barrier()
     train_set = PatchDataset(train_features, signal.patch_frames, args.samples_per_track, args.augment)
@@ -401,6 +403,7 @@ def train(args):
     """Run (or resume) training as the flags say; returns the history rows."""
     from torch.utils.tensorboard import SummaryWriter
 
+    started = time.time()
     rank, local_rank, world = setup_distributed(args.cpu)
     main_process = rank == 0
     say = print if main_process else (lambda *a, **k: None)
@@ -548,7 +551,7 @@ def train(args):
             save_checkpoint(os.path.join(args.save_dir, "last_model.pth"), checkpoint())
             writer.close()
             print(f"\nInterrupted: saved {os.path.join(args.save_dir, 'last_model.pth')} after "
-                  f"{state['epoch']} epochs; continue with: python train.py --resume --save-dir {args.save_dir}")
+                  f"{state['epoch']} epoch{'' if state['epoch'] == 1 else 's'}; continue with: python train.py --resume --save-dir {args.save_dir}")
         sys.exit(130)
 
     if main_process:
@@ -557,10 +560,16 @@ def train(args):
                            {"hparam/best_valid_loss": state["best_valid_loss"]}, run_name=".")
         writer.close()
     ratio = state["best_valid_loss"] / state["constant_mask_loss"]
-    say(f"Done: best validation loss {state['best_valid_loss']:.5f} at epoch {state['best_epoch']} "
-        f"({ratio:.2f} x the constant-mask baseline). Checkpoints in {args.save_dir}, "
-        f"TensorBoard: tensorboard --logdir {os.path.join(args.save_dir, 'logs')}")
+    minutes = (time.time() - started) / 60
+    say(f"Done in {minutes:.1f} min: best validation loss {state['best_valid_loss']:.5f} at epoch "
+        f"{state['best_epoch']} ({ratio:.2f} x the constant-mask baseline).")
+    if ratio > 0.95:
+        say("That is no better than a constant mask: the model has not learned; see Troubleshooting in README.md.")
+    say(f"Checkpoints in {os.path.join(args.save_dir, '')}, loss curve in "
+        f"{os.path.join(args.save_dir, 'loss_curve.png')}; TensorBoard: tensorboard --logdir "
+        f"{os.path.join(args.save_dir, 'logs')}")
     if world > 1:
+        dist.barrier()  # let rank 0 finish writing before the process group goes away
         dist.destroy_process_group()
     return state["history"]
 

@@ -196,7 +196,8 @@ def load_checkpoint(path):
     weights_only=True: loading a .pth from elsewhere can never run code.
     """
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path} does not exist: train a model first with `python train.py`")
+        raise CheckpointError(f"checkpoint {os.path.abspath(path)} does not exist: train a model first "
+                              "with `python train.py`, or pass --checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

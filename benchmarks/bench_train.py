@@ -37,10 +37,10 @@ def time_features(split, signal):
     try:
         tracks = split.train + split.valid
         start = time.perf_counter()
-        load_features(tracks, split.is_wav, signal, folder, quiet=True)
+        load_features(tracks, signal, folder, quiet=True)
         cold = time.perf_counter() - start
         start = time.perf_counter()
-        features = load_features(tracks, split.is_wav, signal, folder, quiet=True)
+        features = load_features(tracks, signal, folder, quiet=True)
         warm = time.perf_counter() - start
         return cold, warm, [f.copy() for f in features[:len(split.train)]], len(tracks)
     finally:

@@ -183,6 +183,11 @@ def _stem_root(ctx):
     return ["--root", str(root), "--cache-dir", str(ctx.tmp / "cache")]
 
 
+def no_ffmpeg_wav(ctx):
+    ctx.monkeypatch.setenv("PATH", str(ctx.tmp / "empty-bin"))
+    return train_flags()(ctx)
+
+
 def no_ffmpeg_mp4_input(ctx):
     ctx.monkeypatch.setenv("PATH", str(ctx.tmp / "empty-bin"))
     return [ctx.stem_file, "--checkpoint", ctx.tiny_checkpoint, "--out-dir", str(ctx.tmp / "out")]
@@ -206,7 +211,8 @@ CASES = [
     ("train: WAV that is not audio", "train", broken_wav("not audio"), "mixture.wav"),
     ("train: truncated stem", "train", broken_stem("truncated"), "Broken - Song.stem.mp4"),
     ("train: stem that is not audio", "train", broken_stem("junk"), "Broken - Song.stem.mp4"),
-    ("train: stems without ffmpeg", "train", no_ffmpeg_stems, "ffmpeg"),
+    ("train: stems without ffmpeg", "train", no_ffmpeg_stems, "ffmpeg is needed to read MUSDB data"),
+    ("train: WAV data without ffmpeg", "train", no_ffmpeg_wav, "ffmpeg is needed to read MUSDB data"),
     ("train: save dir is a file", "train", save_dir_is_a_file, "taken"),
     ("train: resume with nothing", "train", resume_nothing, "--resume found no checkpoint"),
     ("train: resume other model size", "train", resume_other_size, "drop the model flags to resume it"),

@@ -60,7 +60,7 @@ def test_too_many_songs_is_a_clear_error(toy_root):
 
 def test_toy_patches_through_musdb(toy_root, tmp_path):
     split = split_data(toy_root, n_songs=None, quiet=True)
-    features = load_features(split.train, split.is_wav, SIGNAL, str(tmp_path), quiet=True)
+    features = load_features(split.train, SIGNAL, str(tmp_path), quiet=True)
     assert all(f.shape[:2] == (2, 513) and f.dtype == np.complex64 for f in features)
     # 14 s at 8192 Hz with hop 768: 150 frames, so more than one patch per song.
     assert features[0].shape[2] == 1 + (14 * 8192) // 768
@@ -79,7 +79,7 @@ def test_toy_patches_through_musdb(toy_root, tmp_path):
 
 def test_validation_tiling_is_fixed_and_pads_the_end(toy_root, tmp_path):
     split = split_data(toy_root, n_songs=None, quiet=True)
-    features = load_features(split.valid, split.is_wav, SIGNAL, str(tmp_path), quiet=True)
+    features = load_features(split.valid, SIGNAL, str(tmp_path), quiet=True)
     dataset = PatchDataset(features, 128)
     frames = features[0].shape[-1]
     assert len(dataset) == -(-frames // 128) == 2
@@ -93,7 +93,7 @@ def test_real_musdb_excerpt_from_stempeg(stem_root, tmp_path):
     split = split_data(stem_root, quiet=True)
     assert split.source == "MUSDB18" and not split.is_wav
     assert split.train == [] and [t.name for t in split.test] == ["The Easton Ellises - Falcon 69"]
-    features = load_features(split.test, split.is_wav, SIGNAL, str(tmp_path), quiet=True)
+    features = load_features(split.test, SIGNAL, str(tmp_path), quiet=True)
     assert features[0].shape == (2, 513, 1 + int(6.0836 * 8192) // 768)
     dataset = PatchDataset(features, 128)
     assert len(dataset) == 1  # 6 s is shorter than one 12 s patch: padded, not dropped
@@ -105,13 +105,13 @@ def test_real_musdb_excerpt_from_stempeg(stem_root, tmp_path):
 
 def test_second_load_reads_the_cache_only(toy_root, tmp_path, monkeypatch):
     split = split_data(toy_root, n_songs=2, quiet=True)
-    first = load_features(split.train, split.is_wav, SIGNAL, str(tmp_path), quiet=True)
+    first = load_features(split.train, SIGNAL, str(tmp_path), quiet=True)
 
     def no_decoding(*args):
         raise AssertionError("audio was decoded although it is cached")
 
     monkeypatch.setattr(data, "_decode", no_decoding)
-    second = load_features(split.train, split.is_wav, SIGNAL, str(tmp_path), quiet=True)
+    second = load_features(split.train, SIGNAL, str(tmp_path), quiet=True)
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
 
 
@@ -119,12 +119,12 @@ def test_cache_key_follows_signal_settings_and_torn_files_are_rebuilt(toy_root, 
     split = split_data(toy_root, n_songs=1, quiet=True)
     track = split.train[0]
     other = SignalConfig(hop_length=512)
-    assert data.cache_path(track, True, SIGNAL, str(tmp_path)) != data.cache_path(track, True, other, str(tmp_path))
-    good = np.array(load_features([track], True, SIGNAL, str(tmp_path), quiet=True)[0])  # off the map
-    path = data.cache_path(track, True, SIGNAL, str(tmp_path))
+    assert data.cache_path(track, SIGNAL, str(tmp_path)) != data.cache_path(track, other, str(tmp_path))
+    good = np.array(load_features([track], SIGNAL, str(tmp_path), quiet=True)[0])  # off the map
+    path = data.cache_path(track, SIGNAL, str(tmp_path))
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
-    rebuilt = load_features([track], True, SIGNAL, str(tmp_path), quiet=True)[0]
+    rebuilt = load_features([track], SIGNAL, str(tmp_path), quiet=True)[0]
     assert np.array_equal(good, rebuilt)
 
 
@@ -137,7 +137,7 @@ def test_random_gain_stays_in_range():
 
 def test_augmented_mix_is_the_sum_of_its_parts(toy_root, tmp_path):
     split = split_data(toy_root, n_songs=None, quiet=True)
-    features = load_features(split.train, split.is_wav, SIGNAL, str(tmp_path), quiet=True)
+    features = load_features(split.train, SIGNAL, str(tmp_path), quiet=True)
     dataset = PatchDataset(features, 128, samples_per_track=8, augment=True)
     plain = PatchDataset(features, 128, samples_per_track=8)
     changed = 0
@@ -182,3 +182,24 @@ def test_bad_n_songs_flag_is_refused():
     run = subprocess.run([sys.executable, "data.py", "--n-songs", "0"], cwd=PROJECT,
                          capture_output=True, text=True)
     assert run.returncode == 2 and "must be at least 1" in run.stderr
+
+
+def test_wav_songs_under_train_and_stems_under_test(toy_root, stem_file, tmp_path):
+    """The stand-in for MUSDB that the README suggests: each subset keeps its own kind."""
+    import shutil
+
+    root = tmp_path / "mixed"
+    shutil.copytree(os.path.join(toy_root, "train"), root / "train")
+    (root / "test").mkdir()
+    shutil.copy(stem_file, root / "test")
+    split = split_data(str(root), n_songs=None, quiet=True)
+    assert len(split.train) == 3 and len(split.valid) == 1
+    assert [t.name for t in split.test] == ["The Easton Ellises - Falcon 69"]
+    assert split.source == "mixed: train/ WAV, test/ stems"
+    features = load_features(split.test + split.train[:1], SIGNAL, str(tmp_path / "cache"), quiet=True)
+    assert [f.shape[:2] for f in features] == [(2, 513)] * 2
+    (root / "test" / "Toy Song").mkdir()
+    shutil.copy(os.path.join(toy_root, "train", os.listdir(os.path.join(toy_root, "train"))[0], "mixture.wav"),
+                root / "test" / "Toy Song" / "mixture.wav")
+    with pytest.raises(DataError, match="holds both .stem.mp4 files and WAV song folders"):
+        split_data(str(root), quiet=True)
