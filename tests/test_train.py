@@ -162,7 +162,9 @@ def test_killed_run_leaves_loadable_checkpoints_and_resumes(toy_root, tmp_path, 
     for path in glob.glob(str(save_dir / "*.pth")):
         load_checkpoint(path)  # every file left behind is whole
     assert not glob.glob(str(save_dir / ".tmp-*")) or sig == signal.SIGKILL
-    done = load_checkpoint(str(save_dir / "last_model.pth"))["epoch"]
+    # What --resume starts from: the newest epoch in any file (a kill between
+    # checkpoint_epoch_2.pth and last_model.pth leaves last_model one epoch behind).
+    done = max(load_checkpoint(path)["epoch"] for path in glob.glob(str(save_dir / "*.pth")))
     assert 2 <= done < 40
 
     resumed = subprocess.run([*command[:2], "--resume", "--save-dir", str(save_dir), "--epochs", str(done + 1),
