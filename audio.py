@@ -7,7 +7,6 @@ them; spectrograms are torch `(..., freq_bins, frames)`.
 """
 
 import contextlib
-import io
 import os
 import shutil
 import subprocess
@@ -47,41 +46,46 @@ class SignalConfig:
         return asdict(self)
 
 
-def read_audio(path):
-    """Read any audio file as float32 (samples, channels) and its sample rate.
+@contextlib.contextmanager
+def open_audio(path):
+    """Open any audio file as a soundfile.SoundFile (to read whole or block by block).
 
-    soundfile handles WAV/FLAC/OGG (and MP3 with recent libsndfile); anything
-    else (MP4/AAC, stems, ...) is decoded by ffmpeg, whose first audio stream
-    is the mixture in a MUSDB `.stem.mp4`.
+    soundfile reads WAV/FLAC/OGG (and MP3 with recent libsndfile) itself;
+    anything else (MP4/AAC, MUSDB .stem.mp4, ...) is first decoded by ffmpeg
+    into a temporary float WAV: its first audio stream, which is the mixture
+    in a stem file.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise AudioError(f"audio file not found: {path}")
-    try:
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        audio, rate = _read_with_ffmpeg(path)
-    if audio.shape[0] == 0:
-        raise AudioError(f"{path} holds no audio samples")
-    return audio, rate
+    with tempfile.TemporaryDirectory(prefix="unet-audio-") as workdir:
+        try:
+            f = sf.SoundFile(path)
+        except (sf.LibsndfileError, RuntimeError, TypeError):
+            f = sf.SoundFile(_decode_with_ffmpeg(path, workdir))
+        with f:
+            yield f
 
 
-def _read_with_ffmpeg(path):
+def _decode_with_ffmpeg(path, workdir):
     if shutil.which("ffmpeg") is None:
-        raise AudioError(
-            f"cannot read {path} without ffmpeg: install it (Debian/Ubuntu: apt-get install -y ffmpeg) "
-            "or convert the file to WAV"
-        )
-    # -map 0:a:0: the first audio stream; a WAV on stdout keeps rate and channels.
-    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-i", path, "-map", "0:a:0",
-           "-f", "wav", "-c:a", "pcm_f32le", "-"]
-    result = subprocess.run(cmd, capture_output=True)
-    if result.returncode != 0 or not result.stdout:
-        raise AudioError(f"{path} is not an audio file that ffmpeg can decode")
-    try:
-        return sf.read(io.BytesIO(result.stdout), dtype="float32", always_2d=True)
-    except sf.LibsndfileError as err:
-        raise AudioError(f"{path} is not an audio file that ffmpeg can decode") from err
+        raise AudioError(f"cannot read {path} without ffmpeg: install it (Debian/Ubuntu: "
+                         "apt-get install -y ffmpeg) or convert the file to WAV")
+    wav = os.path.join(workdir, "decoded.wav")
+    result = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", path, "-map", "0:a:0",
+                             "-c:a", "pcm_f32le", wav], capture_output=True)
+    if result.returncode != 0 or not os.path.isfile(wav):
+        raise AudioError(f"{path} is not an audio file that soundfile or ffmpeg can decode")
+    return wav
+
+
+def read_audio(path):
+    """Read any audio file (see open_audio) as float32 (samples, channels) and its sample rate."""
+    with open_audio(path) as f:
+        audio, rate = f.read(dtype="float32", always_2d=True), f.samplerate
+    if audio.shape[0] == 0:
+        raise AudioError(f"{os.fspath(path)} holds no audio samples")
+    return audio, rate
 
 
 @contextlib.contextmanager
@@ -114,41 +118,12 @@ def write_audio(path, audio, sample_rate):
         sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
 
 
-class AtomicAudioWriter:
-    """Write a WAV file block by block under a temporary name; `commit()` renames it.
-
-    Until commit() the final path is untouched (an older file there survives);
-    `discard()` removes the temporary file. Samples are clipped to [-1, 1] and
-    stored as 16-bit PCM.
-    """
-
-    def __init__(self, path, sample_rate, channels):
-        self.path = os.fspath(path)
-        fd, self.tmp = tempfile.mkstemp(suffix=".wav", prefix=".tmp-",
-                                        dir=os.path.dirname(os.path.abspath(self.path)))
-        os.close(fd)
-        make_readable(self.tmp)
-        self.file = sf.SoundFile(self.tmp, "w", samplerate=sample_rate, channels=channels,
-                                 subtype="PCM_16", format="WAV")
-
-    def write(self, audio):
-        self.file.write(np.clip(audio, -1.0, 1.0))
-
-    def commit(self):
-        self.file.close()
-        os.replace(self.tmp, self.path)
-
-    def discard(self):
-        self.file.close()
-        if os.path.exists(self.tmp):
-            os.unlink(self.tmp)
-
-
-def make_readable(path):
-    """Give a file from mkstemp (mode 0600) the permissions a plain open() would."""
+def make_readable(path, mode=0o666):
+    """Give a file from mkstemp (mode 0600), or with mode=0o777 a folder from
+    mkdtemp (0700), the permissions a plain open() or mkdir() would."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+    os.chmod(path, mode & ~umask)
 
 
 def to_mono(audio):

@@ -29,7 +29,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from audio import (AudioError, SignalConfig, atomic_path, magnitude_scale, read_audio, resample,
+from audio import (AudioError, SignalConfig, atomic_path, magnitude_scale, make_readable, read_audio, resample,
                    stft, to_mono)
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -78,28 +78,18 @@ def build_toy_musdb(root, settings=TOY_SETTINGS, quiet=False):
             ints["mixture"] = sum(ints[name] for name in STEMS)
             for name, x in ints.items():
                 x = np.clip(x, -32768, 32767).astype(np.int16)
-                _write_pcm16(os.path.join(folder, f"{name}.wav"), x, settings["sample_rate"])
+                sf.write(os.path.join(folder, f"{name}.wav"), x, settings["sample_rate"], subtype="PCM_16")
         with open(os.path.join(tmp, "toy.json"), "w") as f:
             json.dump(settings, f, indent=2)
         if os.path.exists(root):
             shutil.rmtree(root)
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private
+        make_readable(tmp, 0o777)  # mkdtemp makes it private
         os.replace(tmp, root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if not quiet:
         print(f"Built the toy data set in {time.time() - start:.1f} s: {root}")
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_pcm16(path, samples, rate):
-    sf.write(path, samples, rate, subtype="PCM_16")
 
 
 def ensure_toy_musdb(root=DEFAULT_TOY_ROOT, quiet=False):
@@ -130,6 +120,11 @@ class DataSplit:
     valid: list
     test: list
     notes: list = field(default_factory=list)
+
+
+def toy_note(root):
+    return (f"Using the generated toy data set in {root}; for real music point --root "
+            "(or MUSDB_PATH) at MUSDB18 or MUSDB18-HQ.")
 
 
 def resolve_root(root=None, quiet=False):
@@ -223,8 +218,7 @@ def find_tracks(root=None, subsets=("test", "train"), quiet=False):
     root, is_toy = resolve_root(root, quiet=quiet)
     layouts = detect_layout(root)
     if is_toy and not quiet:
-        print(f"Using the generated toy data set in {root}; for real music point --root "
-              "(or MUSDB_PATH) at MUSDB18 or MUSDB18-HQ.")
+        print(toy_note(root))
     tracks = []
     for subset in subsets:
         if subset in layouts:
@@ -258,10 +252,7 @@ def split_data(root=None, n_songs=10, quiet=False, strict=True):
         test = _musdb_tracks(root, layouts["test"], "test")
     notes = []
     if is_toy:
-        notes.append(
-            f"Using the generated toy data set in {root}; for real music point --root "
-            "(or MUSDB_PATH) at MUSDB18 or MUSDB18-HQ."
-        )
+        notes.append(toy_note(root))
     if train and not valid:
         n_hold = -(-len(train) // 6) if len(train) >= 2 else 0
         held = set(sorted((t.name for t in train), key=_holdout_order)[:n_hold])
@@ -529,13 +520,14 @@ def typed_flags(parser, argv):
 
 
 def get_args(argv=None):
-    parser = argparse.ArgumentParser(description="Summarise the MUSDB18 data the U-Net would use.")
+    parser = argparse.ArgumentParser(description="Summarise the MUSDB18 data the U-Net would use.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--root", default=None,
                         help="MUSDB18 or MUSDB18-HQ folder; if not given: $MUSDB_PATH, else the generated toy set")
     parser.add_argument("--n-songs", type=positive_int_or_all, default=10,
-                        help="training songs to use, or 'all' (default: 10, or all if there are fewer)")
+                        help="training songs to use, or 'all' (left at its default: all if there are fewer)")
     parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
-                        help=f"where decoded spectrograms are cached (default: {DEFAULT_CACHE_DIR})")
+                        help="where decoded spectrograms are cached")
     args = parser.parse_args(argv)
     args.explicit = typed_flags(parser, argv)
     return args

@@ -25,18 +25,16 @@ they are resampled back to the input's rate. The vocals therefore stop at
 """
 
 import argparse
+import contextlib
 import os
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import soundfile as sf
 import torch
 
-from audio import (AtomicAudioWriter, AudioError, SignalConfig, atomic_path, istft, magnitude_scale,
+from audio import (AudioError, SignalConfig, atomic_path, istft, magnitude_scale, open_audio,
                    resample, stft)
 from data import DataError, HelpFormatter
 from unet_model import CheckpointError, load_checkpoint, model_from_checkpoint, pick_device
@@ -179,27 +177,6 @@ def separate(model, signal, audio, sample_rate, scale=None, details=False):
 # Separation of a file, block by block
 # --------------------------------------------------------------------------
 
-def open_audio(path, workdir):
-    """A soundfile.SoundFile for any audio file; formats soundfile cannot read
-    (MP4/AAC, stems, ...) are first decoded by ffmpeg into a WAV in `workdir`."""
-    if not os.path.isfile(path):
-        raise AudioError(f"audio file not found: {path}")
-    try:
-        return sf.SoundFile(path)
-    except (sf.LibsndfileError, RuntimeError, TypeError):
-        pass
-    if shutil.which("ffmpeg") is None:
-        raise AudioError(f"cannot read {path} without ffmpeg: install it (Debian/Ubuntu: "
-                         "apt-get install -y ffmpeg) or convert the file to WAV")
-    wav = os.path.join(workdir, "decoded.wav")
-    # -map 0:a:0: the first audio stream, which is the mixture in a MUSDB .stem.mp4.
-    result = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", path, "-map", "0:a:0",
-                             "-c:a", "pcm_f32le", wav], capture_output=True)
-    if result.returncode != 0 or not os.path.isfile(wav):
-        raise AudioError(f"{path} is not an audio file that soundfile or ffmpeg can decode")
-    return sf.SoundFile(wav)
-
-
 def plan_blocks(n, sample_rate, signal):
     """[(start, end, read_from, read_to)]: output [start, end) comes from the
     separation of the input [read_from, read_to), which adds context margins.
@@ -225,11 +202,9 @@ def read_block(f, start, stop):
 
 def song_scale(f, blocks, signal):
     """The paper's scale for the whole song, found block by block (first pass)."""
-    peak = 0.0
-    for _, _, lo, hi in blocks:
-        spec, _ = analyse(read_block(f, lo, hi), f.samplerate, signal)
-        peak = max(peak, float(spec.mean(0).abs().max()))
-    return 1.0 / peak if peak > 1e-8 else 1.0
+    peaks = [analyse(read_block(f, lo, hi), f.samplerate, signal)[0].mean(0).abs().max()
+             for _, _, lo, hi in blocks]
+    return magnitude_scale(torch.stack(peaks))
 
 
 def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=False):
@@ -240,44 +215,33 @@ def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=Fal
     """
     from tqdm import tqdm
 
-    with tempfile.TemporaryDirectory(prefix="unet-inference-") as workdir:
+    paths = [os.path.join(out_dir, name) for name in ("vocals.wav", "accompaniment.wav")]
+    with open_audio(path) as f, contextlib.ExitStack() as outputs:
+        rate, channels, n = f.samplerate, f.channels, f.frames
+        if n <= 0:
+            raise AudioError(f"{path} holds no audio samples")
         try:
-            f = open_audio(path, workdir)
-        except sf.LibsndfileError as err:
-            raise AudioError(f"{path} could not be read as audio ({err})") from err
-        with f:
-            rate, channels, n = f.samplerate, f.channels, f.frames
-            if n <= 0:
-                raise AudioError(f"{path} holds no audio samples")
-            writers = []
-            try:
-                os.makedirs(out_dir, exist_ok=True)
-                for name in ("vocals.wav", "accompaniment.wav"):
-                    writers.append(AtomicAudioWriter(os.path.join(out_dir, name), rate, channels))
-            except OSError as err:
-                for writer in writers:
-                    writer.discard()
-                raise InferenceError(f"cannot write to {out_dir} ({err.strerror}): pick another --out-dir")
-            try:
-                blocks = plan_blocks(n, rate, signal)
-                scale = song_scale(f, blocks, signal) if len(blocks) > 1 else None
-                first = None
-                for start, end, lo, hi in tqdm(blocks, desc=os.path.basename(path), unit="block",
-                                               disable=quiet or len(blocks) == 1):
-                    chunk = read_block(f, lo, hi)
-                    if chunk.shape[0] != hi - lo:
-                        raise AudioError(f"{path} ends before its header says (truncated file?)")
-                    vocals, accompaniment, info = separate(model, signal, chunk, rate, scale, details=True)
-                    first = first or info
-                    writers[0].write(vocals[start - lo:end - lo])
-                    writers[1].write(accompaniment[start - lo:end - lo])
-                for writer in writers:
-                    writer.commit()
-            except BaseException:
-                for writer in writers:
-                    writer.discard()
-                raise
-    written = [w.path for w in writers]
+            os.makedirs(out_dir, exist_ok=True)
+            # Each output is written under a temporary name: leaving `outputs` closes it and
+            # renames it into place, or deletes it if anything failed.
+            writers = [outputs.enter_context(sf.SoundFile(outputs.enter_context(atomic_path(p)), "w", rate,
+                                                          channels, subtype="PCM_16", format="WAV"))
+                       for p in paths]
+        except OSError as err:
+            raise InferenceError(f"cannot write to {out_dir} ({err.strerror}): pick another --out-dir")
+        blocks = plan_blocks(n, rate, signal)
+        scale = song_scale(f, blocks, signal) if len(blocks) > 1 else None
+        first = None
+        for start, end, lo, hi in tqdm(blocks, desc=os.path.basename(path), unit="block",
+                                       disable=quiet or len(blocks) == 1):
+            chunk = read_block(f, lo, hi)
+            if chunk.shape[0] != hi - lo:
+                raise AudioError(f"{path} ends before its header says (truncated file?)")
+            vocals, accompaniment, info = separate(model, signal, chunk, rate, scale, details=True)
+            first = first or info
+            writers[0].write(np.clip(vocals[start - lo:end - lo], -1.0, 1.0))
+            writers[1].write(np.clip(accompaniment[start - lo:end - lo], -1.0, 1.0))
+    written = list(paths)
     if plot:
         title = os.path.basename(out_dir.rstrip(os.sep))
         if len(blocks) > 1:

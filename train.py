@@ -21,6 +21,7 @@ import argparse
 import csv
 import glob
 import json
+import math
 import os
 import signal as signals
 import sys
@@ -36,6 +37,7 @@ from data import (DEFAULT_CACHE_DIR, DataError, PatchDataset, crop, load_feature
                   positive_int_or_all, split_data, typed_flags, HelpFormatter)
 from unet_model import (CHECKPOINT_FORMAT, CheckpointError, UNet, UNetConfig, count_parameters,
                         load_checkpoint, pick_device)
+
 
 class L1Loss(nn.Module):
     """The lab's loss L = || mask * X - Y ||_1, averaged over every element.
@@ -226,9 +228,10 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, writer, state, ar
                             enabled=args.amp_dtype is not None):
             mask = model(mix)  # (B, F, T)
         loss = loss_fn(mask.float(), mix, vocals)  # the loss itself in fp32
-        if not torch.isfinite(loss):
+        value = loss.item()  # one host sync per step
+        if not math.isfinite(value):
             raise TrainingError(
-                f"the loss became {loss.item()} at epoch {state['epoch'] + 1}, step {state['step'] + 1}; "
+                f"the loss became {value} at epoch {state['epoch'] + 1}, step {state['step'] + 1}; "
                 f"the checkpoints already in {args.save_dir} are intact: try a lower --lr"
             )
         optimizer.zero_grad(set_to_none=True)
@@ -236,10 +239,10 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, writer, state, ar
         optimizer.step()
 
         state["step"] += 1
-        total += loss.item() * len(mix)
+        total += value * len(mix)
         count += len(mix)
         if writer is not None:  # rank 0 only
-            writer.add_scalar("loss/train_step", loss.item(), state["step"])
+            writer.add_scalar("loss/train_step", value, state["step"])
         bar.set_postfix(loss=f"{total / count:.5f}")
     return total / max(count, 1), count / (time.time() - start)
 

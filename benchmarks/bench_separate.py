@@ -84,10 +84,9 @@ def child(song, checkpoint, out_dir):
     inference.istft = timed("ISTFT", inference.istft)
     inference.compute_mask = timed("network", inference.compute_mask)
     inference.read_block = timed("read", inference.read_block)
-    write = audio.AtomicAudioWriter.write
-    audio.AtomicAudioWriter.write = lambda self, x: timed("write", write)(self, x)
-    commit = audio.AtomicAudioWriter.commit
-    audio.AtomicAudioWriter.commit = lambda self: timed("write", commit)(self)
+    write, close = sf.SoundFile.write, sf.SoundFile.close  # only the outputs are written
+    sf.SoundFile.write = lambda self, x: timed("write", write)(self, x)
+    sf.SoundFile.close = lambda self: timed("write", close)(self)
 
     model, signal = inference.load_model(checkpoint)
     warm = np.zeros((RATE * 5, 2), np.float32)
