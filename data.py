@@ -464,6 +464,26 @@ def _progress(items, desc, quiet):
     return tqdm(items, desc=desc, unit="track")
 
 
+def bounded_number(kind, low, high, low_open=False):
+    """An argparse type: a `kind` number in [low, high] ((low, high] if low_open).
+
+    The upper bounds only catch typos (a batch of a million patches would just
+    run out of memory after minutes of loading); they are far above any
+    sensible value.
+    """
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {text!r}")
+        if value != value or value > high or value < low or (low_open and value == low):
+            bound = f"above {low:g}" if low_open else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound} and at most {high:g}, got {text}")
+        return value
+    return parse
+
+
 def positive_int_or_all(text):
     if text == "all":
         return None

@@ -4,15 +4,21 @@
     python evaluate.py --root ~/musdb18 --n-tracks 10
     python evaluate.py --tracks "Toy Song test 01" --estimates-dir estimates
 
-For every song it scores three estimates of the vocals and the accompaniment
+For every song it scores four estimates of the vocals and the accompaniment
 (SDR, SIR, ISR, SAR in dB; the median over 1-second windows, as the MUSDB
 benchmark reports them):
 
-    U-Net        the model's separation (the same code as inference.py)
-    mixture      the mix itself used as the estimate: the floor
-    oracle IRM   the ideal ratio mask |V| / (|V| + |A|) at the model's own STFT
-                 settings and band, applied the same way: the ceiling of any
-                 mask the model could predict
+    U-Net         the model's separation (the same code as inference.py, with
+                  the same --reconstruction and --wiener flags)
+    mixture       the mix itself used as the estimate: the floor
+    oracle 8 kHz  the ideal ratio mask |V| / (|V| + |A|) of the mono mix at the
+                  model's own STFT (8192 Hz, bins up to 4096 Hz), applied by the
+                  same reconstruction as the U-Net: the ceiling of any mask the
+                  model could predict
+    oracle full   the ideal ratio mask at the input's own rate, over the
+                  full-band reconstruction's STFT: the ceiling of mono ratio
+                  masking itself; the gap to "oracle 8 kHz" is the cost of the
+                  lab's 8192 Hz band
 
 It prints a per-song table and the medians over songs, and writes everything
 to a JSON file (default outputs/scores.json).
@@ -27,24 +33,37 @@ import numpy as np
 
 from audio import AudioError, atomic_path, write_audio
 from data import DataError, HelpFormatter, positive_int_or_all
-from inference import DEFAULT_CHECKPOINT, InferenceError, analyse, load_model, resynthesise, separate
+from inference import (DEFAULT_CHECKPOINT, InferenceError, add_reconstruction_flags, apply_mask, load_model,
+                       mix_magnitude, reconstruct, separate, synthesis_config)
 from unet_model import CheckpointError, pick_device
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 TARGETS = ("vocals", "accompaniment")
-METHODS = ("U-Net", "mixture", "oracle IRM")
+METHODS = ("U-Net", "mixture", "oracle 8 kHz", "oracle full")
 
 
-def oracle_irm(mix, vocals, accompaniment, rate, signal):
-    """(vocals, accompaniment) estimated with the ideal ratio mask of the mono mix.
+def ratio_mask(vocals, accompaniment):
+    """The ideal ratio mask |V| / (|V| + |A|) from two magnitude spectrograms (freq_bins, frames)."""
+    return vocals / (vocals + accompaniment).clamp(min=1e-8)
 
-    The mask |V| / (|V| + |A|) is computed from the true sources at the
-    model's sample rate and STFT, then applied exactly as the model's mask is.
-    """
-    mags = [analyse(source, rate, signal)[0].mean(0).abs() for source in (vocals, accompaniment)]
-    mask = mags[0] / (mags[0] + mags[1]).clamp(min=1e-8)  # (F, T)
-    spec, n_low = analyse(mix, rate, signal)
-    return resynthesise(mix, rate, spec, mask, n_low, signal)
+
+def oracle_model_band(mix, vocals, accompaniment, rate, signal, reconstruction="full"):
+    """(vocals, accompaniment) from the ideal mask at the model's STFT, applied as the model's mask is."""
+    mask = ratio_mask(mix_magnitude(vocals, rate, signal), mix_magnitude(accompaniment, rate, signal))  # (F, T)
+    return reconstruct(mix, rate, mask, signal, reconstruction)
+
+
+def oracle_full_band(mix, vocals, accompaniment, rate):
+    """(vocals, accompaniment) from the ideal mask of the mono mix over the full-band STFT at the input's rate."""
+    import torch
+
+    from audio import stft, to_mono
+
+    synthesis = synthesis_config(rate)
+    magnitudes = [stft(torch.from_numpy(np.pad(to_mono(source), (0, synthesis.n_fft))), synthesis).abs()
+                  for source in (vocals, accompaniment)]  # (F', T') each, padded as apply_mask pads
+    estimate = apply_mask(mix, ratio_mask(*magnitudes), synthesis)  # (samples, channels)
+    return estimate, mix - estimate
 
 
 def bss_eval(references, estimates, rate):
@@ -73,7 +92,7 @@ def _median(values):
     return float(np.median(values)) if values.size else float("nan")
 
 
-def evaluate_track(track, model, signal):
+def evaluate_track(track, model, signal, reconstruction="full", wiener_iterations=0):
     """{method: {target: {metric: dB}}} for one musdb track, and the model's estimates;
     (None, None) when a reference is silent, where BSS Eval is undefined."""
     mix = track.audio.astype(np.float32)  # (samples, channels)
@@ -83,9 +102,11 @@ def evaluate_track(track, model, signal):
     if not vocals.any() or not accompaniment.any():
         return None, None
     estimates = {
-        "U-Net": separate(model, signal, mix, track.rate),
+        "U-Net": separate(model, signal, mix, track.rate, reconstruction=reconstruction,
+                          wiener_iterations=wiener_iterations),
         "mixture": (mix, mix),
-        "oracle IRM": oracle_irm(mix, vocals, accompaniment, track.rate, signal),
+        "oracle 8 kHz": oracle_model_band(mix, vocals, accompaniment, track.rate, signal, reconstruction),
+        "oracle full": oracle_full_band(mix, vocals, accompaniment, track.rate),
     }
     scores = {method: bss_eval(references, est, track.rate) for method, est in estimates.items()}
     return scores, estimates["U-Net"]
@@ -97,7 +118,7 @@ def median_over_tracks(per_track):
 
 
 def format_tables(per_track, medians):
-    lines = [f"{'song':32} {'method':11} " + " ".join(f"{'voc ' + m:>8}" for m in METRICS)
+    lines = [f"{'song':32} {'method':12} " + " ".join(f"{'voc ' + m:>8}" for m in METRICS)
              + " " + " ".join(f"{'acc ' + m:>8}" for m in METRICS)]
     rows = [(name[:32], scores) for name, scores in per_track.items()] + [("MEDIAN over songs", medians)]
     for name, scores in rows:
@@ -105,7 +126,7 @@ def format_tables(per_track, medians):
             lines.append("-" * len(lines[0]))
         for method in METHODS:
             s = scores[method]
-            lines.append(f"{name:32} {method:11} "
+            lines.append(f"{name:32} {method:12} "
                          + " ".join(f"{s['vocals'][m]:8.2f}" for m in METRICS) + " "
                          + " ".join(f"{s['accompaniment'][m]:8.2f}" for m in METRICS))
             name = ""
@@ -133,9 +154,13 @@ def get_args(argv=None):
     p.add_argument("--out", default=os.path.join("outputs", "scores.json"), help="JSON file of the scores")
     p.add_argument("--estimates-dir", default=None,
                    help="also write the model's estimates as DIR/test/<song>/{vocals,accompaniment}.wav")
+    add_reconstruction_flags(p)
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--quiet", action="store_true", help="print only the tables and errors")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.reconstruction == "lab" and args.wiener:
+        p.error("--wiener works on the full-band reconstruction only: drop it or --reconstruction lab")
+    return args
 
 
 def pick_tracks(args):
@@ -163,7 +188,7 @@ def main(argv=None):
         root, tracks = pick_tracks(args)
         per_track = {}
         for track in tqdm(tracks, desc="scoring", unit="song", disable=args.quiet):
-            scores, estimates = evaluate_track(track, model, signal)
+            scores, estimates = evaluate_track(track, model, signal, args.reconstruction, args.wiener)
             if scores is None:
                 print(f"Skipping {track.name}: its vocals or accompaniment is silent, where BSS Eval "
                       "is undefined.")
@@ -178,6 +203,7 @@ def main(argv=None):
             raise InferenceError("no song could be scored: every one has a silent source")
         medians = median_over_tracks(per_track)
         write_json(args.out, {"checkpoint": os.path.abspath(args.checkpoint), "root": root,
+                              "reconstruction": args.reconstruction, "wiener_iterations": args.wiener,
                               "windows": "1 s, BSS Eval v4 (museval)", "median": medians,
                               "tracks": per_track})
     except (InferenceError, AudioError, CheckpointError, DataError) as err:

@@ -4,6 +4,8 @@
     python inference.py song.mp3 "other song.flac"   # any audio files
     python inference.py --tracks "Toy Song test 02"  # songs of the data set, by name
     python inference.py --checkpoint checkpoints/final_model.pth --out-dir results
+    python inference.py song.wav --reconstruction lab  # the lab's 8192 Hz reconstruction
+    python inference.py song.wav --wiener 1            # + the multichannel Wiener post-filter
 
 For each song, writes to <out-dir>/<song>/ (default outputs/<song>/):
     vocals.wav, accompaniment.wav   the input's length, channels and sample rate;
@@ -16,16 +18,21 @@ From Python (a notebook), with the model loaded once for many songs:
     model, signal = load_model("checkpoints/best_model.pth")
     vocals, accompaniment = separate(model, signal, audio, sample_rate)
 
-How it works (the lab's audio reconstruction): every channel is resampled to
-8192 Hz and transformed with the training STFT; the network predicts a mask
-from the mono mix, patch by patch; the mask multiplies each channel's complex
-STFT (so the mix's phase is kept), the ISTFT gives the vocals at 8192 Hz, and
-they are resampled back to the input's rate. The vocals therefore stop at
-4096 Hz (the model's band); everything above stays in the accompaniment.
+How it works: the mono mix is resampled to 8192 Hz and transformed with the
+training STFT, and the network predicts a mask from it, patch by patch. By
+default (full band) that mask is interpolated onto each channel's STFT at the
+input's own rate (93 ms windows, 4 overlapping) and multiplies it there, so
+the mix's phase, its rate and its whole band are kept; above 4096 Hz, where
+the model sees nothing, each frame takes the mean of the mask's 3-4 kHz band.
+The lab's reconstruction (--reconstruction lab) instead applies the mask to
+each channel's STFT at 8192 Hz and resamples the vocals back: they stop at
+4096 Hz. Either way accompaniment = mix - vocals. benchmarks/README.md has
+the measured difference (bench_quality.py).
 """
 
 import argparse
 import contextlib
+import math
 import os
 import re
 import sys
@@ -35,8 +42,8 @@ import soundfile as sf
 import torch
 
 from audio import (AudioError, SignalConfig, atomic_path, istft, magnitude_scale, open_audio,
-                   resample, stft)
-from data import DataError, HelpFormatter
+                   resample, stft, to_mono)
+from data import DataError, HelpFormatter, bounded_number
 from unet_model import CheckpointError, load_checkpoint, model_from_checkpoint, pick_device
 
 DEFAULT_CHECKPOINT = os.path.join("checkpoints", "best_model.pth")
@@ -51,6 +58,14 @@ OVERLAP = 0.5
 # same as separating the song in one piece.
 BLOCK_SECONDS = 300
 MARGIN_SECONDS = 18
+# The full-band reconstruction's STFT: windows of about 93 ms (4096 samples at
+# 44.1 kHz), hop a quarter window (see synthesis_config; chosen by measured SDR
+# in benchmarks/README.md).
+SYNTHESIS_SECONDS = 4096 / 44100
+# Above 4096 Hz (the model's band) every frame's mask is the mean of its top band.
+HIGH_BAND_HZ = (3000, 4096)
+WIENER_ITERATIONS = 0  # the post-filter's default (see benchmarks/README.md)
+WIENER_EPS = 1e-10  # regularises the Wiener filter's matrices where the mix is silent
 
 
 class InferenceError(Exception):
@@ -99,8 +114,20 @@ def compute_mask(model, magnitude, patch_frames, overlap=OVERLAP, batch_size=8):
     return (mask / total)[:, :frames]
 
 
+def mix_magnitude(audio, sample_rate, signal):
+    """The network's input for a song: |STFT| of its mono mix at the model's rate.
+
+    Computed as training computes it (channel mean, resample, STFT), with
+    n_fft zeros appended so that the last samples lie under several frames
+    (see `analyse`). Returns a tensor (freq_bins, frames).
+    """
+    mono = resample(to_mono(audio), sample_rate, signal.sample_rate)  # (n_low,)
+    padded = np.pad(mono, (0, signal.n_fft))  # (n_low + n_fft,)
+    return stft(torch.from_numpy(padded), signal).abs()  # (F, T)
+
+
 def analyse(audio, sample_rate, signal):
-    """Every channel at the model's rate and its complex STFT.
+    """Every channel at the model's rate and its complex STFT (the lab's reconstruction).
 
     The signal is padded with n_fft zeros at the end first: with a hop of 3/4
     of the window, the last samples would otherwise lie under the tail of a
@@ -117,19 +144,160 @@ def analyse(audio, sample_rate, signal):
     return stft(torch.from_numpy(padded), signal), low.shape[0]
 
 
-def resynthesise(audio, sample_rate, spec, mask, n_low, signal):
-    """(vocals, accompaniment) at the input's rate from a mask over the model's STFT.
+def lab_vocals(audio, sample_rate, mask, signal):
+    """The lab's reconstruction: the vocals rebuilt at the model's rate, then resampled.
 
-    The mask multiplies each channel's complex STFT (mixture phase); the
-    accompaniment is the input minus the vocals, so both sum back to it.
+    The mask multiplies each channel's complex STFT at 8192 Hz (mixture
+    phase), the ISTFT gives the vocals at 8192 Hz, and they are resampled to
+    the input's rate: they stop at 4096 Hz, and the hop of 3/4 of the window
+    lets every jump of the mask be heard as an edge. Returns (samples, channels).
     """
+    spec, n_low = analyse(audio, sample_rate, signal)  # (C, F, T)
     vocals_low = istft(spec * mask, signal, length=n_low + signal.n_fft)[:, :n_low]  # (C, n_low)
     vocals = resample(vocals_low.numpy().T, signal.sample_rate, sample_rate)  # (~n, C)
     n = audio.shape[0]
-    if vocals.shape[0] < n:
-        vocals = np.pad(vocals, ((0, n - vocals.shape[0]), (0, 0)))
-    vocals = np.ascontiguousarray(vocals[:n], dtype=np.float32)
-    return vocals, audio - vocals
+    return np.pad(vocals, ((0, max(0, n - vocals.shape[0])), (0, 0)))[:n]  # (n, C)
+
+
+def synthesis_config(sample_rate):
+    """The STFT the full-band reconstruction uses at the input's rate.
+
+    Windows of about SYNTHESIS_SECONDS (a power of two: 4096 samples at 44.1
+    or 48 kHz) with a hop of a quarter window: four overlapping windows smooth
+    the mask's steps, where the model's STFT (hop 3/4 of the window) barely
+    overlaps.
+    """
+    n_fft = 2 ** max(4, round(math.log2(sample_rate * SYNTHESIS_SECONDS)))
+    return SignalConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=n_fft // 4)
+
+
+def _lerp(x, positions, dim):
+    """x read at fractional indices along `dim`, linearly interpolated, clamped at both ends."""
+    n = x.shape[dim]
+    positions = positions.clamp(0, n - 1)
+    low = positions.floor().long()
+    high = (low + 1).clamp(max=n - 1)
+    weight = (positions - low).float()
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    return torch.lerp(x.index_select(dim, low), x.index_select(dim, high), weight.view(shape))
+
+
+def interpolate_mask(mask, signal, synthesis, frames, offset=0):
+    """The model's mask read at the bins and frames of the synthesis STFT.
+
+    Linear in time (model frame t is centred at t * hop / 8192 s, synthesis
+    frame j at (j * hop' - offset) / rate s) and in frequency up to 4096 Hz.
+    Above the model's band the mask has no value of its own: each frame takes
+    the mean of its top HIGH_BAND_HZ, so the sibilants and breath of a sung
+    frame go with the vocals and the cymbals of an instrumental one stay out.
+
+    Args:
+        mask: (freq_bins, frames) at the model's STFT.
+    Returns:
+        (synthesis.freq_bins, frames).
+    """
+    seconds = (torch.arange(frames, dtype=torch.float64) * synthesis.hop_length - offset) / synthesis.sample_rate
+    in_time = _lerp(mask, seconds * signal.sample_rate / signal.hop_length, dim=1)  # (F, frames)
+    hz = torch.arange(synthesis.freq_bins, dtype=torch.float64) * synthesis.sample_rate / synthesis.n_fft
+    model_hz = signal.sample_rate / signal.n_fft  # width of one model bin
+    inside = int((hz <= signal.sample_rate / 2).sum())
+    low = _lerp(in_time, hz[:inside] / model_hz, dim=0)  # (inside, frames)
+    top = in_time[round(HIGH_BAND_HZ[0] / model_hz):round(HIGH_BAND_HZ[1] / model_hz) + 1].mean(0)  # (frames,)
+    high = top.expand(synthesis.freq_bins - inside, frames)  # (F' - inside, frames)
+    return torch.cat([low, high])  # (F', frames)
+
+
+def full_band_vocals(audio, sample_rate, mask, signal, start=0, wiener_iterations=0):
+    """The vocals rebuilt at the input's own rate, in its whole band.
+
+    The model's mask is interpolated onto each channel's STFT at the input's
+    rate (`synthesis_config`) and multiplies it (mixture phase kept), or
+    feeds the multichannel Wiener filter. `start` is where `audio` begins in
+    the whole song: the frames are placed on the whole song's grid, so that a
+    block gives exactly the samples the whole song would. Returns (samples, channels).
+    """
+    synthesis = synthesis_config(sample_rate)
+    offset = start % synthesis.hop_length
+    frames = 1 + (offset + audio.shape[0] + synthesis.n_fft) // synthesis.hop_length  # as in apply_mask
+    mask = interpolate_mask(mask, signal, synthesis, frames, offset)  # (F', T')
+    return apply_mask(audio, mask, synthesis, offset, wiener_iterations)
+
+
+def apply_mask(audio, mask, synthesis, offset=0, wiener_iterations=0):
+    """Vocals (samples, channels) from a mask (freq_bins, frames) over the `synthesis` STFT of each channel.
+
+    `offset` zeros in front put the frames on a longer song's grid; n_fft zeros
+    at the end keep the last samples under several windows (see `analyse`).
+    """
+    n = audio.shape[0]
+    padded = torch.from_numpy(np.pad(audio.T, ((0, 0), (offset, synthesis.n_fft))))  # (C, offset + n + n_fft)
+    if wiener_iterations:
+        spec = stft(padded, synthesis)  # (C, F', T')
+        vocals = istft(wiener_vocals(spec, mask, wiener_iterations), synthesis, padded.shape[1])  # (C, ...)
+    else:  # channel by channel: one channel's full-rate STFT at a time in memory
+        vocals = torch.stack([istft(stft(channel, synthesis) * mask, synthesis, padded.shape[1])
+                              for channel in padded])  # (C, offset + n + n_fft)
+    return vocals[:, offset:offset + n].numpy().T  # (n, C)
+
+
+def wiener_vocals(mix_spec, mask, iterations=1, chunk_frames=256):
+    """The vocals' STFT refined by a multichannel Wiener filter (EM).
+
+    The method of open-unmix and Spleeter (Nugraha, Liutkus and Vincent
+    2016): two sources, vocals and accompaniment, each modelled by a power
+    spectral density v_j(f, t) and a spatial covariance R_j(f). Starting from
+    the mask's estimates (mask * X and (1 - mask) * X), each iteration fits
+    v_j and R_j to the current estimates and re-estimates them as
+    v_j R_j (sum_k v_k R_k)^-1 X. Only R_j spans the whole song, so the work
+    goes chunk by chunk and memory stays at one chunk.
+
+    Args:
+        mix_spec: complex (channels, freq_bins, frames), the mixture's STFT.
+        mask: (freq_bins, frames), the vocals' mask on that STFT.
+    Returns:
+        complex (channels, freq_bins, frames), the vocals' STFT.
+    """
+    frames = mix_spec.shape[-1]
+    chunks = [slice(i, i + chunk_frames) for i in range(0, frames, chunk_frames)]
+    covariances = []  # R_j of each iteration, (2, F, C, C)
+    for _ in range(iterations):
+        outer, power = 0, 0
+        for chunk in chunks:
+            estimates = _wiener_estimates(mix_spec[:, :, chunk], mask[:, chunk], covariances)  # (2, C, F, t)
+            outer = outer + torch.einsum("jcft,jdft->jfcd", estimates, estimates.conj())  # (2, F, C, C)
+            power = power + estimates.abs().square().mean(1).sum(-1)  # (2, F)
+        covariances.append(outer / power.clamp(min=WIENER_EPS)[..., None, None])  # (2, F, C, C)
+    vocals = torch.empty_like(mix_spec)
+    for chunk in chunks:
+        vocals[:, :, chunk] = _wiener_estimates(mix_spec[:, :, chunk], mask[:, chunk], covariances)[0]
+    return vocals
+
+
+def _wiener_estimates(mix_spec, mask, covariances):
+    """Both sources' STFTs (2, C, F, t) after one Wiener filter per fitted covariance."""
+    estimates = torch.stack([mask * mix_spec, (1 - mask) * mix_spec])  # (2, C, F, t)
+    channels = mix_spec.shape[0]
+    eye = torch.eye(channels, dtype=mix_spec.dtype)
+    for covariance in covariances:
+        psd = estimates.abs().square().mean(1)  # (2, F, t): v_j, the sources' power
+        source_cov = psd[..., None, None] * covariance[:, :, None]  # (2, F, t, C, C): v_j R_j
+        mix_cov = source_cov.sum(0) + WIENER_EPS * eye  # (F, t, C, C)
+        gains = source_cov @ _inverse(mix_cov)  # (2, F, t, C, C)
+        estimates = torch.einsum("jftcd,dft->jcft", gains, mix_spec)  # (2, C, F, t)
+    return estimates
+
+
+def _inverse(matrices):
+    """Inverse of a batch of small matrices (..., C, C); closed forms for C = 1, 2."""
+    size = matrices.shape[-1]
+    if size == 1:
+        return 1 / matrices
+    if size == 2:
+        a, b, c, d = matrices[..., 0, 0], matrices[..., 0, 1], matrices[..., 1, 0], matrices[..., 1, 1]
+        inverse = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)  # (..., 2, 2)
+        return inverse / (a * d - b * c)[..., None, None]
+    return torch.linalg.inv(matrices)
 
 
 def _as_2d(audio):
@@ -141,7 +309,23 @@ def _as_2d(audio):
     return audio, False
 
 
-def separate(model, signal, audio, sample_rate, scale=None, details=False):
+def reconstruct(audio, sample_rate, mask, signal, reconstruction="full", wiener_iterations=0, start=0):
+    """(vocals, accompaniment) of `audio` (samples, channels) from a mask at the model's STFT.
+
+    The accompaniment is the input minus the vocals, so the two sum back to it.
+    """
+    if reconstruction == "lab":
+        if wiener_iterations:
+            raise InferenceError("the Wiener post-filter works on the full-band reconstruction only")
+        vocals = lab_vocals(audio, sample_rate, mask, signal)
+    else:
+        vocals = full_band_vocals(audio, sample_rate, mask, signal, start, wiener_iterations)
+    vocals = np.ascontiguousarray(vocals, dtype=np.float32)
+    return vocals, audio - vocals
+
+
+def separate(model, signal, audio, sample_rate, scale=None, details=False,
+             reconstruction="full", wiener_iterations=0, start=0):
     """Vocals and accompaniment of a song.
 
     Args:
@@ -152,6 +336,10 @@ def separate(model, signal, audio, sample_rate, scale=None, details=False):
             separation passes the whole song's factor.
         details: also return a dict with the mono mix magnitude, the mask
             (both (freq_bins, frames) at the model's rate) and the scale.
+        reconstruction: "full" (the mask applied at the input's rate, full
+            band) or "lab" (the lab's: rebuilt at 8192 Hz, vocals below 4096 Hz).
+        wiener_iterations: Wiener post-filter iterations (0: none).
+        start: where `audio` begins in a longer song, in samples (block-wise separation).
     Returns:
         (vocals, accompaniment), float32, each of the input's shape.
     """
@@ -160,16 +348,15 @@ def separate(model, signal, audio, sample_rate, scale=None, details=False):
         raise InferenceError("the audio is empty")
     if not np.isfinite(x).all():
         raise InferenceError("the audio holds NaN or infinite samples")
-    spec, n_low = analyse(x, sample_rate, signal)  # (C, F, T)
-    mix_magnitude = spec.mean(0).abs()  # (F, T): the mono mix, as in training
+    magnitude = mix_magnitude(x, sample_rate, signal)  # (F, T)
     if scale is None:
-        scale = magnitude_scale(mix_magnitude)
-    mask = compute_mask(model, mix_magnitude * scale, signal.patch_frames)  # (F, T)
-    vocals, accompaniment = resynthesise(x, sample_rate, spec, mask, n_low, signal)
+        scale = magnitude_scale(magnitude)
+    mask = compute_mask(model, magnitude * scale, signal.patch_frames)  # (F, T)
+    vocals, accompaniment = reconstruct(x, sample_rate, mask, signal, reconstruction, wiener_iterations, start)
     if was_1d:
         vocals, accompaniment = vocals[:, 0], accompaniment[:, 0]
     if details:
-        return vocals, accompaniment, {"mix": mix_magnitude, "mask": mask, "scale": scale}
+        return vocals, accompaniment, {"mix": magnitude, "mask": mask, "scale": scale}
     return vocals, accompaniment
 
 
@@ -202,15 +389,16 @@ def read_block(f, start, stop):
 
 def song_scale(f, blocks, signal):
     """The paper's scale for the whole song, found block by block (first pass)."""
-    peaks = [analyse(read_block(f, lo, hi), f.samplerate, signal)[0].mean(0).abs().max()
-             for _, _, lo, hi in blocks]
+    peaks = [mix_magnitude(read_block(f, lo, hi), f.samplerate, signal).max() for _, _, lo, hi in blocks]
     return magnitude_scale(torch.stack(peaks))
 
 
-def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=False):
+def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=False,
+                  reconstruction="full", wiener_iterations=0):
     """Separate one audio file into out_dir/{vocals,accompaniment}.wav (+ separation.png).
 
     Outputs appear only once complete: a failure leaves older files in place.
+    `reconstruction` and `wiener_iterations` are separate()'s.
     Returns the list of files written.
     """
     from tqdm import tqdm
@@ -237,7 +425,9 @@ def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=Fal
             chunk = read_block(f, lo, hi)
             if chunk.shape[0] != hi - lo:
                 raise AudioError(f"{path} ends before its header says (truncated file?)")
-            vocals, accompaniment, info = separate(model, signal, chunk, rate, scale, details=True)
+            vocals, accompaniment, info = separate(model, signal, chunk, rate, scale, details=True,
+                                                   reconstruction=reconstruction,
+                                                   wiener_iterations=wiener_iterations, start=lo)
             first = first or info
             writers[0].write(np.clip(vocals[start - lo:end - lo], -1.0, 1.0))
             writers[1].write(np.clip(accompaniment[start - lo:end - lo], -1.0, 1.0))
@@ -256,7 +446,7 @@ def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=Fal
 # The figure
 # --------------------------------------------------------------------------
 
-def plot_separation(mix_magnitude, mask, signal, title, path=None, show=False):
+def plot_separation(mix, mask, signal, title, path=None, show=False):
     """Three stacked spectrograms: mix (dB), predicted mask, estimated vocals (dB).
 
     Returns the matplotlib figure; saves it atomically to `path` if given.
@@ -266,10 +456,10 @@ def plot_separation(mix_magnitude, mask, signal, title, path=None, show=False):
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    mix_db = 20 * torch.log10(mix_magnitude + 1e-8)
+    mix_db = 20 * torch.log10(mix + 1e-8)
     top = float(mix_db.max())
-    vocals_db = 20 * torch.log10(mask * mix_magnitude + 1e-8)
-    seconds = mix_magnitude.shape[-1] * signal.hop_length / signal.sample_rate
+    vocals_db = 20 * torch.log10(mask * mix + 1e-8)
+    seconds = mix.shape[-1] * signal.hop_length / signal.sample_rate
     extent = [0, seconds, 0, signal.sample_rate / 2]
     fig, axes = plt.subplots(3, 1, figsize=(12, 9), sharex=True)
     panels = [("Mix", mix_db, dict(vmin=top - 80, vmax=top, cmap="viridis"), "dB"),
@@ -318,6 +508,7 @@ def get_args(argv=None):
                    help="MUSDB18 folder for --track and the default song; if not given: $MUSDB_PATH, else the toy set")
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="model written by train.py")
     p.add_argument("--out-dir", default="outputs", help="each song goes to OUT_DIR/<song name>/")
+    add_reconstruction_flags(p)
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--no-plot", action="store_true", help="skip the figure (faster, for batch use)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
@@ -325,7 +516,18 @@ def get_args(argv=None):
     args = p.parse_args(argv)
     if args.no_plot and args.show:
         p.error("--show and --no-plot contradict each other")
+    if args.reconstruction == "lab" and args.wiener:
+        p.error("--wiener works on the full-band reconstruction only: drop it or --reconstruction lab")
     return args
+
+
+def add_reconstruction_flags(parser):
+    """--reconstruction and --wiener, shared by inference.py and evaluate.py."""
+    parser.add_argument("--reconstruction", choices=("full", "lab"), default="full",
+                        help="full: the mask applied at the input's own rate, vocals in the whole band; "
+                             "lab: the lab's reconstruction at 8192 Hz, vocals stop at 4096 Hz")
+    parser.add_argument("--wiener", type=bounded_number(int, 0, 10), default=WIENER_ITERATIONS, metavar="N",
+                        help="iterations of the multichannel Wiener post-filter (0: off)")
 
 
 def songs_to_separate(args):
@@ -357,8 +559,9 @@ def main(argv=None):
         model, signal = load_model(args.checkpoint, device)
         for name, path in songs_to_separate(args):
             out_dir = os.path.join(args.out_dir, name)
-            written = separate_file(model, signal, path, out_dir, plot=not args.no_plot,
-                                    show=args.show, quiet=args.quiet)
+            written = separate_file(model, signal, path, out_dir, plot=not args.no_plot, show=args.show,
+                                    quiet=args.quiet, reconstruction=args.reconstruction,
+                                    wiener_iterations=args.wiener)
             if not args.quiet:
                 print(f"{path}: wrote " + ", ".join(written))
     except (InferenceError, AudioError, CheckpointError, DataError) as err:

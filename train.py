@@ -33,8 +33,8 @@ import torch
 import torch.nn as nn
 
 from audio import SignalConfig, atomic_path, istft
-from data import (DEFAULT_CACHE_DIR, DataError, PatchDataset, crop, load_features,
-                  positive_int_or_all, split_data, typed_flags, HelpFormatter)
+from data import (DEFAULT_CACHE_DIR, DataError, HelpFormatter, PatchDataset, bounded_number, crop,
+                  load_features, positive_int_or_all, split_data, typed_flags)
 from unet_model import (CHECKPOINT_FORMAT, CheckpointError, UNet, UNetConfig, count_parameters,
                         load_checkpoint, pick_device)
 
@@ -58,52 +58,32 @@ class TrainingError(Exception):
 # Flags
 # --------------------------------------------------------------------------
 
-def _number(kind, low, high, low_open=False):
-    """An argparse type: a `kind` number in [low, high] ((low, high] if low_open).
-
-    The upper bounds only catch typos (a batch of a million patches would just
-    run out of memory after minutes of loading); they are far above any
-    sensible value.
-    """
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
-                                             f"got {text!r}")
-        if value != value or value > high or value < low or (low_open and value == low):
-            bound = f"above {low:g}" if low_open else f"at least {low:g}"
-            raise argparse.ArgumentTypeError(f"must be {bound} and at most {high:g}, got {text}")
-        return value
-    return parse
-
-
 def build_parser():
     p = argparse.ArgumentParser(
         description="Train the singing-voice U-Net (masked L1 loss) on MUSDB18 or the toy set.",
         formatter_class=HelpFormatter)
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=_number(int, 1, 100_000), default=20, help="total number of epochs")
-    g.add_argument("--batch-size", type=_number(int, 1, 4096), default=16, help="patches per batch")
-    g.add_argument("--lr", type=_number(float, 0.0, 1.0, low_open=True), default=1e-3, help="Adam learning rate")
-    g.add_argument("--samples-per-track", type=_number(int, 1, 100_000), default=48,
+    g.add_argument("--epochs", type=bounded_number(int, 1, 100_000), default=20, help="total number of epochs")
+    g.add_argument("--batch-size", type=bounded_number(int, 1, 4096), default=16, help="patches per batch")
+    g.add_argument("--lr", type=bounded_number(float, 0.0, 1.0, low_open=True), default=1e-3, help="Adam learning rate")
+    g.add_argument("--samples-per-track", type=bounded_number(int, 1, 100_000), default=48,
                    help="random patches drawn from each training song per epoch")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="random gain per source (0.25-1.25) and, half the time, the vocals over another "
                         "song's accompaniment; measured to lower the validation loss (see README)")
-    g.add_argument("--seed", type=_number(int, 0, 2**32 - 1), default=42, help="seed for python, numpy and torch")
+    g.add_argument("--seed", type=bounded_number(int, 0, 2**32 - 1), default=42, help="seed for python, numpy and torch")
     g.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is available")
     g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="bf16 autocast for the training steps (validation stays fp32); auto: bf16 "
                         "where the hardware computes it natively (recent x86 CPUs, Ampere+ GPUs)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="channels_last memory layout for the convolutions (faster on CPU and GPU)")
-    g.add_argument("--num-workers", type=_number(int, 0, 256), default=0,
+    g.add_argument("--num-workers", type=bounded_number(int, 0, 256), default=0,
                    help="DataLoader worker processes (patches come from a memory-mapped cache, "
                         "so 0 is usually fastest on a laptop)")
     g.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
                    help="continue a run: a checkpoint path, or no value for the newest in --save-dir")
-    g.add_argument("--max-batches", type=_number(int, 1, 10**9), default=None,
+    g.add_argument("--max-batches", type=bounded_number(int, 1, 10**9), default=None,
                    help="stop each epoch after this many batches (quick checks)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -116,22 +96,22 @@ def build_parser():
 
     g = p.add_argument_group("output")
     g.add_argument("--save-dir", default="checkpoints", help="checkpoints, history and TensorBoard logs")
-    g.add_argument("--checkpoint-every", type=_number(int, 1, 100_000), default=5,
+    g.add_argument("--checkpoint-every", type=bounded_number(int, 1, 100_000), default=5,
                    help="write checkpoint_epoch_N.pth every this many epochs")
-    g.add_argument("--figure-every", type=_number(int, 1, 100_000), default=5,
+    g.add_argument("--figure-every", type=bounded_number(int, 1, 100_000), default=5,
                    help="log the mix/mask/vocals figure and audio to TensorBoard every this many epochs")
 
     defaults = UNetConfig()
     g = p.add_argument_group("model (stored in the checkpoint; a resumed run keeps its own)")
-    g.add_argument("--channels", type=_number(int, 1, 2048), nargs="+", default=list(defaults.channels),
+    g.add_argument("--channels", type=bounded_number(int, 1, 2048), nargs="+", default=list(defaults.channels),
                    help="encoder widths, one per level")
-    g.add_argument("--kernel-size", type=_number(int, 1, 31), default=defaults.kernel_size,
+    g.add_argument("--kernel-size", type=bounded_number(int, 1, 31), default=defaults.kernel_size,
                    help="odd kernel size of every convolution")
     g.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=defaults.batch_norm,
                    help="BatchNorm after each convolution (the paper's choice)")
     g.add_argument("--decoder-activation", choices=("leaky_relu", "relu"),
                    default=defaults.decoder_activation, help="lab: leaky_relu, paper: relu")
-    g.add_argument("--dropout", type=_number(float, 0.0, 0.99), default=defaults.dropout,
+    g.add_argument("--dropout", type=bounded_number(float, 0.0, 0.99), default=defaults.dropout,
                    help="dropout in the first 3 decoder blocks (paper: 0.5)")
     return p
 

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_separate.py                      # 3 and 10 minutes, stages + command
     python benchmarks/bench_separate.py --minutes 3 10 60    # adds the 60-minute memory check
+    python benchmarks/bench_separate.py --variants full lab full+wiener   # reconstructions, interleaved
 
 For each length it writes a generated stereo 44.1 kHz song (toy_music, the
 same synthesiser as the toy data set) to a temporary WAV, then separates it in
@@ -9,7 +10,10 @@ a fresh Python process through inference.separate_file(), the code path that
 `python inference.py` runs, from the file on disk to the two written WAVs.
 The stages are timed by wrapping the functions that path calls (nothing in
 inference.py is changed for the benchmark); the child reports its peak RSS.
-Once per run, the 3-minute song also goes through the whole command
+Each song goes through every reconstruction asked for (`full`, the default;
+`lab`, the lab's 8192 Hz one; `full+wiener`, with one Wiener iteration), one
+after the other on the same song, so that they are compared in one run. Once
+per run, the 3-minute song also goes through the whole command
 `python inference.py --no-plot song.wav` (cold start included).
 
 The checkpoint is --checkpoint if it exists, else an untrained model of the
@@ -58,7 +62,11 @@ def default_checkpoint(path):
                 "signal": SignalConfig().to_dict(), "epoch": 0}, path)
 
 
-def child(song, checkpoint, out_dir):
+VARIANTS = {"full": {"reconstruction": "full"}, "lab": {"reconstruction": "lab"},
+            "full+wiener": {"reconstruction": "full", "wiener_iterations": 1}}
+
+
+def child(song, checkpoint, out_dir, variant):
     """Separate one song in this process, timing each stage; print a JSON line."""
     import soundfile as sf
     import torch
@@ -83,6 +91,8 @@ def child(song, checkpoint, out_dir):
     inference.stft = timed("STFT", inference.stft)
     inference.istft = timed("ISTFT", inference.istft)
     inference.compute_mask = timed("network", inference.compute_mask)
+    inference.interpolate_mask = timed("mask to full rate", inference.interpolate_mask)
+    inference.wiener_vocals = timed("Wiener", inference.wiener_vocals)
     inference.read_block = timed("read", inference.read_block)
     write, close = sf.SoundFile.write, sf.SoundFile.close  # only the outputs are written
     sf.SoundFile.write = lambda self, x: timed("write", write)(self, x)
@@ -90,18 +100,18 @@ def child(song, checkpoint, out_dir):
 
     model, signal = inference.load_model(checkpoint)
     warm = np.zeros((RATE * 5, 2), np.float32)
-    inference.separate(model, signal, warm, RATE)  # first call pays one-time costs (thread pools)
+    inference.separate(model, signal, warm, RATE, **VARIANTS[variant])  # first call pays one-time costs
     times.clear()
     start = time.perf_counter()
-    inference.separate_file(model, signal, song, out_dir, plot=False, quiet=True)
+    inference.separate_file(model, signal, song, out_dir, plot=False, quiet=True, **VARIANTS[variant])
     total = time.perf_counter() - start
     seconds = sf.info(song).duration
     print(json.dumps({"seconds": seconds, "total": total, "stages": times, "threads": torch.get_num_threads(),
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def run_child(song, checkpoint, out_dir):
-    out = subprocess.run([sys.executable, __file__, "--child", song, checkpoint, out_dir],
+def run_child(song, checkpoint, out_dir, variant):
+    out = subprocess.run([sys.executable, __file__, "--child", song, checkpoint, out_dir, variant],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -118,8 +128,10 @@ def main():
     p.add_argument("--minutes", type=float, nargs="+", default=[3, 10], help="song lengths to separate")
     p.add_argument("--checkpoint", default=os.path.join(ROOT, "checkpoints", "best_model.pth"),
                    help="model to use (an untrained default-size one if missing)")
+    p.add_argument("--variants", nargs="+", default=["full", "lab"], choices=list(VARIANTS),
+                   help="reconstructions to time on each song (the command is timed with the default, full)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
-    p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         return child(*args.child)
@@ -134,23 +146,28 @@ def main():
         for minutes in args.minutes:
             song = os.path.join(tmp, f"song_{minutes:g}min.wav")
             write_song(song, minutes)
-            result = run_child(song, checkpoint, os.path.join(tmp, "out"))
-            result["minutes"] = minutes
-            if minutes == args.minutes[0]:
-                result["command"] = run_command(song, checkpoint, os.path.join(tmp, "out_command"))
-            results.append(result)
+            for variant in args.variants:
+                result = run_child(song, checkpoint, os.path.join(tmp, "out"), variant)
+                result.update(minutes=minutes, variant=variant)
+                if minutes == args.minutes[0] and variant == "full":
+                    result["command"] = run_command(song, checkpoint, os.path.join(tmp, "out_command"))
+                results.append(result)
             os.unlink(song)
 
-    stages = ["read", "resample", "STFT", "network", "ISTFT", "resample back", "write"]
-    print(f"\n{'song':>8} " + " ".join(f"{s:>13}" for s in stages)
+    stages = ["read", "resample", "STFT", "network", "mask to full rate", "Wiener", "ISTFT", "resample back",
+              "write"]
+    print(f"\n{'song':>6} {'variant':>12} " + " ".join(f"{s[:13]:>13}" for s in stages)
           + f" {'total':>7} {'x real time':>11} {'peak RSS':>9}")
     for r in results:
-        print(f"{r['minutes']:>6g} m " + " ".join(f"{r['stages'].get(s, 0.0):>12.2f}s" for s in stages)
+        print(f"{r['minutes']:>4g} m {r['variant']:>12} " + " ".join(f"{r['stages'].get(s, 0.0):>12.2f}s" for s in stages)
               + f" {r['total']:>6.2f}s {r['seconds'] / r['total']:>10.0f}x {r['peak_rss_mb']:>6.0f} MB")
         if "command" in r:
             print(f"{'':>8} whole command `python inference.py --no-plot` (cold start): "
                   f"{r['command']:.2f} s, {r['seconds'] / r['command']:.0f}x real time")
-    print(f"({results[0]['threads']} torch threads, {os.cpu_count()} CPUs)")
+    import torch
+
+    print(f"({results[0]['threads']} torch threads, {os.cpu_count()} CPUs, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

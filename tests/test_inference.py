@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 import evaluate
 import inference
@@ -144,10 +145,10 @@ def test_evaluate_scores_one_short_toy_track(toy_root, tiny_checkpoint, tmp_path
                    "--estimates-dir", str(tmp_path / "est"), "--quiet"])
     scores = json.loads(out.read_text())
     (track,) = scores["tracks"]
-    for method in ("U-Net", "mixture", "oracle IRM"):
+    for method in evaluate.METHODS:
         for target in ("vocals", "accompaniment"):
             assert all(np.isfinite(v) for v in scores["tracks"][track][method][target].values())
-    assert scores["median"]["oracle IRM"]["vocals"]["SDR"] > scores["median"]["mixture"]["vocals"]["SDR"] + 3
+    assert scores["median"]["oracle 8 kHz"]["vocals"]["SDR"] > scores["median"]["mixture"]["vocals"]["SDR"] + 3
     assert os.path.isfile(tmp_path / "est" / "test" / track / "vocals.wav")
     assert "MEDIAN over songs" in capsys.readouterr().out
 
@@ -177,4 +178,83 @@ def test_evaluate_scores_a_model_that_predicts_silence(toy_root, tiny_checkpoint
     evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-tracks", "1", "--out", str(out),
                    "--quiet"])
     medians = json.loads(out.read_text())["median"]
-    assert medians["U-Net"]["vocals"]["SIR"] < medians["oracle IRM"]["vocals"]["SIR"]
+    assert medians["U-Net"]["vocals"]["SIR"] < medians["oracle 8 kHz"]["vocals"]["SIR"]
+
+
+def band_energy(audio, rate, low, high):
+    spectrum = np.abs(np.fft.rfft(audio, axis=0)) ** 2
+    hz = np.fft.rfftfreq(audio.shape[0], 1 / rate)
+    return spectrum[(hz >= low) & (hz < high)].sum()
+
+
+@pytest.mark.parametrize("rate", [44100, 8000])
+def test_a_constant_mask_scales_the_whole_band_in_the_full_reconstruction(rate):
+    from audio import SignalConfig
+
+    signal = SignalConfig()
+    mix = noisy_song(3.0, rate, 2)
+    frames = mix.shape[0] * signal.sample_rate // rate // signal.hop_length + 3
+    vocals = inference.full_band_vocals(mix, rate, torch.full((signal.freq_bins, frames), 0.3), signal)
+    np.testing.assert_allclose(vocals, 0.3 * mix, atol=1e-5)
+
+
+def test_only_the_full_reconstruction_keeps_the_vocals_above_4096_hz(tiny_checkpoint):
+    model, signal = load_model(tiny_checkpoint)
+    rate = 44100
+    mix = noisy_song(4.0, rate, 2)  # a tone in white noise: energy up to 22 kHz
+    kept = {}  # the share of the input's energy in 5-20 kHz that the vocals keep
+    for reconstruction in ("full", "lab"):
+        vocals, _ = separate(model, signal, mix, rate, reconstruction=reconstruction)
+        kept[reconstruction] = band_energy(vocals, rate, 5000, 20000) / band_energy(mix, rate, 5000, 20000)
+    assert kept["lab"] < 1e-6  # the lab's vocals stop at 4096 Hz
+    assert kept["full"] > 0.01  # the full-band vocals go on (the mask there is that of 3-4 kHz)
+
+
+def test_the_mask_is_interpolated_linearly_and_extended_above_the_model_band():
+    from audio import SignalConfig
+
+    signal = SignalConfig()
+    synthesis = inference.synthesis_config(44100)
+    assert (synthesis.n_fft, synthesis.hop_length) == (4096, 1024)
+    bins, frames = torch.meshgrid(torch.arange(513.0), torch.arange(40.0), indexing="ij")
+    mask = (bins / 512 + frames / 40) / 2  # linear in both axes
+    out = inference.interpolate_mask(mask, signal, synthesis, frames=100)
+    hz = torch.arange(synthesis.freq_bins) * 44100 / 4096
+    seconds = torch.arange(100) * 1024 / 44100
+    inside = hz <= 4096
+    expected = (hz[inside, None] / 4096 + seconds[None] * 8192 / 768 / 40) / 2
+    np.testing.assert_allclose(out[inside], expected, atol=1e-5)
+    top = mask[round(3000 / 8):].mean(0)  # the mean of 3000-4096 Hz, per model frame
+    np.testing.assert_allclose(out[~inside][:, 0], top[0], atol=1e-6)  # every bin above: that frame's mean
+
+
+def test_the_wiener_filter_of_a_mono_mix_is_the_power_ratio_mask():
+    rng = np.random.default_rng(0)
+    spec = torch.from_numpy(rng.standard_normal((1, 30, 50)) + 1j * rng.standard_normal((1, 30, 50))).to(torch.complex64)
+    mask = torch.from_numpy(rng.uniform(0, 1, (30, 50)).astype(np.float32))
+    vocals = inference.wiener_vocals(spec, mask, iterations=1, chunk_frames=7)
+    expected = mask ** 2 / (mask ** 2 + (1 - mask) ** 2) * spec
+    np.testing.assert_allclose(vocals.numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_the_wiener_filter_uses_where_the_sources_sit_in_the_stereo_image():
+    # Vocals only on the left, accompaniment only on the right, and the mono ratio mask, which
+    # puts part of each source in both channels: the spatial model learns where each one sits.
+    rng = np.random.default_rng(1)
+    left = rng.standard_normal((513, 64)) + 1j * rng.standard_normal((513, 64))
+    right = rng.standard_normal((513, 64)) + 1j * rng.standard_normal((513, 64))
+    true_vocals = np.stack([left, np.zeros_like(left)])  # (2, F, T)
+    mix = torch.from_numpy(true_vocals + np.stack([np.zeros_like(right), right])).to(torch.complex64)
+    mask = torch.from_numpy(np.abs(left) / (np.abs(left) + np.abs(right))).float()
+    errors = [np.abs((mask * mix).numpy() - true_vocals).mean()]
+    errors += [np.abs(inference.wiener_vocals(mix, mask, n).numpy() - true_vocals).mean() for n in (1, 2)]
+    assert errors[1] < 0.7 * errors[0] and errors[2] < 0.9 * errors[1]  # each iteration helps
+
+
+def test_the_wiener_post_filter_keeps_shape_and_sum(tiny_checkpoint):
+    model, signal = load_model(tiny_checkpoint)
+    for channels in (1, 2, 3):
+        mix = noisy_song(2.0, 22050, channels)
+        vocals, accompaniment = separate(model, signal, mix, 22050, wiener_iterations=2)
+        assert vocals.shape == mix.shape and np.isfinite(vocals).all()
+        np.testing.assert_allclose(vocals + accompaniment, mix, atol=1e-6)

@@ -1,0 +1,310 @@
+"""How well does the U-Net separate music it has never seen? BSS Eval over seeds and test sets.
+
+    python benchmarks/bench_quality.py --checkpoint checkpoints/best_model.pth
+    python benchmarks/bench_quality.py --seeds 42 43 44          # train the default recipe once per seed first
+    python benchmarks/bench_quality.py --seeds 42 43 44 --sweep  # the reconstruction's choices, on validation songs
+
+Three test sets, none of them used for training or for choosing defaults:
+
+    toy     the toy set's 3 test songs (same synthesiser as the training songs)
+    real    the 6-second MUSDB18 excerpt that ships with stempeg (real music)
+    other   6 songs of benchmarks/other_music.py, a second synthesiser made
+            independently of the first (other voice model, instruments, mixing
+            and effects, 44.1 kHz): generalization, not memorization of
+            toy_music.py
+
+For every model (one per seed) it scores the U-Net with the lab's 8192 Hz
+reconstruction, with the full-band one, and with the Wiener post-filter; and
+once, the mixture (the floor) and the oracle masks (the ceilings). Vocals
+SDR/SIR/SAR in dB, museval's BSS Eval v4 (1 s windows), median over windows
+then over the songs of a set, as evaluate.py reports them; then the mean and
+the spread (min..max) over seeds.
+
+--sweep instead compares the full-band reconstruction's settings (synthesis
+window, the mask above 4096 Hz, Wiener iterations) on the toy validation
+songs, which are held out from training but are not a test set: that is
+where defaults are chosen. It adds "HF SNR": the whole-song SNR of the vocals
+above 4096 Hz, which BSS Eval's SDR barely sees.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+METRICS = ("SDR", "SIR", "SAR")
+# What a model is scored with: (name, separate() keyword arguments).
+MODEL_METHODS = [
+    ("U-Net, lab 8 kHz", {"reconstruction": "lab"}),
+    ("U-Net, full band", {"reconstruction": "full"}),
+    ("U-Net, full + Wiener 1", {"reconstruction": "full", "wiener_iterations": 1}),
+]
+ORACLE_METHODS = ("mixture", "oracle 8 kHz, lab", "oracle 8 kHz, full", "oracle full")
+# --sweep: (name, inference.py settings to change, separate() keyword arguments).
+SWEEP = [
+    ("lab 8 kHz", {}, {"reconstruction": "lab"}),
+    ("full, window 1024@44.1k", {"SYNTHESIS_SECONDS": 1024 / 44100}, {}),
+    ("full, window 2048@44.1k", {"SYNTHESIS_SECONDS": 2048 / 44100}, {}),
+    ("full, window 4096@44.1k", {"SYNTHESIS_SECONDS": 4096 / 44100}, {}),
+    ("full, window 8192@44.1k", {"SYNTHESIS_SECONDS": 8192 / 44100}, {}),
+    ("full, above 4 kHz: zero", {"HIGH_BAND_HZ": None}, {}),
+    ("full, above 4 kHz: mean 3-4 kHz", {"HIGH_BAND_HZ": (3000, 4096)}, {}),
+    ("full, above 4 kHz: mean 0-4 kHz", {"HIGH_BAND_HZ": (0, 4096)}, {}),
+    ("full + Wiener 1", {}, {"wiener_iterations": 1}),
+    ("full + Wiener 2", {}, {"wiener_iterations": 2}),
+]
+
+
+# --------------------------------------------------------------------------
+# Test sets
+# --------------------------------------------------------------------------
+
+def load_tracks(tracks):
+    """[(name, rate, mix, vocals, accompaniment)] as float32 (samples, channels), read once."""
+    songs = []
+    for track in tracks:
+        mix = track.audio.astype(np.float32)
+        vocals = track.targets["vocals"].audio.astype(np.float32)
+        accompaniment = track.targets["accompaniment"].audio.astype(np.float32)
+        n = min(len(mix), len(vocals), len(accompaniment))
+        songs.append((track.name, track.rate, mix[:n], vocals[:n], accompaniment[:n]))
+    return songs
+
+
+def test_sets(names, workdir):
+    """{set name: songs} for the names asked ('toy', 'real', 'other', 'valid')."""
+    import data
+
+    sets = {}
+    toy_root = data.ensure_toy_musdb()
+    if "toy" in names:
+        sets["toy"] = load_tracks(data._musdb_tracks(toy_root, True, "test"))
+    if "valid" in names:
+        sets["valid"] = load_tracks(data.split_data(toy_root, n_songs=None, quiet=True).valid)
+    if "real" in names:
+        import stempeg
+
+        folder = os.path.join(os.path.dirname(stempeg.__file__), "data")
+        stem = next(name for name in sorted(os.listdir(folder)) if name.endswith(".stem.mp4"))
+        os.makedirs(os.path.join(workdir, "real", "test"), exist_ok=True)
+        link = os.path.join(workdir, "real", "test", stem)
+        if not os.path.exists(link):
+            os.symlink(os.path.join(folder, stem), link)
+        sets["real"] = load_tracks(data._musdb_tracks(os.path.join(workdir, "real"), False, "test"))
+    if "other" in names:
+        from other_music import build_set
+
+        other_root = build_set(os.path.join(data.PROJECT_DIR, "data", "other_music"))
+        sets["other"] = load_tracks(data._musdb_tracks(other_root, True, "test"))
+    return sets
+
+
+# --------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------
+
+def high_band_snr(reference, estimate, rate, cutoff=4096.0):
+    """Whole-song SNR in dB of the part of the vocals above `cutoff` Hz (NaN if there is none)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    if rate <= 2 * cutoff:
+        return float("nan")
+    sos = butter(8, cutoff, "highpass", fs=rate, output="sos")
+    ref, est = sosfiltfilt(sos, reference, axis=0), sosfiltfilt(sos, estimate, axis=0)
+    return float(10 * np.log10(np.sum(ref ** 2) / max(np.sum((ref - est) ** 2), 1e-20)))
+
+
+def score(song, estimate, with_high_band=False):
+    """{metric: dB} of the vocals of one estimate (vocals, accompaniment) of one song."""
+    from evaluate import bss_eval
+
+    name, rate, mix, vocals, accompaniment = song
+    scores = dict(bss_eval((vocals, accompaniment), estimate, rate)["vocals"])
+    if with_high_band:
+        scores["HF SNR"] = high_band_snr(vocals, estimate[0], rate)
+    return scores
+
+
+def oracle_estimates(song, signal):
+    """{method: (vocals, accompaniment)} of the methods that need no model."""
+    from evaluate import oracle_full_band, oracle_model_band
+
+    name, rate, mix, vocals, accompaniment = song
+    return {"mixture": (mix, mix),
+            "oracle 8 kHz, lab": oracle_model_band(mix, vocals, accompaniment, rate, signal, "lab"),
+            "oracle 8 kHz, full": oracle_model_band(mix, vocals, accompaniment, rate, signal, "full"),
+            "oracle full": oracle_full_band(mix, vocals, accompaniment, rate)}
+
+
+def set_inference(settings):
+    """Change inference.py's module settings (a sweep row); returns the old values."""
+    import inference
+
+    old = {}
+    for key, value in settings.items():
+        if key == "HIGH_BAND_HZ" and value is None:  # "zero above 4096 Hz": wrap interpolate_mask
+            old["interpolate_mask"] = inference.interpolate_mask
+            inference.interpolate_mask = zero_above_model_band(old["interpolate_mask"])
+            continue
+        old[key] = getattr(inference, key)
+        setattr(inference, key, value)
+    return old
+
+
+def zero_above_model_band(interpolate_mask):
+    def wrapped(mask, signal, synthesis, frames, offset=0):
+        out = interpolate_mask(mask, signal, synthesis, frames, offset)
+        hz = np.arange(out.shape[0]) * synthesis.sample_rate / synthesis.n_fft
+        out[hz > signal.sample_rate / 2] = 0
+        return out
+    return wrapped
+
+
+def median(values):
+    from evaluate import _median
+    return _median(values)
+
+
+def score_models(checkpoints, sets, methods, with_high_band=False, quiet=False):
+    """{method: {set: [per-model median over songs of {metric: dB}]}} and {method: seconds per song-minute}."""
+    import inference
+
+    results, seconds = {}, {}
+    for checkpoint in checkpoints:
+        model, signal = inference.load_model(checkpoint)
+        for method, settings, kwargs in methods:
+            old = set_inference(settings)
+            try:
+                for set_name, songs in sets.items():
+                    per_song = []
+                    for song in songs:
+                        start = time.perf_counter()
+                        estimate = inference.separate(model, signal, song[2], song[1], **kwargs)
+                        elapsed = time.perf_counter() - start
+                        seconds.setdefault(method, []).append(elapsed / (len(song[2]) / song[1] / 60))
+                        per_song.append(score(song, estimate, with_high_band))
+                    summary = {m: median([s[m] for s in per_song]) for m in per_song[0]}
+                    results.setdefault(method, {}).setdefault(set_name, []).append(summary)
+                    if not quiet:
+                        print(f"{os.path.relpath(checkpoint, ROOT)}  {method:32} {set_name:6} "
+                              + "  ".join(f"{m} {v:6.2f}" for m, v in summary.items()), flush=True)
+            finally:
+                set_inference(old)
+    return results, {m: float(np.median(v)) for m, v in seconds.items()}
+
+
+def score_oracles(sets, signal, with_high_band=False):
+    results = {}
+    for set_name, songs in sets.items():
+        per_song = [{method: score(song, estimate, with_high_band)
+                     for method, estimate in oracle_estimates(song, signal).items()} for song in songs]
+        for method in ORACLE_METHODS:
+            summary = {m: median([s[method][m] for s in per_song]) for m in per_song[0][method]}
+            results.setdefault(method, {})[set_name] = [summary]
+    return results
+
+
+# --------------------------------------------------------------------------
+# Training one model per seed
+# --------------------------------------------------------------------------
+
+def train_seeds(seeds, runs_dir, train_args):
+    """best_model.pth of `python train.py --seed S ...` for each seed, trained unless already there."""
+    checkpoints = []
+    for seed in seeds:
+        save_dir = os.path.join(runs_dir, f"seed{seed}")
+        best = os.path.join(save_dir, "best_model.pth")
+        if not os.path.isfile(os.path.join(save_dir, "final_model.pth")):
+            command = [sys.executable, os.path.join(ROOT, "train.py"), "--seed", str(seed),
+                       "--save-dir", save_dir, "--quiet"] + train_args
+            print("Training:", " ".join(command), flush=True)
+            start = time.perf_counter()
+            subprocess.run(command, check=True, cwd=ROOT)
+            print(f"  {time.perf_counter() - start:.0f} s", flush=True)
+        checkpoints.append(best)
+    return checkpoints
+
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+
+def cell(values, metric):
+    """'mean (min..max)' over models, or the single value."""
+    numbers = [v[metric] for v in values]
+    if len(numbers) == 1:
+        return f"{numbers[0]:.2f}"
+    return f"{np.mean(numbers):.2f} ({min(numbers):.2f}..{max(numbers):.2f})"
+
+
+def table(results, set_names, metrics, seconds=None):
+    """A Markdown table: one row per method, one column per set and metric."""
+    header = ["method"] + [f"{s} {m}" for s in set_names for m in metrics]
+    if seconds:
+        header.append("s per song-minute")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method, per_set in results.items():
+        row = [method] + [cell(per_set[s], m) if s in per_set else "" for s in set_names for m in metrics]
+        if seconds:
+            row.append(f"{seconds[method]:.2f}" if method in seconds else "")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", nargs="+", default=None, help="models to score (one per seed)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="train `python train.py --seed S` for each seed (unless RUNS_DIR/seedS is done), then score")
+    p.add_argument("--runs-dir", default=os.path.join(ROOT, "runs", "quality"), help="where --seeds trains")
+    p.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
+                   help="more train.py flags for --seeds (must come last)")
+    p.add_argument("--sets", nargs="+", default=["toy", "real", "other"], choices=["toy", "real", "other", "valid"],
+                   help="test sets to score")
+    p.add_argument("--sweep", action="store_true",
+                   help="compare the reconstruction's settings on the toy validation songs instead")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--quiet", action="store_true", help="print only the tables")
+    args = p.parse_args()
+    if bool(args.checkpoint) == bool(args.seeds):
+        p.error("give either --checkpoint or --seeds")
+
+    import torch
+
+    from audio import SignalConfig
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    checkpoints = args.checkpoint or train_seeds(args.seeds, args.runs_dir, args.train_args)
+    with tempfile.TemporaryDirectory(prefix="bench-quality-") as workdir:
+        sets = test_sets(["valid"] if args.sweep else args.sets, workdir)
+        if args.sweep:
+            results, seconds = score_models(checkpoints, sets, SWEEP, with_high_band=True, quiet=args.quiet)
+            metrics = METRICS + ("HF SNR",)
+        else:
+            methods = [(name, {}, kwargs) for name, kwargs in MODEL_METHODS]
+            results, seconds = score_models(checkpoints, sets, methods, quiet=args.quiet)
+            results.update(score_oracles(sets, SignalConfig()))
+            metrics = METRICS
+    set_names = list(sets)
+    print(f"\nVocals, dB: median over songs, then mean (min..max) over {len(checkpoints)} model(s); "
+          f"songs per set: " + ", ".join(f"{s} {len(sets[s])}" for s in set_names)
+          + f". CPU capability {capability}, {torch.get_num_threads()} threads.")
+    print(table(results, set_names, metrics, seconds))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"checkpoints": checkpoints, "sets": {s: [song[0] for song in sets[s]] for s in set_names},
+                       "cpu_capability": capability, "results": results, "seconds_per_song_minute": seconds},
+                      f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
