@@ -241,7 +241,7 @@ def apply_mask(audio, mask, synthesis, offset=0, wiener_iterations=0):
     return vocals[:, offset:offset + n].numpy().T  # (n, C)
 
 
-def wiener_vocals(mix_spec, mask, iterations=1, chunk_frames=256):
+def wiener_vocals(mix_spec, mask, iterations=1, chunk_frames=1024):
     """The vocals' STFT refined by a multichannel Wiener filter (EM).
 
     The method of open-unmix and Spleeter (Nugraha, Liutkus and Vincent
@@ -250,7 +250,8 @@ def wiener_vocals(mix_spec, mask, iterations=1, chunk_frames=256):
     the mask's estimates (mask * X and (1 - mask) * X), each iteration fits
     v_j and R_j to the current estimates and re-estimates them as
     v_j R_j (sum_k v_k R_k)^-1 X. Only R_j spans the whole song, so the work
-    goes chunk by chunk and memory stays at one chunk.
+    goes chunk by chunk and memory stays at one chunk. Channel axes come
+    first, so every operation runs over whole (freq_bins, frames) slabs.
 
     Args:
         mix_spec: complex (channels, freq_bins, frames), the mixture's STFT.
@@ -260,14 +261,14 @@ def wiener_vocals(mix_spec, mask, iterations=1, chunk_frames=256):
     """
     frames = mix_spec.shape[-1]
     chunks = [slice(i, i + chunk_frames) for i in range(0, frames, chunk_frames)]
-    covariances = []  # R_j of each iteration, (2, F, C, C)
+    covariances = []  # R_j of each iteration, (2, C, C, F)
     for _ in range(iterations):
         outer, power = 0, 0
         for chunk in chunks:
             estimates = _wiener_estimates(mix_spec[:, :, chunk], mask[:, chunk], covariances)  # (2, C, F, t)
-            outer = outer + torch.einsum("jcft,jdft->jfcd", estimates, estimates.conj())  # (2, F, C, C)
-            power = power + estimates.abs().square().mean(1).sum(-1)  # (2, F)
-        covariances.append(outer / power.clamp(min=WIENER_EPS)[..., None, None])  # (2, F, C, C)
+            outer = outer + torch.einsum("jcft,jdft->jcdf", estimates, estimates.conj())  # (2, C, C, F)
+            power = power + _power(estimates).mean(1).sum(-1)  # (2, F)
+        covariances.append(outer / power.clamp(min=WIENER_EPS)[:, None, None])  # (2, C, C, F)
     vocals = torch.empty_like(mix_spec)
     for chunk in chunks:
         vocals[:, :, chunk] = _wiener_estimates(mix_spec[:, :, chunk], mask[:, chunk], covariances)[0]
@@ -278,26 +279,30 @@ def _wiener_estimates(mix_spec, mask, covariances):
     """Both sources' STFTs (2, C, F, t) after one Wiener filter per fitted covariance."""
     estimates = torch.stack([mask * mix_spec, (1 - mask) * mix_spec])  # (2, C, F, t)
     channels = mix_spec.shape[0]
-    eye = torch.eye(channels, dtype=mix_spec.dtype)
+    eye = torch.eye(channels)[:, :, None, None]  # (C, C, 1, 1)
     for covariance in covariances:
-        psd = estimates.abs().square().mean(1)  # (2, F, t): v_j, the sources' power
-        source_cov = psd[..., None, None] * covariance[:, :, None]  # (2, F, t, C, C): v_j R_j
-        mix_cov = source_cov.sum(0) + WIENER_EPS * eye  # (F, t, C, C)
-        gains = source_cov @ _inverse(mix_cov)  # (2, F, t, C, C)
-        estimates = torch.einsum("jftcd,dft->jcft", gains, mix_spec)  # (2, C, F, t)
+        psd = _power(estimates).mean(1)  # (2, F, t): v_j, the sources' power
+        source_cov = psd[:, None, None] * covariance[..., None]  # (2, C, C, F, t): v_j R_j
+        mix_cov = source_cov.sum(0) + WIENER_EPS * eye  # (C, C, F, t)
+        whitened = (_inverse(mix_cov) * mix_spec[None]).sum(1)  # (C, F, t): (sum_k v_k R_k)^-1 X
+        estimates = (source_cov * whitened[None, None]).sum(2)  # (2, C, F, t)
     return estimates
 
 
+def _power(spec):
+    """|spec|^2 of a complex tensor, without the square root of abs()."""
+    return spec.real.square() + spec.imag.square()
+
+
 def _inverse(matrices):
-    """Inverse of a batch of small matrices (..., C, C); closed forms for C = 1, 2."""
-    size = matrices.shape[-1]
+    """Inverse of a batch of small matrices (C, C, ...); closed forms for C = 1, 2."""
+    size = matrices.shape[0]
     if size == 1:
         return 1 / matrices
     if size == 2:
-        a, b, c, d = matrices[..., 0, 0], matrices[..., 0, 1], matrices[..., 1, 0], matrices[..., 1, 1]
-        inverse = torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2)  # (..., 2, 2)
-        return inverse / (a * d - b * c)[..., None, None]
-    return torch.linalg.inv(matrices)
+        (a, b), (c, d) = matrices
+        return torch.stack([torch.stack([d, -b]), torch.stack([-c, a])]) / (a * d - b * c)  # (2, 2, ...)
+    return torch.linalg.inv(matrices.movedim((0, 1), (-2, -1))).movedim((-2, -1), (0, 1))
 
 
 def _as_2d(audio):
