@@ -92,6 +92,7 @@ def child(song, checkpoint, out_dir, variant):
     inference.istft = timed("ISTFT", inference.istft)
     inference.compute_mask = timed("network", inference.compute_mask)
     inference.interpolate_mask = timed("mask to full rate", inference.interpolate_mask)
+    inference.masked_synthesis = timed("full-rate synthesis", inference.masked_synthesis)
     inference.wiener_vocals = timed("Wiener", inference.wiener_vocals)
     inference.read_block = timed("read", inference.read_block)
     write, close = sf.SoundFile.write, sf.SoundFile.close  # only the outputs are written
@@ -154,12 +155,12 @@ def main():
                 results.append(result)
             os.unlink(song)
 
-    stages = ["read", "resample", "STFT", "network", "mask to full rate", "Wiener", "ISTFT", "resample back",
-              "write"]
-    print(f"\n{'song':>6} {'variant':>12} " + " ".join(f"{s[:13]:>13}" for s in stages)
+    stages = ["read", "resample", "STFT", "network", "mask to full rate", "full-rate synthesis", "Wiener", "ISTFT",
+              "resample back", "write"]
+    print(f"\n{'song':>6} {'variant':>12} " + " ".join(f"{s[:11]:>11}" for s in stages)
           + f" {'total':>7} {'x real time':>11} {'peak RSS':>9}")
     for r in results:
-        print(f"{r['minutes']:>4g} m {r['variant']:>12} " + " ".join(f"{r['stages'].get(s, 0.0):>12.2f}s" for s in stages)
+        print(f"{r['minutes']:>4g} m {r['variant']:>12} " + " ".join(f"{r['stages'].get(s, 0.0):>10.2f}s" for s in stages)
               + f" {r['total']:>6.2f}s {r['seconds'] / r['total']:>10.0f}x {r['peak_rss_mb']:>6.0f} MB")
         if "command" in r:
             print(f"{'':>8} whole command `python inference.py --no-plot` (cold start): "
