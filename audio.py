@@ -19,9 +19,12 @@ import soundfile as sf
 import torch
 from scipy.signal import resample_poly
 
+from cli import UserError
+from files import atomic_path
 
-class AudioError(Exception):
-    """A user-facing problem with an audio file; the message is one sentence."""
+
+class AudioError(UserError):
+    """A problem with an audio file."""
 
 
 @dataclass
@@ -88,42 +91,10 @@ def read_audio(path):
     return audio, rate
 
 
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside `path` (same extension); rename it to
-    `path` when the block ends normally, delete it if the block fails.
-
-    Every file the project writes (checkpoints, caches, WAVs, figures, JSON)
-    goes through this, so a crash or Ctrl-C never leaves a truncated file
-    under a final name, and an older file there survives until the new one is
-    complete.
-    """
-    path = os.fspath(path)
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
-    try:
-        make_readable(tmp)
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_audio(path, audio, sample_rate):
     """Write (samples, channels) float audio as a 16-bit WAV file, atomically."""
     with atomic_path(path) as tmp:
         sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-
-
-def make_readable(path, mode=0o666):
-    """Give a file from mkstemp (mode 0600), or with mode=0o777 a folder from
-    mkdtemp (0700), the permissions a plain open() or mkdir() would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, mode & ~umask)
 
 
 def to_mono(audio):

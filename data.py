@@ -29,8 +29,9 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from audio import (AudioError, SignalConfig, atomic_path, magnitude_scale, make_readable, read_audio, resample,
-                   stft, to_mono)
+from audio import AudioError, SignalConfig, magnitude_scale, read_audio, resample, stft, to_mono
+from cli import HelpFormatter, UserError, add_root_flag, add_training_songs_flag, typed_flags
+from files import atomic_path, make_readable
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_TOY_ROOT = os.path.join(PROJECT_DIR, "data", "toy_musdb")
@@ -44,8 +45,8 @@ STEMS = ("vocals", "drums", "bass", "other")
 CACHE_VERSION = 1
 
 
-class DataError(Exception):
-    """A user-facing data problem; the message is one sentence saying what to do."""
+class DataError(UserError):
+    """A problem with the data: a missing folder, a damaged or truncated track."""
 
 
 # --------------------------------------------------------------------------
@@ -464,38 +465,6 @@ def _progress(items, desc, quiet):
     return tqdm(items, desc=desc, unit="track")
 
 
-def bounded_number(kind, low, high, low_open=False):
-    """An argparse type: a `kind` number in [low, high] ((low, high] if low_open).
-
-    The upper bounds only catch typos (a batch of a million patches would just
-    run out of memory after minutes of loading); they are far above any
-    sensible value.
-    """
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
-                                             f"got {text!r}")
-        if value != value or value > high or value < low or (low_open and value == low):
-            bound = f"above {low:g}" if low_open else f"at least {low:g}"
-            raise argparse.ArgumentTypeError(f"must be {bound} and at most {high:g}, got {text}")
-        return value
-    return parse
-
-
-def positive_int_or_all(text):
-    if text == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number or 'all', got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def summarize(split, signal, cache_dir):
     """Lines describing the data: source, songs per split, durations, patches, cache."""
     seconds_per_patch = signal.patch_frames * signal.hop_length / signal.sample_rate
@@ -517,35 +486,11 @@ def summarize(split, signal, cache_dir):
     return lines + split.notes
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """--help shows each flag's default, except where there is none to show
-    (the flag's own text then says what happens when it is left out)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
-def typed_flags(parser, argv):
-    """The destinations of the flags actually typed on the command line (not defaults)."""
-    saved = [(action, action.default) for action in parser._actions]
-    for action, _ in saved:
-        action.default = argparse.SUPPRESS
-    try:
-        return set(vars(parser.parse_args(argv)))
-    finally:
-        for action, default in saved:
-            action.default = default
-
-
 def get_args(argv=None):
     parser = argparse.ArgumentParser(description="Summarise the MUSDB18 data the U-Net would use.",
                                      formatter_class=HelpFormatter)
-    parser.add_argument("--root", default=None,
-                        help="MUSDB18 or MUSDB18-HQ folder; if not given: $MUSDB_PATH, else the generated toy set")
-    parser.add_argument("--n-songs", type=positive_int_or_all, default=10,
-                        help="training songs to use, or 'all' (left at its default: all if there are fewer)")
+    add_root_flag(parser)
+    add_training_songs_flag(parser)
     parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
                         help="where decoded spectrograms are cached")
     args = parser.parse_args(argv)
@@ -558,7 +503,7 @@ def main(argv=None):
     signal = SignalConfig()
     try:
         split = split_data(args.root, args.n_songs, strict="n_songs" in args.explicit)
-    except DataError as err:
+    except UserError as err:
         sys.exit(f"error: {err}")
     print("\n".join(summarize(split, signal, args.cache_dir)))
 

@@ -1,8 +1,8 @@
 """Score the U-Net with BSS Eval v4 (museval) on the test songs of the data in use.
 
     python evaluate.py                                  # all toy test songs, checkpoints/best_model.pth
-    python evaluate.py --root ~/musdb18 --n-tracks 10
-    python evaluate.py --tracks "Toy Song test 01" --estimates-dir estimates
+    python evaluate.py --root ~/musdb18 --n-songs 10
+    python evaluate.py --songs "Toy Song test 01" --estimates-dir estimates
 
 For every song it scores four estimates of the vocals and the accompaniment
 (SDR, SIR, ISR, SAR in dB; the median over 1-second windows, as the MUSDB
@@ -31,15 +31,20 @@ import sys
 
 import numpy as np
 
-from audio import AudioError, atomic_path, write_audio
-from data import DataError, HelpFormatter, positive_int_or_all
-from inference import (DEFAULT_CHECKPOINT, InferenceError, add_reconstruction_flags, apply_mask, load_model,
-                       mix_magnitude, reconstruct, separate, synthesis_config)
-from unet_model import CheckpointError, pick_device
+from audio import write_audio
+from checkpoints import load_model
+from cli import HelpFormatter, UserError, add_root_flag, add_song_flags, find_song, pick_device
+from files import atomic_path
+from inference import (DEFAULT_CHECKPOINT, add_reconstruction_flags, apply_mask, mix_magnitude, reconstruct,
+                       separate, synthesis_config)
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 TARGETS = ("vocals", "accompaniment")
 METHODS = ("U-Net", "mixture", "oracle 8 kHz", "oracle full")
+
+
+class EvaluationError(UserError):
+    """Nothing that can be scored."""
 
 
 def ratio_mask(vocals, accompaniment):
@@ -145,12 +150,8 @@ def get_args(argv=None):
                     "on the test songs.",
         formatter_class=HelpFormatter)
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="model written by train.py")
-    p.add_argument("--root", default=None,
-                   help="MUSDB18 or MUSDB18-HQ folder; if not given: $MUSDB_PATH, else the generated toy set")
-    p.add_argument("--tracks", "--track", dest="tracks", nargs="+", default=None, metavar="NAME",
-                   help="test songs to score, by name (as inference.py --tracks)")
-    p.add_argument("--n-tracks", type=positive_int_or_all, default=None,
-                   help="score only the first N test songs, or 'all' (default: all)")
+    add_root_flag(p)
+    add_song_flags(p, count=True)
     p.add_argument("--out", default=os.path.join("outputs", "scores.json"), help="JSON file of the scores")
     p.add_argument("--estimates-dir", default=None,
                    help="also write the model's estimates as DIR/test/<song>/{vocals,accompaniment}.wav")
@@ -168,15 +169,10 @@ def pick_tracks(args):
 
     root, tracks = find_tracks(args.root, subsets=("test",), quiet=args.quiet)
     if not tracks:
-        raise InferenceError(f"{root} has no test songs under test/ to score")
-    if args.tracks:
-        by_name = {t.name.lower(): t for t in tracks}
-        missing = [name for name in args.tracks if name.lower() not in by_name]
-        if missing:
-            raise InferenceError(f"no test song named {missing[0]!r} in {root}; "
-                                 f"some there are: {', '.join(t.name for t in tracks[:5])}")
-        tracks = [by_name[name.lower()] for name in args.tracks]
-    return root, tracks[:args.n_tracks]
+        raise EvaluationError(f"{root} has no test songs under test/ to score")
+    if args.songs:
+        tracks = [find_song(tracks, name, root, "test") for name in args.songs]
+    return root, tracks[:args.n_songs]
 
 
 def main(argv=None):
@@ -200,13 +196,13 @@ def main(argv=None):
                 write_audio(os.path.join(folder, "vocals.wav"), vocals, track.rate)
                 write_audio(os.path.join(folder, "accompaniment.wav"), accompaniment, track.rate)
         if not per_track:
-            raise InferenceError("no song could be scored: every one has a silent source")
+            raise EvaluationError("no song could be scored: every one has a silent source")
         medians = median_over_tracks(per_track)
         write_json(args.out, {"checkpoint": os.path.abspath(args.checkpoint), "root": root,
                               "reconstruction": args.reconstruction, "wiener_iterations": args.wiener,
                               "windows": "1 s, BSS Eval v4 (museval)", "median": medians,
                               "tracks": per_track})
-    except (InferenceError, AudioError, CheckpointError, DataError) as err:
+    except UserError as err:
         sys.exit(f"error: {err}")
     except OSError as err:
         sys.exit(f"error: cannot write {err.filename} ({err.strerror}): pick another --out or --estimates-dir")

@@ -2,7 +2,7 @@
 
     python inference.py                              # first test song of the data in use
     python inference.py song.mp3 "other song.flac"   # any audio files
-    python inference.py --tracks "Toy Song test 02"  # songs of the data set, by name
+    python inference.py --songs "Toy Song test 02"   # songs of the data set, by name
     python inference.py --checkpoint checkpoints/final_model.pth --out-dir results
     python inference.py song.wav --reconstruction lab  # the lab's 8192 Hz reconstruction
     python inference.py song.wav --wiener 1            # + the multichannel Wiener post-filter
@@ -41,10 +41,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audio import (AudioError, SignalConfig, atomic_path, istft, magnitude_scale, open_audio,
-                   resample, stft, to_mono)
-from data import DataError, HelpFormatter, bounded_number
-from unet_model import CheckpointError, load_checkpoint, model_from_checkpoint, pick_device
+from audio import AudioError, SignalConfig, istft, magnitude_scale, open_audio, resample, stft, to_mono
+from checkpoints import load_model
+from cli import HelpFormatter, UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device
+from files import atomic_path
 
 DEFAULT_CHECKPOINT = os.path.join("checkpoints", "best_model.pth")
 # Patches overlap by half and are blended with a smooth window, so no frame
@@ -67,17 +67,8 @@ HIGH_BAND_HZ = (3000, 4096)
 WIENER_EPS = 1e-10  # regularises the Wiener filter's matrices where the mix is silent
 
 
-class InferenceError(Exception):
-    """A user-facing problem; the message is one sentence."""
-
-
-def load_model(checkpoint=DEFAULT_CHECKPOINT, device=None):
-    """(model in eval mode on `device`, SignalConfig) from a train.py checkpoint."""
-    state = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(state).to(device or torch.device("cpu"))
-    # channels_last convolutions: 15-25 % faster on the CPU (the same mask to 1e-5), as in training.
-    model = model.to(memory_format=torch.channels_last)
-    return model, SignalConfig(**state["signal"])
+class InferenceError(UserError):
+    """A problem with what was asked to separate."""
 
 
 # --------------------------------------------------------------------------
@@ -489,36 +480,21 @@ def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=Fal
 # --------------------------------------------------------------------------
 
 def plot_separation(mix, mask, signal, title, path=None, show=False):
-    """Three stacked spectrograms: mix (dB), predicted mask, estimated vocals (dB).
+    """Three stacked spectrograms at the model's rate: mix, predicted mask, estimated vocals.
 
     Returns the matplotlib figure; saves it atomically to `path` if given.
     """
-    import matplotlib
-    if not show:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from figures import spectrogram_figure
 
-    mix_db = 20 * torch.log10(mix + 1e-8)
-    top = float(mix_db.max())
-    vocals_db = 20 * torch.log10(mask * mix + 1e-8)
+    panels = [("Mix", mix, "magnitude"), ("Predicted vocals mask", mask, "mask"),
+              ("Estimated vocals (mask x mix)", mask * mix, "magnitude")]
     seconds = mix.shape[-1] * signal.hop_length / signal.sample_rate
-    extent = [0, seconds, 0, signal.sample_rate / 2]
-    fig, axes = plt.subplots(3, 1, figsize=(12, 9), sharex=True)
-    panels = [("Mix", mix_db, dict(vmin=top - 80, vmax=top, cmap="viridis"), "dB"),
-              ("Predicted vocals mask", mask, dict(vmin=0, vmax=1, cmap="magma"), "mask"),
-              ("Estimated vocals (mask x mix)", vocals_db, dict(vmin=top - 80, vmax=top, cmap="viridis"), "dB")]
-    for ax, (name, image, style, unit) in zip(axes, panels):
-        im = ax.imshow(image.numpy(), origin="lower", aspect="auto", extent=extent, **style)
-        ax.set_title(name)
-        ax.set_ylabel("frequency (Hz)")
-        fig.colorbar(im, ax=ax, label=unit, pad=0.01)
-    axes[-1].set_xlabel("time (s)")
-    fig.suptitle(title)
-    fig.tight_layout()
+    fig = spectrogram_figure(mix, panels, seconds, signal.sample_rate / 2, title=title, interactive=show)
     if path:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
     if show:
+        import matplotlib.pyplot as plt
         plt.show()
     return fig
 
@@ -544,10 +520,8 @@ def get_args(argv=None):
                         "none: the first test song of the data in use")
     p.add_argument("--input", action="append", default=[], metavar="FILE",
                    help="another audio file to separate (may be repeated)")
-    p.add_argument("--tracks", "--track", dest="tracks", nargs="+", default=None, metavar="NAME",
-                   help="songs of the data set, by name (as evaluate.py --tracks)")
-    p.add_argument("--root", default=None,
-                   help="MUSDB18 folder for --track and the default song; if not given: $MUSDB_PATH, else the toy set")
+    add_song_flags(p)
+    add_root_flag(p)
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="model written by train.py")
     p.add_argument("--out-dir", default="outputs", help="each song goes to OUT_DIR/<song name>/")
     add_reconstruction_flags(p)
@@ -573,10 +547,10 @@ def add_reconstruction_flags(parser):
 
 
 def songs_to_separate(args):
-    """[(name, path)] from the files, --input, --tracks, or the first test song."""
+    """[(name, path)] from the files, --input, --songs, or the first test song."""
     files = args.files + args.input
-    if files and args.tracks:
-        raise InferenceError("give either audio files or --tracks, not both")
+    if files and args.songs:
+        raise InferenceError("give either audio files or --songs, not both")
     if files:
         return [(song_name(path), path) for path in files]
     from data import find_tracks
@@ -584,14 +558,10 @@ def songs_to_separate(args):
     root, tracks = find_tracks(args.root, quiet=args.quiet)
     if not tracks:
         raise InferenceError(f"{root} has no songs to separate")
-    if args.tracks is None:
+    if args.songs is None:
         return [(tracks[0].name, tracks[0].path)]  # test songs come first
-    by_name = {t.name.lower(): t for t in tracks}
-    for name in args.tracks:
-        if name.lower() not in by_name:
-            names = ", ".join(t.name for t in tracks[:5])
-            raise InferenceError(f"no song named {name!r} in {root}; some there are: {names}")
-    return [(by_name[n.lower()].name, by_name[n.lower()].path) for n in args.tracks]
+    chosen = [find_song(tracks, name, root) for name in args.songs]
+    return [(track.name, track.path) for track in chosen]
 
 
 def main(argv=None):
@@ -606,7 +576,7 @@ def main(argv=None):
                                     wiener_iterations=args.wiener)
             if not args.quiet:
                 print(f"{path}: wrote " + ", ".join(written))
-    except (InferenceError, AudioError, CheckpointError, DataError) as err:
+    except UserError as err:
         sys.exit(f"error: {err}")
     if not args.quiet:
         print("Listen to vocals.wav and accompaniment.wav with any player (e.g. `ffplay FILE` or `aplay FILE`).")

@@ -13,8 +13,13 @@ Writes, under --save-dir (default checkpoints/):
     last_model.pth            the newest state, where --resume starts
     history.csv, loss_curve.png, logs/YYYYMMDD_HHMMSS/ (TensorBoard)
 
-Every checkpoint holds the model config and signal settings, so inference.py
-needs no flags to rebuild the model.
+The file reads top to bottom: the loss, the flags, one epoch of training and
+one of validation, the baseline, the report files, then `train()`, which
+strings them together. Running on several processes (torchrun) is all in
+distributed.py; here it shows only as `dist.is_main` (rank 0 writes) and a
+few calls that do nothing in a single process. Every checkpoint holds the
+model config and signal settings (checkpoints.py), so inference.py needs no
+flags to rebuild the model.
 """
 
 import argparse
@@ -32,11 +37,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from audio import SignalConfig, atomic_path, istft
-from data import (DEFAULT_CACHE_DIR, DataError, HelpFormatter, PatchDataset, bounded_number, crop,
-                  load_features, positive_int_or_all, split_data, typed_flags)
-from unet_model import (CHECKPOINT_FORMAT, CheckpointError, UNet, UNetConfig, count_parameters,
-                        load_checkpoint, pick_device)
+from audio import SignalConfig, istft
+from checkpoints import build_checkpoint, find_latest_checkpoint, load_checkpoint, save_checkpoint
+from cli import (HelpFormatter, UserError, add_root_flag, add_training_songs_flag, bounded_number, pick_device,
+                 typed_flags)
+from data import DEFAULT_CACHE_DIR, PatchDataset, crop, load_features, split_data
+from distributed import Distributed
+from files import atomic_path
+from unet_model import UNet, UNetConfig, count_parameters
 
 
 class L1Loss(nn.Module):
@@ -46,12 +54,12 @@ class L1Loss(nn.Module):
     sum) keeps the value independent of batch and patch size.
     """
 
-    def forward(self, mask, mix, vocals):
-        return torch.mean(torch.abs(mask * mix - vocals))
+    def forward(self, mask, mix_mag, vocals_mag):
+        return torch.mean(torch.abs(mask * mix_mag - vocals_mag))
 
 
-class TrainingError(Exception):
-    """A user-facing problem that stops training; the message is one sentence."""
+class TrainingError(UserError):
+    """A problem that stops training."""
 
 
 # --------------------------------------------------------------------------
@@ -88,10 +96,8 @@ def build_parser():
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
     g = p.add_argument_group("data")
-    g.add_argument("--root", default=None,
-                   help="MUSDB18 or MUSDB18-HQ folder; if not given: $MUSDB_PATH, else the generated toy set")
-    g.add_argument("--n-songs", type=positive_int_or_all, default=10,
-                   help="training songs to use, or 'all' (left at its default: all if there are fewer)")
+    add_root_flag(g)
+    add_training_songs_flag(g)
     g.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="cache of decoded spectrograms")
 
     g = p.add_argument_group("output")
@@ -160,84 +166,61 @@ def seed_everything(seed):
 
 
 # --------------------------------------------------------------------------
-# Checkpoints
+# One epoch of training, one of validation, the baseline
 # --------------------------------------------------------------------------
 
-def save_checkpoint(path, state):
-    """torch.save to a temporary file in the same folder, then rename: the
-    checkpoint under `path` is always either the old one or the new one."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
+def train_one_epoch(model, loader, optimizer, loss_fn, device, *, epoch, step, amp_dtype=None,
+                    max_batches=None, on_step=None, progress=False):
+    """One pass over the training patches.
 
-
-def find_latest_checkpoint(save_dir):
-    """The readable checkpoint of the highest epoch in save_dir, or None."""
-    best, best_epoch = None, -1
-    for path in glob.glob(os.path.join(save_dir, "*.pth")):
-        try:
-            epoch = load_checkpoint(path)["epoch"]
-        except CheckpointError:
-            print(f"Skipping unreadable checkpoint {path}")
-            continue
-        # On a tie prefer last_model.pth, which may hold an interrupted epoch's weights.
-        if epoch > best_epoch or (epoch == best_epoch and path.endswith("last_model.pth")):
-            best, best_epoch = path, epoch
-    return best
-
-
-# --------------------------------------------------------------------------
-# One epoch, evaluation, baseline
-# --------------------------------------------------------------------------
-
-def train_one_epoch(model, loader, optimizer, loss_fn, device, writer, state, args):
-    """One pass over the training patches; returns (mean loss, patches/s)."""
+    Args:
+        epoch, step: the epoch being run (from 1) and the global step count so far.
+        amp_dtype: torch.bfloat16 for autocast, None for fp32.
+        on_step: called as on_step(loss, step) after every step (TensorBoard).
+    Returns:
+        (mean loss, patches per second, the new global step count).
+    """
     from tqdm import tqdm
 
     model.train()
     total, count, start = 0.0, 0, time.time()
-    bar = tqdm(loader, desc=f"epoch {state['epoch'] + 1}/{args.epochs}", leave=False,
-               disable=args.quiet or writer is None, unit="batch")
-    for i, (mix, vocals) in enumerate(bar):
-        if args.max_batches and i >= args.max_batches:
+    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
+    for i, (mix_mag, vocals_mag) in enumerate(bar):
+        if max_batches and i >= max_batches:
             break
-        mix = mix.to(device, non_blocking=True)  # (B, F, T)
-        vocals = vocals.to(device, non_blocking=True)  # (B, F, T)
-        with torch.autocast(device.type, dtype=args.amp_dtype or torch.float32,
-                            enabled=args.amp_dtype is not None):
-            mask = model(mix)  # (B, F, T)
-        loss = loss_fn(mask.float(), mix, vocals)  # the loss itself in fp32
+        mix_mag = mix_mag.to(device, non_blocking=True)  # (B, F, T)
+        vocals_mag = vocals_mag.to(device, non_blocking=True)  # (B, F, T)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            mask = model(mix_mag)  # (B, F, T)
+        loss = loss_fn(mask.float(), mix_mag, vocals_mag)  # the loss itself in fp32
         value = loss.item()  # one host sync per step
         if not math.isfinite(value):
-            raise TrainingError(
-                f"the loss became {value} at epoch {state['epoch'] + 1}, step {state['step'] + 1}; "
-                f"the checkpoints already in {args.save_dir} are intact: try a lower --lr"
-            )
+            raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step + 1}; the checkpoints "
+                                "already written are intact: try a lower --lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-        state["step"] += 1
-        total += value * len(mix)
-        count += len(mix)
-        if writer is not None:  # rank 0 only
-            writer.add_scalar("loss/train_step", value, state["step"])
+        step += 1
+        total += value * len(mix_mag)
+        count += len(mix_mag)
+        if on_step:
+            on_step(value, step)
         bar.set_postfix(loss=f"{total / count:.5f}")
-    return total / max(count, 1), count / (time.time() - start)
+    return total / max(count, 1), count / (time.time() - start), step
 
 
 @torch.inference_mode()
-def evaluate(model, loader, loss_fn, device, quiet=True):
+def validate(model, loader, loss_fn, device, progress=False):
     """Mean validation loss over the fixed validation tiling."""
     from tqdm import tqdm
 
     model.eval()
     total, count = 0.0, 0
-    for mix, vocals in tqdm(loader, desc="validation", leave=False, disable=quiet, unit="batch"):
-        mix, vocals = mix.to(device), vocals.to(device)
-        total += loss_fn(model(mix), mix, vocals).item() * len(mix)
-        count += len(mix)
+    for mix_mag, vocals_mag in tqdm(loader, desc="validation", leave=False, disable=not progress, unit="batch"):
+        mix_mag, vocals_mag = mix_mag.to(device), vocals_mag.to(device)  # (B, F, T) each
+        total += loss_fn(model(mix_mag), mix_mag, vocals_mag).item() * len(mix_mag)
+        count += len(mix_mag)
     return total / count
 
 
@@ -248,7 +231,7 @@ def best_constant_mask_loss(dataset):
     so this is the bar a useful model has to get clearly below.
     """
     mixes, vocals = zip(*(dataset[i] for i in range(len(dataset))))
-    x, y = torch.stack(mixes).flatten().double(), torch.stack(vocals).flatten().double()
+    x, y = torch.stack(mixes).flatten().double(), torch.stack(vocals).flatten().double()  # (N,) each
     keep = x > 0
     ratios, weights = y[keep] / x[keep], x[keep]
     order = torch.argsort(ratios)
@@ -261,40 +244,25 @@ def best_constant_mask_loss(dataset):
 # TensorBoard figure and report files
 # --------------------------------------------------------------------------
 
-def log_example(writer, model, patch, signal, device, epoch):
+def log_example(writer, model, patch, signal_config, device, epoch):
     """Figure of mix / predicted mask / estimated vocals / true vocals for one
     fixed validation patch, plus the estimated vocals as audio (mix phase)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from figures import spectrogram_figure
 
-    vocals_c, accomp_c = (torch.from_numpy(np.array(p)) for p in patch)  # complex (F, T) each
-    mix_c = vocals_c + accomp_c
+    vocals_spec, accompaniment_spec = (torch.from_numpy(np.array(p)) for p in patch)  # complex (F, T) each
+    mix_spec = vocals_spec + accompaniment_spec  # (F, T)
     model.eval()
     with torch.inference_mode():
-        mask = model(mix_c.abs()[None].to(device))[0].cpu()  # (F, T)
-    estimate = mask * mix_c.abs()
-    seconds = patch.shape[-1] * signal.hop_length / signal.sample_rate
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4), sharey=True)
-    panels = [("mix", mix_c.abs()), ("predicted mask", mask), ("estimated vocals", estimate),
-              ("true vocals", vocals_c.abs())]
-    for ax, (title, image) in zip(axes, panels):
-        if title == "predicted mask":
-            data, kw = image, {"vmin": 0, "vmax": 1, "cmap": "magma"}
-        else:
-            data, kw = 20 * torch.log10(image + 1e-5), {"vmin": -80, "vmax": 0, "cmap": "viridis"}
-        im = ax.imshow(data.numpy(), origin="lower", aspect="auto",
-                       extent=[0, seconds, 0, signal.sample_rate / 2], **kw)
-        ax.set_title(title)
-        ax.set_xlabel("time (s)")
-        fig.colorbar(im, ax=ax, label="mask" if title == "predicted mask" else "dB")
-    axes[0].set_ylabel("frequency (Hz)")
-    fig.tight_layout()
+        mask = model(mix_spec.abs()[None].to(device))[0].float().cpu()  # (F, T)
+    panels = [("mix", mix_spec.abs(), "magnitude"), ("predicted mask", mask, "mask"),
+              ("estimated vocals", mask * mix_spec.abs(), "magnitude"), ("true vocals", vocals_spec.abs(), "magnitude")]
+    seconds = patch.shape[-1] * signal_config.hop_length / signal_config.sample_rate
+    fig = spectrogram_figure(mix_spec.abs(), panels, seconds, signal_config.sample_rate / 2, columns=True)
     writer.add_figure("validation/mix_mask_vocals", fig, epoch)
-    audio = istft(mask * mix_c, signal, length=(patch.shape[-1] - 1) * signal.hop_length)
-    peak = audio.abs().max().clamp(min=1e-8)
-    writer.add_audio("validation/estimated_vocals", (audio / peak)[None], epoch,
-                     sample_rate=signal.sample_rate)
+    waveform = istft(mask * mix_spec, signal_config, length=(patch.shape[-1] - 1) * signal_config.hop_length)
+    peak = waveform.abs().max().clamp(min=1e-8)
+    writer.add_audio("validation/estimated_vocals", (waveform / peak)[None], epoch,
+                     sample_rate=signal_config.sample_rate)
 
 
 def write_history(save_dir, history):
@@ -328,133 +296,151 @@ def write_history(save_dir, history):
 
 
 # --------------------------------------------------------------------------
-# Main
+# The run: start or resume, data, epochs, saving, summary
 # --------------------------------------------------------------------------
 
-def setup_distributed(force_cpu):
-    """(rank, local_rank, world_size): from torchrun's environment, else (0, 0, 1).
+def start_or_resume(args):
+    """The checkpoint to resume (None for a new run); a resumed run's flags stand unless typed again."""
+    if not args.resume:
+        return None
+    path = find_latest_checkpoint(args.save_dir) if args.resume == "latest" else args.resume
+    if path is None:
+        raise TrainingError(f"--resume found no checkpoint in {args.save_dir}; train without --resume first")
+    resumed = load_checkpoint(path)
+    for key, value in resumed["args"].items():
+        if key not in args.explicit and key not in ("resume", "explicit"):
+            setattr(args, key, value)
+    stored = UNetConfig(**resumed["model_config"])
+    if model_config_from(args) != stored:
+        raise TrainingError(f"{path} holds a model with {stored}; drop the model flags to resume it")
+    resumed["path"] = path
+    return resumed
 
-    Under `torchrun --nproc_per_node N train.py ...` every process trains a
-    replica (DistributedDataParallel: gloo on CPU, nccl on GPUs) on its own
-    shard of the patches; rank 0 alone prints, logs and writes files.
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 0, 1
-    import torch.distributed as dist
 
-    backend = "nccl" if torch.cuda.is_available() and not force_cpu else "gloo"
-    dist.init_process_group(backend)
-    return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), world
+def prepare_data(args, signal_config, dist):
+    """(train_loader, valid_loader, valid_set, first validation song's features, sampler)."""
+    from torch.utils.data import DataLoader
 
-
-def prepare_data(args, signal, rank, world):
-    """(train_loader, valid_loader, valid_set, first validation features, sampler)."""
-    import torch.distributed as dist
-    from torch.utils.data import DataLoader, DistributedSampler
-
-    quiet = args.quiet or rank > 0
-    if rank > 0:
-        dist.barrier()  # rank 0 builds the toy set and the feature cache first
-    split = split_data(args.root, args.n_songs, quiet=quiet, strict="n_songs" in args.explicit)
-    if not split.train:
-        raise TrainingError(f"{split.root} has no training songs under train/")
-    if not split.valid:
-        raise TrainingError(f"{split.root} has a single training song; validation needs at least two")
-    train_features = load_features(split.train, signal, args.cache_dir, quiet)
-    valid_features = load_features(split.valid, signal, args.cache_dir, quiet)
-    if rank == 0 and world > 1:
-        dist.barrier()
-    train_set = PatchDataset(train_features, signal.patch_frames, args.samples_per_track, args.augment)
-    valid_set = PatchDataset(valid_features, signal.patch_frames)
-    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=args.seed) if world > 1 else None
+    quiet = args.quiet or not dist.is_main
+    with dist.main_first():  # rank 0 builds the toy set and the feature cache, the others then read them
+        split = split_data(args.root, args.n_songs, quiet=quiet, strict="n_songs" in args.explicit)
+        if not split.train:
+            raise TrainingError(f"{split.root} has no training songs under train/")
+        if not split.valid:
+            raise TrainingError(f"{split.root} has a single training song; validation needs at least two")
+        train_features = load_features(split.train, signal_config, args.cache_dir, quiet)
+        valid_features = load_features(split.valid, signal_config, args.cache_dir, quiet)
+    train_set = PatchDataset(train_features, signal_config.patch_frames, args.samples_per_track, args.augment)
+    valid_set = PatchDataset(valid_features, signal_config.patch_frames)
+    sampler = dist.sampler(train_set, args.seed)
     pin = torch.cuda.is_available() and not args.cpu
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
-                              num_workers=args.num_workers, pin_memory=pin,
-                              persistent_workers=args.num_workers > 0)
+                              num_workers=args.num_workers, pin_memory=pin, persistent_workers=args.num_workers > 0)
     valid_loader = DataLoader(valid_set, batch_size=args.batch_size, num_workers=0, pin_memory=pin)
-    if rank == 0:
+    if dist.is_main:
         for note in split.notes:
             print(note)
+        per_process = f", {len(train_set) // dist.world} per process" if dist.world > 1 else ""
         print(f"Data: {split.source}, {len(split.train)} training songs ({len(train_set)} patches per epoch"
-              f"{f', {len(train_set) // world} per process' if world > 1 else ''}), "
-              f"{len(split.valid)} validation songs ({len(valid_set)} patches)")
+              f"{per_process}), {len(split.valid)} validation songs ({len(valid_set)} patches)")
     return train_loader, valid_loader, valid_set, valid_features[0], sampler
+
+
+def new_run_state(save_dir):
+    """The bookkeeping a checkpoint carries from epoch to epoch, for a run that starts now."""
+    return {"epoch": 0, "step": 0, "best_valid_loss": float("inf"), "best_epoch": 0, "history": [],
+            "run_dir": os.path.join(save_dir, "logs", datetime.now().strftime("%Y%m%d_%H%M%S")),
+            "constant_mask_loss": None}
+
+
+def record_epoch(state, train_loss, valid_loss, speed, lr, seconds):
+    """Count the epoch in `state` (history row, best so far); True if it is the best yet."""
+    state["epoch"] += 1
+    improved = valid_loss < state["best_valid_loss"]
+    if improved:
+        state["best_valid_loss"], state["best_epoch"] = valid_loss, state["epoch"]
+    state["history"].append({"epoch": state["epoch"], "train_loss": train_loss, "valid_loss": valid_loss,
+                             "constant_mask_loss": state["constant_mask_loss"], "lr": lr,
+                             "seconds": round(seconds, 2), "patches_per_s": round(speed, 2)})
+    return improved
+
+
+def save_epoch(save_dir, checkpoint, epoch, epochs, improved, checkpoint_every):
+    """Write the epoch's checkpoints: best first, then the periodic one, the final one, then last:
+    whichever a kill interrupts, the files already written stay whole."""
+    names = ["best_model.pth"] if improved else []
+    names += [f"checkpoint_epoch_{epoch}.pth"] if epoch % checkpoint_every == 0 else []
+    names += ["final_model.pth"] if epoch == epochs else []
+    for name in names + ["last_model.pth"]:
+        save_checkpoint(os.path.join(save_dir, name), checkpoint)
+
+
+def summary(state, args, started):
+    """The closing lines: time, best epoch against the baseline, where everything is."""
+    ratio = state["best_valid_loss"] / state["constant_mask_loss"]
+    lines = [f"Done in {(time.time() - started) / 60:.1f} min: best validation loss {state['best_valid_loss']:.5f} "
+             f"at epoch {state['best_epoch']} ({ratio:.2f} x the constant-mask baseline)."]
+    if ratio > 0.95:
+        lines.append("That is no better than a constant mask: the model has not learned; "
+                     "see Troubleshooting in README.md.")
+    lines.append(f"Checkpoints in {os.path.join(args.save_dir, '')}, loss curve in "
+                 f"{os.path.join(args.save_dir, 'loss_curve.png')}; TensorBoard: tensorboard --logdir "
+                 f"{os.path.join(args.save_dir, 'logs')}")
+    return "\n".join(lines)
 
 
 def train(args):
     """Run (or resume) training as the flags say; returns the history rows."""
+    started = time.time()
+    dist = Distributed(args.cpu)
+    finished = False
+    try:
+        history = _train(args, dist, started)
+        finished = True
+        return history
+    finally:
+        dist.close(finished)
+
+
+def _train(args, dist, started):
     from torch.utils.tensorboard import SummaryWriter
 
-    started = time.time()
-    rank, local_rank, world = setup_distributed(args.cpu)
-    main_process = rank == 0
-    say = print if main_process else (lambda *a, **k: None)
-    if main_process:
+    say = print if dist.is_main else (lambda *a, **k: None)
+    if dist.is_main:
         os.makedirs(args.save_dir, exist_ok=True)
         for stale in glob.glob(os.path.join(args.save_dir, ".tmp-*")):
             os.unlink(stale)  # left by a run killed while saving
-
-    # Resuming: the stored run's flags stand unless typed again now.
-    resumed = None
-    if args.resume:
-        path = find_latest_checkpoint(args.save_dir) if args.resume == "latest" else args.resume
-        if path is None:
-            raise TrainingError(f"--resume found no checkpoint in {args.save_dir}; train without --resume first")
-        resumed = load_checkpoint(path)
-        for key, value in resumed["args"].items():
-            if key not in args.explicit and key not in ("resume", "explicit"):
-                setattr(args, key, value)
-        stored = UNetConfig(**resumed["model_config"])
-        if model_config_from(args) != stored:
-            raise TrainingError(f"{path} holds a model with {stored}; drop the model flags to resume it")
-        say(f"Resuming from {path} (epoch {resumed['epoch']})")
-
-    config = model_config_from(args)
-    signal = SignalConfig(**resumed["signal"]) if resumed else SignalConfig()
+    resumed = start_or_resume(args)
+    if resumed:
+        say(f"Resuming from {resumed['path']} (epoch {resumed['epoch']})")
+    model_config = model_config_from(args)
+    signal_config = SignalConfig(**resumed["signal"]) if resumed else SignalConfig()
     # Each process draws its own random patches; a resumed run draws new ones.
-    seed_everything(args.seed + (resumed["epoch"] if resumed else 0) + 1000 * rank)
-    device = pick_device(args.cpu)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    train_loader, valid_loader, valid_set, example, sampler = prepare_data(args, signal, rank, world)
-    example = crop(example, 0, signal.patch_frames)  # fixed validation patch for the figure
+    seed_everything(args.seed + (resumed["epoch"] if resumed else 0) + 1000 * dist.rank)
+    device = dist.device(pick_device(args.cpu))
+    train_loader, valid_loader, valid_set, example, sampler = prepare_data(args, signal_config, dist)
+    example = crop(example, 0, signal_config.patch_frames)  # a fixed validation patch for the figure
 
-    model = UNet(config).to(device)
+    model = UNet(model_config).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    args.amp_dtype = pick_precision(args.precision, device)
+    amp_dtype = pick_precision(args.precision, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
     loss_fn = L1Loss()
-    say(f"Model: {count_parameters(model):,} parameters, {config}; device {device}, "
-        f"{'bf16 autocast' if args.amp_dtype else 'fp32'}" + (f", {world} processes" if world > 1 else ""))
-
+    say(f"Model: {count_parameters(model):,} parameters, {model_config}; device {device}, "
+        f"{'bf16 autocast' if amp_dtype else 'fp32'}" + (f", {dist.world} processes" if dist.world > 1 else ""))
     if resumed:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
-        state = {k: resumed[k] for k in ("epoch", "step", "best_valid_loss", "best_epoch", "history",
-                                         "run_dir", "constant_mask_loss")}
-        if world == 1:
+        state = {k: resumed[k] for k in new_run_state(args.save_dir)}
+        if dist.world == 1:
             torch.set_rng_state(resumed["rng"])
     else:
-        run_dir = os.path.join(args.save_dir, "logs", datetime.now().strftime("%Y%m%d_%H%M%S"))
-        state = {"epoch": 0, "step": 0, "best_valid_loss": float("inf"), "best_epoch": 0,
-                 "history": [], "run_dir": run_dir, "constant_mask_loss": None}
-    if world > 1:
-        import torch.distributed as dist
-        from torch.nn.parallel import DistributedDataParallel
-
-        # Every process must write into the same run folder: rank 0's name wins.
-        names = [state["run_dir"]]
-        dist.broadcast_object_list(names, src=0)
-        state["run_dir"] = names[0]
-        trained = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
-    else:
-        trained = model
-
+        state = new_run_state(args.save_dir)
+    state["run_dir"] = dist.share(state["run_dir"])  # one TensorBoard folder: rank 0's name
+    trained_model = dist.wrap(model, device)
     if state["epoch"] >= args.epochs:
         say(f"This run already has {state['epoch']} epochs; pass a larger --epochs to train further.")
         return state["history"]
@@ -462,98 +448,66 @@ def train(args):
     if state["constant_mask_loss"] is None:
         state["constant_mask_loss"], c = best_constant_mask_loss(valid_set)
         say(f"Validation loss of the best constant mask (c = {c:.3f}): {state['constant_mask_loss']:.5f}")
-
-    run_config = {k: v for k, v in vars(args).items() if k not in ("explicit", "amp_dtype")}
-    writer = SummaryWriter(state["run_dir"]) if main_process else None
-    if main_process and not resumed:
+    run_config = {k: v for k, v in vars(args).items() if k != "explicit"}
+    writer = SummaryWriter(state["run_dir"]) if dist.is_main else None
+    if writer and not resumed:
         with open(os.path.join(state["run_dir"], "config.json"), "w") as f:
-            json.dump({"args": run_config, "model": config.to_dict(), "signal": signal.to_dict()}, f, indent=2)
+            json.dump({"args": run_config, "model": model_config.to_dict(), "signal": signal_config.to_dict()},
+                      f, indent=2)
         writer.add_text("config", "```\n" + json.dumps(run_config, indent=2) + "\n```", 0)
         writer.add_scalar("loss/valid_constant_mask", state["constant_mask_loss"], 0)
 
     def checkpoint():
-        return {"format": CHECKPOINT_FORMAT, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "model_config": config.to_dict(), "signal": signal.to_dict(), "args": run_config,
-                "rng": torch.get_rng_state(), "torch_version": str(torch.__version__), **state}
+        return build_checkpoint(model, model_config, signal_config, optimizer=optimizer.state_dict(),
+                                scheduler=scheduler.state_dict(), args=run_config, rng=torch.get_rng_state(),
+                                **state)
 
     # SIGTERM (a cluster's time limit, `kill`) stops like Ctrl-C: save, then exit.
     signals.signal(signals.SIGTERM, signals.default_int_handler)
     try:
         while state["epoch"] < args.epochs:
-            start = time.time()
+            epoch, start = state["epoch"] + 1, time.time()
             if sampler is not None:
-                sampler.set_epoch(state["epoch"])
-            train_loss, speed = train_one_epoch(trained, train_loader, optimizer, loss_fn, device,
-                                                writer, state, args)
-            valid_loss = evaluate(model, valid_loader, loss_fn, device, args.quiet or not main_process)
-            if world > 1:
-                # Rank 0's figures rule, so that every process steps its scheduler alike.
-                shared = torch.tensor([train_loss * world, valid_loss, speed * world], dtype=torch.float64)
-                dist.all_reduce(shared[:1])
-                dist.broadcast(shared[1:], src=0)
-                train_loss, valid_loss, speed = (shared / torch.tensor([world, 1.0, 1.0])).tolist()
+                sampler.set_epoch(epoch - 1)
+            log_step = (lambda loss, step: writer.add_scalar("loss/train_step", loss, step)) if writer else None
+            train_loss, speed, state["step"] = train_one_epoch(
+                trained_model, train_loader, optimizer, loss_fn, device, epoch=epoch, step=state["step"],
+                amp_dtype=amp_dtype, max_batches=args.max_batches, on_step=log_step,
+                progress=dist.is_main and not args.quiet)
+            valid_loss = validate(model, valid_loader, loss_fn, device, progress=dist.is_main and not args.quiet)
+            train_loss, valid_loss, speed = dist.agree(train_loss, valid_loss, speed)
             scheduler.step(valid_loss)
-            state["epoch"] += 1
-            epoch, lr = state["epoch"], optimizer.param_groups[0]["lr"]
-            improved = valid_loss < state["best_valid_loss"]
-            if improved:
-                state["best_valid_loss"], state["best_epoch"] = valid_loss, epoch
-            seconds = time.time() - start
-            state["history"].append({"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
-                                     "constant_mask_loss": state["constant_mask_loss"], "lr": lr,
-                                     "seconds": round(seconds, 2), "patches_per_s": round(speed, 2)})
-            if not main_process:
+            lr = optimizer.param_groups[0]["lr"]
+            improved = record_epoch(state, train_loss, valid_loss, speed, lr, time.time() - start)
+            if not dist.is_main:
                 continue
-
-            writer.add_scalar("loss/train", train_loss, epoch)
-            writer.add_scalar("loss/valid", valid_loss, epoch)
-            writer.add_scalar("lr", lr, epoch)
-            writer.add_scalar("throughput/patches_per_s", speed, epoch)
+            for tag, value in (("loss/train", train_loss), ("loss/valid", valid_loss), ("lr", lr),
+                               ("throughput/patches_per_s", speed)):
+                writer.add_scalar(tag, value, epoch)
             if epoch == 1 or epoch % args.figure_every == 0 or epoch == args.epochs:
-                log_example(writer, model, example, signal, device, epoch)
+                log_example(writer, model, example, signal_config, device, epoch)
             writer.flush()
-
-            # Best first, then the periodic one, then last: whichever a kill
-            # interrupts, the files already written stay whole.
-            ckpt = checkpoint()
-            if improved:
-                save_checkpoint(os.path.join(args.save_dir, "best_model.pth"), ckpt)
-            if epoch % args.checkpoint_every == 0:
-                save_checkpoint(os.path.join(args.save_dir, f"checkpoint_epoch_{epoch}.pth"), ckpt)
-            if epoch == args.epochs:
-                save_checkpoint(os.path.join(args.save_dir, "final_model.pth"), ckpt)
-            save_checkpoint(os.path.join(args.save_dir, "last_model.pth"), ckpt)
+            save_epoch(args.save_dir, checkpoint(), epoch, args.epochs, improved, args.checkpoint_every)
             write_history(args.save_dir, state["history"])
             print(f"epoch {epoch:3d}/{args.epochs}  train {train_loss:.5f}  valid {valid_loss:.5f}  "
                   f"best {state['best_valid_loss']:.5f} (epoch {state['best_epoch']})  "
-                  f"{seconds:5.1f} s  {speed:5.1f} patches/s")
+                  f"{state['history'][-1]['seconds']:5.1f} s  {speed:5.1f} patches/s")
     except KeyboardInterrupt:
         # The epoch in progress is not counted: --resume runs it again from these weights.
-        if main_process:
-            save_checkpoint(os.path.join(args.save_dir, "last_model.pth"), checkpoint())
+        if dist.is_main:
+            last = os.path.join(args.save_dir, "last_model.pth")
+            save_checkpoint(last, checkpoint())
             writer.close()
-            print(f"\nInterrupted: saved {os.path.join(args.save_dir, 'last_model.pth')} after "
-                  f"{state['epoch']} epoch{'' if state['epoch'] == 1 else 's'}; continue with: python train.py --resume --save-dir {args.save_dir}")
+            print(f"\nInterrupted: saved {last} after {state['epoch']} epoch{'' if state['epoch'] == 1 else 's'}; "
+                  f"continue with: python train.py --resume --save-dir {args.save_dir}")
         sys.exit(130)
 
-    if main_process:
+    if writer:
         writer.add_hparams({k: str(v) if isinstance(v, (list, tuple)) or v is None else v
                             for k, v in run_config.items()},
                            {"hparam/best_valid_loss": state["best_valid_loss"]}, run_name=".")
         writer.close()
-    ratio = state["best_valid_loss"] / state["constant_mask_loss"]
-    minutes = (time.time() - started) / 60
-    say(f"Done in {minutes:.1f} min: best validation loss {state['best_valid_loss']:.5f} at epoch "
-        f"{state['best_epoch']} ({ratio:.2f} x the constant-mask baseline).")
-    if ratio > 0.95:
-        say("That is no better than a constant mask: the model has not learned; see Troubleshooting in README.md.")
-    say(f"Checkpoints in {os.path.join(args.save_dir, '')}, loss curve in "
-        f"{os.path.join(args.save_dir, 'loss_curve.png')}; TensorBoard: tensorboard --logdir "
-        f"{os.path.join(args.save_dir, 'logs')}")
-    if world > 1:
-        dist.barrier()  # let rank 0 finish writing before the process group goes away
-        dist.destroy_process_group()
+    say(summary(state, args, started))
     return state["history"]
 
 
@@ -561,7 +515,7 @@ def main(argv=None):
     args = get_args(argv)
     try:
         train(args)
-    except (TrainingError, DataError, CheckpointError) as err:
+    except UserError as err:
         sys.exit(f"error: {err}")
     except OSError as err:  # a save folder that cannot be created or written
         sys.exit(f"error: cannot write {err.filename or args.save_dir} ({err.strerror}): "

@@ -19,7 +19,6 @@ Lab versus paper (every difference is a field of `UNetConfig`):
     output                 Sigmoid mask      Sigmoid mask       Sigmoid mask
 """
 
-import os
 from dataclasses import asdict, dataclass
 
 import torch
@@ -177,57 +176,6 @@ class UNet(nn.Module):
             x = torch.cat([x, skip], dim=1)  # (B, 2*C_skip, F_skip, T_skip)
         x = self.head(x, output_size=sizes[0])  # (B, 1, F, T)
         return torch.sigmoid(x).squeeze(1)  # (B, F, T)
-
-
-# --------------------------------------------------------------------------
-# Checkpoints (written by train.py, read by train.py, inference.py, evaluate.py)
-# --------------------------------------------------------------------------
-
-CHECKPOINT_FORMAT = 1
-
-
-class CheckpointError(Exception):
-    """A checkpoint that is missing, damaged or not ours; the message is one sentence."""
-
-
-def load_checkpoint(path):
-    """Load a checkpoint written by train.py, with one clear error if it is not one.
-
-    weights_only=True: loading a .pth from elsewhere can never run code.
-    """
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {os.path.abspath(path)} does not exist: train a model first "
-                              "with `python train.py`, or pass --checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint (damaged, truncated or not a .pth file)") from err
-    if not isinstance(state, dict) or "model" not in state or "model_config" not in state:
-        raise CheckpointError(f"{path} is not a checkpoint written by this project's train.py")
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} has checkpoint format {state.get('format')}, this version reads "
-                              f"format {CHECKPOINT_FORMAT}: retrain it with this train.py")
-    return state
-
-
-def model_from_checkpoint(state):
-    """Rebuild the trained UNet (in eval mode) from a loaded checkpoint."""
-    try:
-        model = UNet(UNetConfig(**state["model_config"]))
-        model.load_state_dict(state["model"])
-    except (TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"the checkpoint's weights do not fit its model settings "
-                              f"{state['model_config']}: the file was damaged or edited") from err
-    return model.eval()
-
-
-def pick_device(force_cpu=False):
-    """CUDA, then Apple MPS, then CPU (`force_cpu`: always the CPU)."""
-    if not force_cpu and torch.cuda.is_available():
-        return torch.device("cuda")
-    if not force_cpu and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def count_parameters(model):

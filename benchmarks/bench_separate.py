@@ -52,14 +52,12 @@ def write_song(path, minutes, seed=1):
 
 def default_checkpoint(path):
     """An untrained default-size checkpoint, for machines with no trained model yet."""
-    import torch
-
     from audio import SignalConfig
-    from unet_model import CHECKPOINT_FORMAT, UNet, UNetConfig
+    from checkpoints import build_checkpoint, save_checkpoint
+    from unet_model import UNet, UNetConfig
 
     config = UNetConfig()
-    torch.save({"format": CHECKPOINT_FORMAT, "model": UNet(config).state_dict(), "model_config": config.to_dict(),
-                "signal": SignalConfig().to_dict(), "epoch": 0}, path)
+    save_checkpoint(path, build_checkpoint(UNet(config), config, SignalConfig(), epoch=0))
 
 
 VARIANTS = {"full": {"reconstruction": "full"}, "lab": {"reconstruction": "lab"},

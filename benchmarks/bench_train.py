@@ -27,6 +27,7 @@ sys.path.insert(0, ROOT)
 
 import train  # noqa: E402
 from audio import SignalConfig  # noqa: E402
+from cli import pick_device  # noqa: E402
 from data import PatchDataset, load_features, split_data  # noqa: E402
 from unet_model import UNet, UNetConfig  # noqa: E402
 
@@ -62,12 +63,9 @@ def loop_speed(features, signal, args, device):
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True)
     model = make_model(args, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    args.epochs, args.quiet, args.save_dir = 1, True, "."
-    state = {"epoch": 0, "step": 0}
-    args.max_batches = args.warmup
-    train.train_one_epoch(model, loader, optimizer, train.L1Loss(), device, None, state, args)
-    args.max_batches = args.batches
-    _, speed = train.train_one_epoch(model, loader, optimizer, train.L1Loss(), device, None, state, args)
+    for batches in (args.warmup, args.batches):  # untimed warm-up, then the measured pass
+        _, speed, _ = train.train_one_epoch(model, loader, optimizer, train.L1Loss(), device, epoch=1, step=0,
+                                            amp_dtype=args.amp_dtype, max_batches=batches)
     return speed
 
 
@@ -110,7 +108,7 @@ def main():
     p.add_argument("--cpu", action="store_true")
     args = p.parse_args()
 
-    device = train.pick_device(args.cpu)
+    device = pick_device(args.cpu)
     args.amp_dtype = train.pick_precision(args.precision, device)
     signal = SignalConfig()
     split = split_data(args.root, args.n_songs, quiet=True, strict=False)

@@ -47,11 +47,11 @@ def tiny_checkpoint(tmp_path_factory):
     import torch
 
     from audio import SignalConfig
-    from unet_model import CHECKPOINT_FORMAT, UNet, UNetConfig
+    from checkpoints import build_checkpoint, save_checkpoint
+    from unet_model import UNet, UNetConfig
 
     torch.manual_seed(0)
     config = UNetConfig(channels=(4, 8))
     path = tmp_path_factory.mktemp("model") / "tiny.pth"
-    torch.save({"format": CHECKPOINT_FORMAT, "model": UNet(config).state_dict(),
-                "model_config": config.to_dict(), "signal": SignalConfig().to_dict(), "epoch": 0}, path)
+    save_checkpoint(path, build_checkpoint(UNet(config), config, SignalConfig(), epoch=0))
     return str(path)

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import train
+from checkpoints import CheckpointError, load_checkpoint
 from train import L1Loss, TrainingError
-from unet_model import CheckpointError, load_checkpoint
 from unet_model import UNet, UNetConfig
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,17 +84,13 @@ def test_loss_decreases_when_overfitting_one_batch():
     assert losses[-1] < 0.6 * losses[0]
 
 
-def test_non_finite_loss_stops_with_a_clear_message(tmp_path):
-    class Args:
-        epochs, max_batches, quiet, amp_dtype, save_dir = 1, None, True, None, str(tmp_path)
-
+def test_non_finite_loss_stops_with_a_clear_message():
     model = UNet(UNetConfig(channels=(4,)))
     loader = [(torch.rand(2, 33, 16), torch.rand(2, 33, 16))]
     nan_loss = lambda mask, mix, vocals: (mask * float("nan")).mean()  # noqa: E731
-    state = {"epoch": 0, "step": 0}
     with pytest.raises(TrainingError, match="loss became nan .* try a lower --lr"):
         train.train_one_epoch(model, loader, torch.optim.Adam(model.parameters()), nan_loss,
-                              torch.device("cpu"), writer=None, state=state, args=Args)
+                              torch.device("cpu"), epoch=1, step=0)
 
 
 def test_tiny_run_writes_everything_and_resumes_in_the_same_run(toy_root, tmp_path):

