@@ -27,6 +27,9 @@ class AudioError(UserError):
     """A problem with an audio file."""
 
 
+WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window, "blackman": torch.blackman_window}
+
+
 @dataclass
 class SignalConfig:
     """The paper's signal settings; stored in every checkpoint and cache key.
@@ -41,9 +44,17 @@ class SignalConfig:
     patch_frames: int = 128
     window: str = "hann"
 
+    def __post_init__(self):
+        if self.window not in WINDOWS:
+            raise ValueError(f"window must be one of {', '.join(WINDOWS)}, got {self.window!r}")
+
     @property
     def freq_bins(self):
         return self.n_fft // 2 + 1
+
+    def window_tensor(self, device=None):
+        """The analysis and synthesis window, (n_fft,)."""
+        return WINDOWS[self.window](self.n_fft, device=device)
 
     def to_dict(self):
         return asdict(self)
@@ -116,22 +127,22 @@ def resample(audio, rate_in, rate_out):
     return out.astype(np.float32, copy=False)
 
 
-def stft(signal, config):
+def stft(waveform, config):
     """Complex STFT with the project's settings.
 
     Args:
-        signal: tensor (..., samples).
+        waveform: tensor (..., samples).
     Returns:
         complex tensor (..., freq_bins, frames); frame t is centred on sample t * hop.
     """
-    window = torch.hann_window(config.n_fft, device=signal.device)
-    return torch.stft(signal, config.n_fft, config.hop_length, window=window,
+    window = config.window_tensor(device=waveform.device)
+    return torch.stft(waveform, config.n_fft, config.hop_length, window=window,
                       center=True, return_complex=True)
 
 
 def istft(spec, config, length):
     """Inverse of `stft`, trimmed or padded to `length` samples."""
-    window = torch.hann_window(config.n_fft, device=spec.device)
+    window = config.window_tensor(device=spec.device)
     return torch.istft(spec, config.n_fft, config.hop_length, window=window,
                        center=True, length=length)
 

@@ -45,6 +45,18 @@ def save_checkpoint(path, checkpoint):
         os.fsync(f.fileno())
 
 
+def save_epoch(save_dir, checkpoint, epoch, epochs, improved, checkpoint_every):
+    """Write an epoch's checkpoints under the lab's names: best_model.pth if it improved,
+    checkpoint_epoch_N.pth every `checkpoint_every` epochs, final_model.pth after the last,
+    and always last_model.pth (where --resume starts). In that order: whichever a kill
+    interrupts, the files already written stay whole."""
+    names = ["best_model.pth"] if improved else []
+    names += [f"checkpoint_epoch_{epoch}.pth"] if epoch % checkpoint_every == 0 else []
+    names += ["final_model.pth"] if epoch == epochs else []
+    for name in names + ["last_model.pth"]:
+        save_checkpoint(os.path.join(save_dir, name), checkpoint)
+
+
 def load_checkpoint(path):
     """Load a checkpoint written by train.py, with one clear error if it is not one.
 

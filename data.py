@@ -10,7 +10,7 @@ same musdb path as real data.
 
 Each track is decoded once: its mono 8192 Hz STFT (vocals and accompaniment,
 scaled so that the mix peaks at 1) is cached under data/cache, keyed by the
-audio files and every signal setting, so later runs never decode audio.
+audio files and every signal_config setting, so later runs never decode audio.
 """
 
 import argparse
@@ -290,13 +290,13 @@ def _track_files(track):
     return [track.path, track.sources["vocals"].path]
 
 
-def cache_path(track, signal, cache_dir):
-    """The cache file of a track: named after it, keyed by its files and the signal settings."""
+def cache_path(track, signal_config, cache_dir):
+    """The cache file of a track: named after it, keyed by its files and the signal_config settings."""
     files = []
     for path in _track_files(track):
         st = os.stat(path)
         files.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
-    key = json.dumps({"files": files, "signal": signal.to_dict(), "version": CACHE_VERSION},
+    key = json.dumps({"files": files, "signal_config": signal_config.to_dict(), "version": CACHE_VERSION},
                      sort_keys=True)
     digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", track.name).strip("_")[:60]
@@ -328,7 +328,7 @@ def _decode(track):
     return mix[:n], vocals[:n], rate
 
 
-def compute_features(mix, vocals, rate, signal):
+def compute_features(mix, vocals, rate, signal_config):
     """Mono, resample, STFT, scale: complex64 array (2, freq_bins, frames).
 
     Row 0 is the vocals' STFT and row 1 the accompaniment's (mix - vocals),
@@ -337,15 +337,15 @@ def compute_features(mix, vocals, rate, signal):
     stays their exact sum.
     """
     mono = np.stack([to_mono(mix), to_mono(vocals)])  # (2, samples)
-    mono = resample(mono.T, rate, signal.sample_rate).T  # (2, samples_8k)
-    spec = stft(torch.from_numpy(np.ascontiguousarray(mono)), signal)  # (2, F, frames)
+    mono = resample(mono.T, rate, signal_config.sample_rate).T  # (2, samples_8k)
+    spec = stft(torch.from_numpy(np.ascontiguousarray(mono)), signal_config)  # (2, F, frames)
     mix_spec, vocals_spec = spec[0], spec[1]
     scale = magnitude_scale(mix_spec.abs())
     out = torch.stack([vocals_spec, mix_spec - vocals_spec]) * scale  # (2, F, frames)
     return out.numpy().astype(np.complex64)
 
 
-def load_features(tracks, signal, cache_dir=DEFAULT_CACHE_DIR, quiet=False):
+def load_features(tracks, signal_config, cache_dir=DEFAULT_CACHE_DIR, quiet=False):
     """Cached features for each track (memory-mapped); decodes only what is missing.
 
     A cache file that cannot be read back (a torn write, a foreign file) is
@@ -354,23 +354,23 @@ def load_features(tracks, signal, cache_dir=DEFAULT_CACHE_DIR, quiet=False):
     os.makedirs(cache_dir, exist_ok=True)
     features, todo = [None] * len(tracks), []
     for i, track in enumerate(tracks):
-        path = cache_path(track, signal, cache_dir)
-        features[i] = _read_cache(path, signal)
+        path = cache_path(track, signal_config, cache_dir)
+        features[i] = _read_cache(path, signal_config)
         if features[i] is None:
             todo.append((i, path))
     for i, path in _progress(todo, "decoding audio (once)", quiet):
         mix, vocals, rate = _decode(tracks[i])
-        _write_cache(path, compute_features(mix, vocals, rate, signal))
-        features[i] = _read_cache(path, signal)
+        _write_cache(path, compute_features(mix, vocals, rate, signal_config))
+        features[i] = _read_cache(path, signal_config)
     return features
 
 
-def _read_cache(path, signal):
+def _read_cache(path, signal_config):
     if not os.path.exists(path):
         return None
     try:
         array = np.load(path, mmap_mode="r")
-        if array.dtype == np.complex64 and array.ndim == 3 and array.shape[:2] == (2, signal.freq_bins):
+        if array.dtype == np.complex64 and array.ndim == 3 and array.shape[:2] == (2, signal_config.freq_bins):
             return array
     except (OSError, ValueError):
         pass
@@ -449,9 +449,25 @@ class PatchDataset(Dataset):
         return vocals, accompaniment
 
     def __getitem__(self, index):
-        vocals, accompaniment = self.sources(index)
-        mix = np.abs(vocals + accompaniment)  # (F, T): the mix is always the sum of its parts
-        return torch.from_numpy(mix), torch.from_numpy(np.abs(vocals))
+        vocals_spec, accompaniment_spec = self.sources(index)  # complex (F, P) each
+        mix_mag = np.abs(vocals_spec + accompaniment_spec)  # (F, P): the mix is always the sum of its parts
+        return torch.from_numpy(mix_mag), torch.from_numpy(np.abs(vocals_spec))
+
+
+def best_constant_mask_loss(dataset):
+    """Validation loss of the best mask that ignores its input: one constant c.
+
+    mean|c*X - Y| is minimised by the weighted median of Y/X with weights X,
+    so this is the bar a useful model has to get clearly below.
+    """
+    mix_mags, vocals_mags = zip(*(dataset[i] for i in range(len(dataset))))  # (F, P) each
+    x, y = torch.stack(mix_mags).flatten().double(), torch.stack(vocals_mags).flatten().double()  # (N,) each
+    keep = x > 0
+    ratios, weights = y[keep] / x[keep], x[keep]
+    order = torch.argsort(ratios)
+    cumulative = torch.cumsum(weights[order], 0)
+    c = ratios[order][torch.searchsorted(cumulative, cumulative[-1] / 2)].clamp(0, 1)
+    return torch.mean(torch.abs(c * x - y)).item(), c.item()
 
 
 # --------------------------------------------------------------------------
@@ -465,9 +481,9 @@ def _progress(items, desc, quiet):
     return tqdm(items, desc=desc, unit="track")
 
 
-def summarize(split, signal, cache_dir):
+def summarize(split, signal_config, cache_dir):
     """Lines describing the data: source, songs per split, durations, patches, cache."""
-    seconds_per_patch = signal.patch_frames * signal.hop_length / signal.sample_rate
+    seconds_per_patch = signal_config.patch_frames * signal_config.hop_length / signal_config.sample_rate
     lines = [f"Data root:  {split.root}",
              f"Source:     {split.source}"
              + ("" if split.source.startswith("mixed") else
@@ -475,13 +491,13 @@ def summarize(split, signal, cache_dir):
     cached = total = 0
     for name, tracks in (("train", split.train), ("valid", split.valid), ("test", split.test)):
         durations = [t.duration for t in tracks]
-        frames = [1 + int(d * signal.sample_rate) // signal.hop_length for d in durations]
-        tiles = sum(-(-f // signal.patch_frames) for f in frames)
+        frames = [1 + int(d * signal_config.sample_rate) // signal_config.hop_length for d in durations]
+        tiles = sum(-(-f // signal_config.patch_frames) for f in frames)
         lines.append(f"{name + ':':11} {len(tracks):3d} songs, {sum(durations) / 60:6.1f} min, "
-                     f"{tiles:4d} patches of {signal.patch_frames} frames ({seconds_per_patch:.1f} s)")
+                     f"{tiles:4d} patches of {signal_config.patch_frames} frames ({seconds_per_patch:.1f} s)")
         for track in tracks:
             total += 1
-            cached += os.path.exists(cache_path(track, signal, cache_dir))
+            cached += os.path.exists(cache_path(track, signal_config, cache_dir))
     lines.append(f"Cache:      {cache_dir} ({cached} of {total} songs cached)")
     return lines + split.notes
 
@@ -500,12 +516,12 @@ def get_args(argv=None):
 
 def main(argv=None):
     args = get_args(argv)
-    signal = SignalConfig()
+    signal_config = SignalConfig()
     try:
         split = split_data(args.root, args.n_songs, strict="n_songs" in args.explicit)
     except UserError as err:
         sys.exit(f"error: {err}")
-    print("\n".join(summarize(split, signal, args.cache_dir)))
+    print("\n".join(summarize(split, signal_config, args.cache_dir)))
 
 
 if __name__ == "__main__":

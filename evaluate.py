@@ -52,10 +52,10 @@ def ratio_mask(vocals, accompaniment):
     return vocals / (vocals + accompaniment).clamp(min=1e-8)
 
 
-def oracle_model_band(mix, vocals, accompaniment, rate, signal, reconstruction="full"):
+def oracle_model_band(mix, vocals, accompaniment, rate, signal_config, reconstruction="full"):
     """(vocals, accompaniment) from the ideal mask at the model's STFT, applied as the model's mask is."""
-    mask = ratio_mask(mix_magnitude(vocals, rate, signal), mix_magnitude(accompaniment, rate, signal))  # (F, T)
-    return reconstruct(mix, rate, mask, signal, reconstruction)
+    mask = ratio_mask(mix_magnitude(vocals, rate, signal_config), mix_magnitude(accompaniment, rate, signal_config))  # (F, T)
+    return reconstruct(mix, rate, mask, signal_config, reconstruction)
 
 
 def oracle_full_band(mix, vocals, accompaniment, rate):
@@ -97,7 +97,7 @@ def _median(values):
     return float(np.median(values)) if values.size else float("nan")
 
 
-def evaluate_track(track, model, signal, reconstruction="full", wiener_iterations=0):
+def evaluate_track(track, model, signal_config, reconstruction="full", wiener_iterations=0):
     """{method: {target: {metric: dB}}} for one musdb track, and the model's estimates;
     (None, None) when a reference is silent, where BSS Eval is undefined."""
     mix = track.audio.astype(np.float32)  # (samples, channels)
@@ -107,10 +107,10 @@ def evaluate_track(track, model, signal, reconstruction="full", wiener_iteration
     if not vocals.any() or not accompaniment.any():
         return None, None
     estimates = {
-        "U-Net": separate(model, signal, mix, track.rate, reconstruction=reconstruction,
+        "U-Net": separate(model, signal_config, mix, track.rate, reconstruction=reconstruction,
                           wiener_iterations=wiener_iterations),
         "mixture": (mix, mix),
-        "oracle 8 kHz": oracle_model_band(mix, vocals, accompaniment, track.rate, signal, reconstruction),
+        "oracle 8 kHz": oracle_model_band(mix, vocals, accompaniment, track.rate, signal_config, reconstruction),
         "oracle full": oracle_full_band(mix, vocals, accompaniment, track.rate),
     }
     scores = {method: bss_eval(references, est, track.rate) for method, est in estimates.items()}
@@ -180,11 +180,11 @@ def main(argv=None):
     from tqdm import tqdm
 
     try:
-        model, signal = load_model(args.checkpoint, pick_device(args.cpu))
+        model, signal_config = load_model(args.checkpoint, pick_device(args.cpu))
         root, tracks = pick_tracks(args)
         per_track = {}
         for track in tqdm(tracks, desc="scoring", unit="song", disable=args.quiet):
-            scores, estimates = evaluate_track(track, model, signal, args.reconstruction, args.wiener)
+            scores, estimates = evaluate_track(track, model, signal_config, args.reconstruction, args.wiener)
             if scores is None:
                 print(f"Skipping {track.name}: its vocals or accompaniment is silent, where BSS Eval "
                       "is undefined.")

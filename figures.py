@@ -1,4 +1,4 @@
-"""The spectrogram figure: mix, mask and vocals panels, for inference.py and TensorBoard.
+"""The project's figures: spectrograms (inference.py, TensorBoard) and the loss curve (train.py).
 
 One convention for every magnitude panel: dB relative to the mix's loudest
 bin (0 dB), shown from -80 to 0, so the same colour means the same level in
@@ -50,5 +50,36 @@ def spectrogram_figure(mix, panels, seconds, max_hz, columns=False, title=None, 
         ax.set_xlabel("time (s)")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curve_figure(history):
+    """Training and validation loss per epoch, the constant-mask baseline, the best epoch marked.
+
+    Args:
+        history: train.py's rows, dicts with epoch, train_loss, valid_loss, constant_mask_loss.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [h["epoch"] for h in history]
+    valid = [h["valid_loss"] for h in history]
+    best = min(range(len(valid)), key=valid.__getitem__)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    ax.plot(epochs, valid, "s-", label="validation")
+    ax.plot(epochs[best], valid[best], "*", markersize=16, color="tab:red",
+            label=f"best epoch ({epochs[best]}): best_model.pth")
+    ax.axhline(history[0]["constant_mask_loss"], color="gray", linestyle="--",
+               label="best constant mask (validation)")
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("masked L1 loss")
+    ax.set_title("U-Net training")
+    ax.grid(alpha=0.3)
+    ax.legend()
     fig.tight_layout()
     return fig

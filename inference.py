@@ -15,8 +15,8 @@ For each song, writes to <out-dir>/<song>/ (default outputs/<song>/):
 From Python (a notebook), with the model loaded once for many songs:
 
     from inference import load_model, separate
-    model, signal = load_model("checkpoints/best_model.pth")
-    vocals, accompaniment = separate(model, signal, audio, sample_rate)
+    model, signal_config = load_model("checkpoints/best_model.pth")
+    vocals, accompaniment = separate(model, signal_config, audio, sample_rate)
 
 How it works: the mono mix is resampled to 8192 Hz and transformed with the
 training STFT, and the network predicts a mask from it, patch by patch. By
@@ -75,8 +75,17 @@ class InferenceError(UserError):
 # Separation of an audio array
 # --------------------------------------------------------------------------
 
+def patch_hop(patch_frames):
+    """Frames between the starts of two patches (OVERLAP of them shared): 64 for 128-frame patches.
+
+    The one place it is derived: compute_mask tiles with it, and plan_blocks
+    puts block edges on its multiples, which keeps block-wise == whole.
+    """
+    return max(1, round(patch_frames * (1 - OVERLAP)))
+
+
 @torch.inference_mode()
-def compute_mask(model, magnitude, patch_frames, overlap=OVERLAP, batch_size=8):
+def compute_mask(model, magnitude, patch_frames, batch_size=8):
     """The network's mask for a whole scaled magnitude spectrogram.
 
     Args:
@@ -87,7 +96,7 @@ def compute_mask(model, magnitude, patch_frames, overlap=OVERLAP, batch_size=8):
     """
     device = next(model.parameters()).device
     bins, frames = magnitude.shape
-    hop = max(1, round(patch_frames * (1 - overlap)))
+    hop = patch_hop(patch_frames)
     padded = max(frames, patch_frames)
     starts = list(range(0, padded - patch_frames + 1, hop))
     if starts[-1] + patch_frames < padded:
@@ -106,22 +115,22 @@ def compute_mask(model, magnitude, patch_frames, overlap=OVERLAP, batch_size=8):
     return (mask / total)[:, :frames]
 
 
-def mix_magnitude(audio, sample_rate, signal):
+def mix_magnitude(audio, sample_rate, signal_config):
     """The network's input for a song: |STFT| of its mono mix at the model's rate.
 
     Computed as training computes it (channel mean, resample, STFT), with
     n_fft zeros appended so that the last samples lie under several frames
     (see `analyse`). Returns a tensor (freq_bins, frames).
     """
-    mono = resample(to_mono(audio), sample_rate, signal.sample_rate)  # (n_low,)
-    padded = np.pad(mono, (0, signal.n_fft))  # (n_low + n_fft,)
-    return stft(torch.from_numpy(padded), signal).abs()  # (F, T)
+    mono = resample(to_mono(audio), sample_rate, signal_config.sample_rate)  # (n_low,)
+    padded = np.pad(mono, (0, signal_config.n_fft))  # (n_low + n_fft,)
+    return stft(torch.from_numpy(padded), signal_config).abs()  # (F, T)
 
 
-def analyse(audio, sample_rate, signal):
+def analyse(audio, sample_rate, signal_config):
     """Every channel at the model's rate and its complex STFT (the lab's reconstruction).
 
-    The signal is padded with n_fft zeros at the end first: with a hop of 3/4
+    The signal_config is padded with n_fft zeros at the end first: with a hop of 3/4
     of the window, the last samples would otherwise lie under the tail of a
     single window, and the ISTFT of a masked spectrogram would divide them by
     almost nothing.
@@ -131,12 +140,12 @@ def analyse(audio, sample_rate, signal):
     Returns:
         (complex tensor (channels, freq_bins, frames), samples at the model's rate).
     """
-    low = resample(audio, sample_rate, signal.sample_rate)  # (n_low, C)
-    padded = np.pad(low.T, ((0, 0), (0, signal.n_fft)))  # (C, n_low + n_fft)
-    return stft(torch.from_numpy(padded), signal), low.shape[0]
+    low = resample(audio, sample_rate, signal_config.sample_rate)  # (n_low, C)
+    padded = np.pad(low.T, ((0, 0), (0, signal_config.n_fft)))  # (C, n_low + n_fft)
+    return stft(torch.from_numpy(padded), signal_config), low.shape[0]
 
 
-def lab_vocals(audio, sample_rate, mask, signal):
+def lab_vocals(audio, sample_rate, mask, signal_config):
     """The lab's reconstruction: the vocals rebuilt at the model's rate, then resampled.
 
     The mask multiplies each channel's complex STFT at 8192 Hz (mixture
@@ -144,9 +153,9 @@ def lab_vocals(audio, sample_rate, mask, signal):
     the input's rate: they stop at 4096 Hz, and the hop of 3/4 of the window
     lets every jump of the mask be heard as an edge. Returns (samples, channels).
     """
-    spec, n_low = analyse(audio, sample_rate, signal)  # (C, F, T)
-    vocals_low = istft(spec * mask, signal, length=n_low + signal.n_fft)[:, :n_low]  # (C, n_low)
-    vocals = resample(vocals_low.numpy().T, signal.sample_rate, sample_rate)  # (~n, C)
+    spec, n_low = analyse(audio, sample_rate, signal_config)  # (C, F, T)
+    vocals_low = istft(spec * mask, signal_config, length=n_low + signal_config.n_fft)[:, :n_low]  # (C, n_low)
+    vocals = resample(vocals_low.numpy().T, signal_config.sample_rate, sample_rate)  # (~n, C)
     n = audio.shape[0]
     return np.pad(vocals, ((0, max(0, n - vocals.shape[0])), (0, 0)))[:n]  # (n, C)
 
@@ -175,7 +184,7 @@ def _lerp(x, positions, dim):
     return torch.lerp(x.index_select(dim, low), x.index_select(dim, high), weight.view(shape))
 
 
-def interpolate_mask(mask, signal, synthesis, frames, offset=0):
+def interpolate_mask(mask, signal_config, synthesis, frames, offset=0):
     """The model's mask read at the bins and frames of the synthesis STFT.
 
     Linear in time (model frame t is centred at t * hop / 8192 s, synthesis
@@ -191,17 +200,17 @@ def interpolate_mask(mask, signal, synthesis, frames, offset=0):
         (synthesis.freq_bins, frames).
     """
     seconds = (torch.arange(frames, dtype=torch.float64) * synthesis.hop_length - offset) / synthesis.sample_rate
-    in_time = _lerp(mask, seconds * signal.sample_rate / signal.hop_length, dim=1)  # (F, frames)
+    in_time = _lerp(mask, seconds * signal_config.sample_rate / signal_config.hop_length, dim=1)  # (F, frames)
     hz = torch.arange(synthesis.freq_bins, dtype=torch.float64) * synthesis.sample_rate / synthesis.n_fft
-    model_hz = signal.sample_rate / signal.n_fft  # width of one model bin
-    inside = int((hz <= signal.sample_rate / 2).sum())
+    model_hz = signal_config.sample_rate / signal_config.n_fft  # width of one model bin
+    inside = int((hz <= signal_config.sample_rate / 2).sum())
     low = _lerp(in_time, hz[:inside] / model_hz, dim=0)  # (inside, frames)
     top = in_time[round(HIGH_BAND_HZ[0] / model_hz):round(HIGH_BAND_HZ[1] / model_hz) + 1].mean(0)  # (frames,)
     high = top.expand(synthesis.freq_bins - inside, frames)  # (F' - inside, frames)
     return torch.cat([low, high])  # (F', frames)
 
 
-def full_band_vocals(audio, sample_rate, mask, signal, start=0, wiener_iterations=0):
+def full_band_vocals(audio, sample_rate, mask, signal_config, start=0, wiener_iterations=0):
     """The vocals rebuilt at the input's own rate, in its whole band.
 
     The model's mask is interpolated onto each channel's STFT at the input's
@@ -213,7 +222,7 @@ def full_band_vocals(audio, sample_rate, mask, signal, start=0, wiener_iteration
     synthesis = synthesis_config(sample_rate)
     offset = start % synthesis.hop_length
     frames = 1 + (offset + audio.shape[0] + synthesis.n_fft) // synthesis.hop_length  # as in apply_mask
-    mask = interpolate_mask(mask, signal, synthesis, frames, offset)  # (F', T')
+    mask = interpolate_mask(mask, signal_config, synthesis, frames, offset)  # (F', T')
     return apply_mask(audio, mask, synthesis, offset, wiener_iterations)
 
 
@@ -250,11 +259,11 @@ def masked_synthesis(waveform, mask, synthesis, chunk_frames=512):
     """
     n_fft, hop = synthesis.n_fft, synthesis.hop_length
     overlap = n_fft // hop
-    window = torch.hann_window(n_fft)
+    window = synthesis.window_tensor()
     centred = torch.nn.functional.pad(waveform[None, None], (n_fft // 2, n_fft // 2), mode="reflect")[0, 0]
     frames = centred.unfold(0, n_fft, hop)  # (T', n_fft): a view, nothing copied
     total = frames.shape[0]
-    out = torch.zeros(total + overlap - 1, hop)  # the overlap-added signal, one hop per row
+    out = torch.zeros(total + overlap - 1, hop)  # the overlap-added signal_config, one hop per row
     for start in range(0, total, chunk_frames):
         spec = torch.fft.rfft(frames[start:start + chunk_frames] * window)  # (t, F')
         torch.view_as_real(spec).mul_(mask[:, start:start + chunk_frames].T[..., None])  # spec *= mask, in place
@@ -262,7 +271,7 @@ def masked_synthesis(waveform, mask, synthesis, chunk_frames=512):
         for i in range(overlap):
             out[start + i:start + i + pieces.shape[0]] += pieces[:, i]
     envelope = torch.zeros(total + overlap - 1, hop)  # the summed squared windows, same layout
-    for i, piece in enumerate(window.square().view(overlap, hop)):
+    for i, piece in enumerate(window.square().view(overlap, hop)):  # (overlap, hop): the window in hop-long pieces
         envelope[i:i + total] += piece
     samples = (out / envelope.clamp(min=1e-11)).flatten()  # (centred length,)
     return samples[n_fft // 2:n_fft // 2 + waveform.shape[0]]
@@ -341,7 +350,7 @@ def _as_2d(audio):
     return audio, False
 
 
-def reconstruct(audio, sample_rate, mask, signal, reconstruction="full", wiener_iterations=0, start=0):
+def reconstruct(audio, sample_rate, mask, signal_config, reconstruction="full", wiener_iterations=0, start=0):
     """(vocals, accompaniment) of `audio` (samples, channels) from a mask at the model's STFT.
 
     The accompaniment is the input minus the vocals, so the two sum back to it.
@@ -349,19 +358,19 @@ def reconstruct(audio, sample_rate, mask, signal, reconstruction="full", wiener_
     if reconstruction == "lab":
         if wiener_iterations:
             raise InferenceError("the Wiener post-filter works on the full-band reconstruction only")
-        vocals = lab_vocals(audio, sample_rate, mask, signal)
+        vocals = lab_vocals(audio, sample_rate, mask, signal_config)
     else:
-        vocals = full_band_vocals(audio, sample_rate, mask, signal, start, wiener_iterations)
+        vocals = full_band_vocals(audio, sample_rate, mask, signal_config, start, wiener_iterations)
     vocals = np.ascontiguousarray(vocals, dtype=np.float32)
     return vocals, audio - vocals
 
 
-def separate(model, signal, audio, sample_rate, scale=None, details=False,
+def separate(model, signal_config, audio, sample_rate, scale=None, details=False,
              reconstruction="full", wiener_iterations=0, start=0):
     """Vocals and accompaniment of a song.
 
     Args:
-        model, signal: from load_model().
+        model, signal_config: from load_model().
         audio: float array (samples,) or (samples, channels), any sample rate.
         scale: magnitude scale factor; None computes the paper's (1 / the mix's
             largest magnitude), which is what a whole song needs. Block-wise
@@ -380,11 +389,11 @@ def separate(model, signal, audio, sample_rate, scale=None, details=False,
         raise InferenceError("the audio is empty")
     if not np.isfinite(x).all():
         raise InferenceError("the audio holds NaN or infinite samples")
-    magnitude = mix_magnitude(x, sample_rate, signal)  # (F, T)
+    magnitude = mix_magnitude(x, sample_rate, signal_config)  # (F, T)
     if scale is None:
         scale = magnitude_scale(magnitude)
-    mask = compute_mask(model, magnitude * scale, signal.patch_frames)  # (F, T)
-    vocals, accompaniment = reconstruct(x, sample_rate, mask, signal, reconstruction, wiener_iterations, start)
+    mask = compute_mask(model, magnitude * scale, signal_config.patch_frames)  # (F, T)
+    vocals, accompaniment = reconstruct(x, sample_rate, mask, signal_config, reconstruction, wiener_iterations, start)
     if was_1d:
         vocals, accompaniment = vocals[:, 0], accompaniment[:, 0]
     if details:
@@ -396,7 +405,7 @@ def separate(model, signal, audio, sample_rate, scale=None, details=False,
 # Separation of a file, block by block
 # --------------------------------------------------------------------------
 
-def plan_blocks(n, sample_rate, signal):
+def plan_blocks(n, sample_rate, signal_config):
     """[(start, end, read_from, read_to)]: output [start, end) comes from the
     separation of the input [read_from, read_to), which adds context margins.
 
@@ -404,8 +413,7 @@ def plan_blocks(n, sample_rate, signal):
     resampler's, the STFT's and the patch tiling's grids of a block coincide
     with the whole song's.
     """
-    patch_hop = max(1, round(signal.patch_frames * (1 - OVERLAP)))
-    unit = patch_hop * signal.hop_length * sample_rate / signal.sample_rate  # samples (6 s)
+    unit = patch_hop(signal_config.patch_frames) * signal_config.hop_length * sample_rate / signal_config.sample_rate  # 6 s
     block = int(unit * max(1, -(-BLOCK_SECONDS * sample_rate // unit)))
     margin = int(unit * max(1, -(-MARGIN_SECONDS * sample_rate // unit)))
     if n <= block + 2 * margin:
@@ -419,13 +427,13 @@ def read_block(f, start, stop):
     return f.read(stop - start, dtype="float32", always_2d=True)
 
 
-def song_scale(f, blocks, signal):
+def song_scale(f, blocks, signal_config):
     """The paper's scale for the whole song, found block by block (first pass)."""
-    peaks = [mix_magnitude(read_block(f, lo, hi), f.samplerate, signal).max() for _, _, lo, hi in blocks]
+    peaks = [mix_magnitude(read_block(f, lo, hi), f.samplerate, signal_config).max() for _, _, lo, hi in blocks]
     return magnitude_scale(torch.stack(peaks))
 
 
-def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=False,
+def separate_file(model, signal_config, path, out_dir, plot=True, show=False, quiet=False,
                   reconstruction="full", wiener_iterations=0):
     """Separate one audio file into out_dir/{vocals,accompaniment}.wav (+ separation.png).
 
@@ -449,15 +457,15 @@ def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=Fal
                        for p in paths]
         except OSError as err:
             raise InferenceError(f"cannot write to {out_dir} ({err.strerror}): pick another --out-dir")
-        blocks = plan_blocks(n, rate, signal)
-        scale = song_scale(f, blocks, signal) if len(blocks) > 1 else None
+        blocks = plan_blocks(n, rate, signal_config)
+        scale = song_scale(f, blocks, signal_config) if len(blocks) > 1 else None
         first = None
         for start, end, lo, hi in tqdm(blocks, desc=os.path.basename(path), unit="block",
                                        disable=quiet or len(blocks) == 1):
             chunk = read_block(f, lo, hi)
             if chunk.shape[0] != hi - lo:
                 raise AudioError(f"{path} ends before its header says (truncated file?)")
-            vocals, accompaniment, info = separate(model, signal, chunk, rate, scale, details=True,
+            vocals, accompaniment, info = separate(model, signal_config, chunk, rate, scale, details=True,
                                                    reconstruction=reconstruction,
                                                    wiener_iterations=wiener_iterations, start=lo)
             first = first or info
@@ -470,7 +478,7 @@ def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=Fal
         if len(blocks) > 1:
             title += f" (first {blocks[0][1] / rate / 60:.0f} min)"
         figure_path = os.path.join(out_dir, "separation.png")
-        plot_separation(first["mix"], first["mask"], signal, title, figure_path, show)
+        plot_separation(first["mix"], first["mask"], signal_config, title, figure_path, show)
         written.append(figure_path)
     return written
 
@@ -479,7 +487,7 @@ def separate_file(model, signal, path, out_dir, plot=True, show=False, quiet=Fal
 # The figure
 # --------------------------------------------------------------------------
 
-def plot_separation(mix, mask, signal, title, path=None, show=False):
+def plot_separation(mix, mask, signal_config, title, path=None, show=False):
     """Three stacked spectrograms at the model's rate: mix, predicted mask, estimated vocals.
 
     Returns the matplotlib figure; saves it atomically to `path` if given.
@@ -488,8 +496,8 @@ def plot_separation(mix, mask, signal, title, path=None, show=False):
 
     panels = [("Mix", mix, "magnitude"), ("Predicted vocals mask", mask, "mask"),
               ("Estimated vocals (mask x mix)", mask * mix, "magnitude")]
-    seconds = mix.shape[-1] * signal.hop_length / signal.sample_rate
-    fig = spectrogram_figure(mix, panels, seconds, signal.sample_rate / 2, title=title, interactive=show)
+    seconds = mix.shape[-1] * signal_config.hop_length / signal_config.sample_rate
+    fig = spectrogram_figure(mix, panels, seconds, signal_config.sample_rate / 2, title=title, interactive=show)
     if path:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
@@ -568,10 +576,10 @@ def main(argv=None):
     args = get_args(argv)
     try:
         device = pick_device(args.cpu)
-        model, signal = load_model(args.checkpoint, device)
+        model, signal_config = load_model(args.checkpoint, device)
         for name, path in songs_to_separate(args):
             out_dir = os.path.join(args.out_dir, name)
-            written = separate_file(model, signal, path, out_dir, plot=not args.no_plot, show=args.show,
+            written = separate_file(model, signal_config, path, out_dir, plot=not args.no_plot, show=args.show,
                                     quiet=args.quiet, reconstruction=args.reconstruction,
                                     wiener_iterations=args.wiener)
             if not args.quiet:

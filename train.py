@@ -23,9 +23,7 @@ flags to rebuild the model.
 """
 
 import argparse
-import csv
 import glob
-import json
 import math
 import os
 import signal as signals
@@ -37,13 +35,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from audio import SignalConfig, istft
-from checkpoints import build_checkpoint, find_latest_checkpoint, load_checkpoint, save_checkpoint
+from audio import SignalConfig
+from checkpoints import build_checkpoint, find_latest_checkpoint, load_checkpoint, save_checkpoint, save_epoch
 from cli import (HelpFormatter, UserError, add_root_flag, add_training_songs_flag, bounded_number, pick_device,
                  typed_flags)
-from data import DEFAULT_CACHE_DIR, PatchDataset, crop, load_features, split_data
+from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, load_features, split_data
 from distributed import Distributed
-from files import atomic_path
+from reports import log_epoch, log_example, open_writer, write_history
 from unet_model import UNet, UNetConfig, count_parameters
 
 
@@ -166,7 +164,7 @@ def seed_everything(seed):
 
 
 # --------------------------------------------------------------------------
-# One epoch of training, one of validation, the baseline
+# One epoch of training, one of validation
 # --------------------------------------------------------------------------
 
 def train_one_epoch(model, loader, optimizer, loss_fn, device, *, epoch, step, amp_dtype=None,
@@ -224,77 +222,6 @@ def validate(model, loader, loss_fn, device, progress=False):
     return total / count
 
 
-def best_constant_mask_loss(dataset):
-    """Validation loss of the best mask that ignores its input: one constant c.
-
-    mean|c*X - Y| is minimised by the weighted median of Y/X with weights X,
-    so this is the bar a useful model has to get clearly below.
-    """
-    mixes, vocals = zip(*(dataset[i] for i in range(len(dataset))))
-    x, y = torch.stack(mixes).flatten().double(), torch.stack(vocals).flatten().double()  # (N,) each
-    keep = x > 0
-    ratios, weights = y[keep] / x[keep], x[keep]
-    order = torch.argsort(ratios)
-    cumulative = torch.cumsum(weights[order], 0)
-    c = ratios[order][torch.searchsorted(cumulative, cumulative[-1] / 2)].clamp(0, 1)
-    return torch.mean(torch.abs(c * x - y)).item(), c.item()
-
-
-# --------------------------------------------------------------------------
-# TensorBoard figure and report files
-# --------------------------------------------------------------------------
-
-def log_example(writer, model, patch, signal_config, device, epoch):
-    """Figure of mix / predicted mask / estimated vocals / true vocals for one
-    fixed validation patch, plus the estimated vocals as audio (mix phase)."""
-    from figures import spectrogram_figure
-
-    vocals_spec, accompaniment_spec = (torch.from_numpy(np.array(p)) for p in patch)  # complex (F, T) each
-    mix_spec = vocals_spec + accompaniment_spec  # (F, T)
-    model.eval()
-    with torch.inference_mode():
-        mask = model(mix_spec.abs()[None].to(device))[0].float().cpu()  # (F, T)
-    panels = [("mix", mix_spec.abs(), "magnitude"), ("predicted mask", mask, "mask"),
-              ("estimated vocals", mask * mix_spec.abs(), "magnitude"), ("true vocals", vocals_spec.abs(), "magnitude")]
-    seconds = patch.shape[-1] * signal_config.hop_length / signal_config.sample_rate
-    fig = spectrogram_figure(mix_spec.abs(), panels, seconds, signal_config.sample_rate / 2, columns=True)
-    writer.add_figure("validation/mix_mask_vocals", fig, epoch)
-    waveform = istft(mask * mix_spec, signal_config, length=(patch.shape[-1] - 1) * signal_config.hop_length)
-    peak = waveform.abs().max().clamp(min=1e-8)
-    writer.add_audio("validation/estimated_vocals", (waveform / peak)[None], epoch,
-                     sample_rate=signal_config.sample_rate)
-
-
-def write_history(save_dir, history):
-    """history.csv and loss_curve.png, both rewritten after every epoch."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    with atomic_path(os.path.join(save_dir, "history.csv")) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-
-    epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    ax.plot(epochs, [h["valid_loss"] for h in history], "s-", label="validation")
-    ax.axhline(history[0]["constant_mask_loss"], color="gray", linestyle="--",
-               label="best constant mask (validation)")
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("masked L1 loss")
-    ax.set_title("U-Net training")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(os.path.join(save_dir, "loss_curve.png")) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-
-
 # --------------------------------------------------------------------------
 # The run: start or resume, data, epochs, saving, summary
 # --------------------------------------------------------------------------
@@ -346,6 +273,22 @@ def prepare_data(args, signal_config, dist):
     return train_loader, valid_loader, valid_set, valid_features[0], sampler
 
 
+def build_training(args, model_config, device, resumed):
+    """(model, optimizer, scheduler, run state), fresh or as the resumed checkpoint left them."""
+    model = UNet(model_config).to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+    state = new_run_state(args.save_dir)
+    if resumed:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        state = {key: resumed[key] for key in state}
+    return model, optimizer, scheduler, state
+
+
 def new_run_state(save_dir):
     """The bookkeeping a checkpoint carries from epoch to epoch, for a run that starts now."""
     return {"epoch": 0, "step": 0, "best_valid_loss": float("inf"), "best_epoch": 0, "history": [],
@@ -363,16 +306,6 @@ def record_epoch(state, train_loss, valid_loss, speed, lr, seconds):
                              "constant_mask_loss": state["constant_mask_loss"], "lr": lr,
                              "seconds": round(seconds, 2), "patches_per_s": round(speed, 2)})
     return improved
-
-
-def save_epoch(save_dir, checkpoint, epoch, epochs, improved, checkpoint_every):
-    """Write the epoch's checkpoints: best first, then the periodic one, the final one, then last:
-    whichever a kill interrupts, the files already written stay whole."""
-    names = ["best_model.pth"] if improved else []
-    names += [f"checkpoint_epoch_{epoch}.pth"] if epoch % checkpoint_every == 0 else []
-    names += ["final_model.pth"] if epoch == epochs else []
-    for name in names + ["last_model.pth"]:
-        save_checkpoint(os.path.join(save_dir, name), checkpoint)
 
 
 def summary(state, args, started):
@@ -403,8 +336,6 @@ def train(args):
 
 
 def _train(args, dist, started):
-    from torch.utils.tensorboard import SummaryWriter
-
     say = print if dist.is_main else (lambda *a, **k: None)
     if dist.is_main:
         os.makedirs(args.save_dir, exist_ok=True)
@@ -421,46 +352,27 @@ def _train(args, dist, started):
     train_loader, valid_loader, valid_set, example, sampler = prepare_data(args, signal_config, dist)
     example = crop(example, 0, signal_config.patch_frames)  # a fixed validation patch for the figure
 
-    model = UNet(model_config).to(device)
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    amp_dtype = pick_precision(args.precision, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
-    loss_fn = L1Loss()
+    model, optimizer, scheduler, state = build_training(args, model_config, device, resumed)
+    if resumed and dist.world == 1:
+        torch.set_rng_state(resumed["rng"])
+    amp_dtype, loss_fn = pick_precision(args.precision, device), L1Loss()
     say(f"Model: {count_parameters(model):,} parameters, {model_config}; device {device}, "
         f"{'bf16 autocast' if amp_dtype else 'fp32'}" + (f", {dist.world} processes" if dist.world > 1 else ""))
-    if resumed:
-        model.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        state = {k: resumed[k] for k in new_run_state(args.save_dir)}
-        if dist.world == 1:
-            torch.set_rng_state(resumed["rng"])
-    else:
-        state = new_run_state(args.save_dir)
     state["run_dir"] = dist.share(state["run_dir"])  # one TensorBoard folder: rank 0's name
     trained_model = dist.wrap(model, device)
     if state["epoch"] >= args.epochs:
         say(f"This run already has {state['epoch']} epochs; pass a larger --epochs to train further.")
         return state["history"]
-
     if state["constant_mask_loss"] is None:
         state["constant_mask_loss"], c = best_constant_mask_loss(valid_set)
         say(f"Validation loss of the best constant mask (c = {c:.3f}): {state['constant_mask_loss']:.5f}")
     run_config = {k: v for k, v in vars(args).items() if k != "explicit"}
-    writer = SummaryWriter(state["run_dir"]) if dist.is_main else None
-    if writer and not resumed:
-        with open(os.path.join(state["run_dir"], "config.json"), "w") as f:
-            json.dump({"args": run_config, "model": model_config.to_dict(), "signal": signal_config.to_dict()},
-                      f, indent=2)
-        writer.add_text("config", "```\n" + json.dumps(run_config, indent=2) + "\n```", 0)
-        writer.add_scalar("loss/valid_constant_mask", state["constant_mask_loss"], 0)
-
-    def checkpoint():
-        return build_checkpoint(model, model_config, signal_config, optimizer=optimizer.state_dict(),
-                                scheduler=scheduler.state_dict(), args=run_config, rng=torch.get_rng_state(),
-                                **state)
+    writer = open_writer(state, run_config, model_config, signal_config, resumed) if dist.is_main else None
+    draw_example = lambda epoch: log_example(writer, model, example, signal_config, device, epoch)  # noqa: E731
+    checkpoint = lambda: build_checkpoint(  # noqa: E731
+        model, model_config, signal_config, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+        args=run_config, rng=torch.get_rng_state(), **state)
+    progress = dist.is_main and not args.quiet
 
     # SIGTERM (a cluster's time limit, `kill`) stops like Ctrl-C: save, then exit.
     signals.signal(signals.SIGTERM, signals.default_int_handler)
@@ -472,26 +384,19 @@ def _train(args, dist, started):
             log_step = (lambda loss, step: writer.add_scalar("loss/train_step", loss, step)) if writer else None
             train_loss, speed, state["step"] = train_one_epoch(
                 trained_model, train_loader, optimizer, loss_fn, device, epoch=epoch, step=state["step"],
-                amp_dtype=amp_dtype, max_batches=args.max_batches, on_step=log_step,
-                progress=dist.is_main and not args.quiet)
-            valid_loss = validate(model, valid_loader, loss_fn, device, progress=dist.is_main and not args.quiet)
+                amp_dtype=amp_dtype, max_batches=args.max_batches, on_step=log_step, progress=progress)
+            valid_loss = validate(model, valid_loader, loss_fn, device, progress=progress)
             train_loss, valid_loss, speed = dist.agree(train_loss, valid_loss, speed)
             scheduler.step(valid_loss)
-            lr = optimizer.param_groups[0]["lr"]
-            improved = record_epoch(state, train_loss, valid_loss, speed, lr, time.time() - start)
-            if not dist.is_main:
-                continue
-            for tag, value in (("loss/train", train_loss), ("loss/valid", valid_loss), ("lr", lr),
-                               ("throughput/patches_per_s", speed)):
-                writer.add_scalar(tag, value, epoch)
-            if epoch == 1 or epoch % args.figure_every == 0 or epoch == args.epochs:
-                log_example(writer, model, example, signal_config, device, epoch)
-            writer.flush()
-            save_epoch(args.save_dir, checkpoint(), epoch, args.epochs, improved, args.checkpoint_every)
-            write_history(args.save_dir, state["history"])
-            print(f"epoch {epoch:3d}/{args.epochs}  train {train_loss:.5f}  valid {valid_loss:.5f}  "
-                  f"best {state['best_valid_loss']:.5f} (epoch {state['best_epoch']})  "
-                  f"{state['history'][-1]['seconds']:5.1f} s  {speed:5.1f} patches/s")
+            improved = record_epoch(state, train_loss, valid_loss, speed, optimizer.param_groups[0]["lr"],
+                                    time.time() - start)
+            if dist.is_main:
+                log_epoch(writer, state["history"][-1], args.epochs, args.figure_every, draw_example)
+                save_epoch(args.save_dir, checkpoint(), epoch, args.epochs, improved, args.checkpoint_every)
+                write_history(args.save_dir, state["history"])
+                print(f"epoch {epoch:3d}/{args.epochs}  train {train_loss:.5f}  valid {valid_loss:.5f}  "
+                      f"best {state['best_valid_loss']:.5f} (epoch {state['best_epoch']})  "
+                      f"{state['history'][-1]['seconds']:5.1f} s  {speed:5.1f} patches/s")
     except KeyboardInterrupt:
         # The epoch in progress is not counted: --resume runs it again from these weights.
         if dist.is_main:

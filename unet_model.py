@@ -17,6 +17,19 @@ Lab versus paper (every difference is a field of `UNetConfig`):
     decoder activation     LeakyReLU         ReLU               see UNetConfig
     decoder dropout        none              50 % in first 3    see UNetConfig
     output                 Sigmoid mask      Sigmoid mask       Sigmoid mask
+
+Names used in every file of the project (shape comments use the letters):
+
+    B, C, F, T     batch, channels (of audio or of feature maps), freq_bins, frames
+    P              patch_frames: the T of one network input (128)
+    waveform       audio samples: numpy (samples, channels) or torch (channels, samples)
+    spec           a complex STFT, (..., F, T)
+    magnitude      |spec|; mix_mag and vocals_mag are the lab's X and Y
+    mask           in [0, 1], (..., F, T); the vocals estimate is mask * mix_mag
+    signal_config  a SignalConfig (audio.py): sample rate, STFT, patch size
+    model_config   a UNetConfig (this file)
+
+This file is the model alone: it reads and writes no files (checkpoints.py does).
 """
 
 from dataclasses import asdict, dataclass
@@ -146,19 +159,19 @@ class UNet(nn.Module):
         c_in = widths[-1] if depth == 1 else 2 * widths[0]
         self.head = nn.ConvTranspose2d(c_in, 1, k, stride=2, padding=(k - 1) // 2)
 
-    def forward(self, mix):
+    def forward(self, mix_mag):
         """Predict the vocal mask.
 
         Args:
-            mix: scaled mix magnitude, (batch, freq_bins, frames), e.g. (B, 513, 128).
+            mix_mag: scaled mix magnitude, (B, F, T), e.g. (B, 513, 128).
         Returns:
-            mask in [0, 1] of the same shape; the vocals estimate is `mask * mix`.
+            mask in [0, 1], (B, F, T); the vocals estimate is `mask * mix_mag`.
         """
-        if mix.dim() != 3:
+        if mix_mag.dim() != 3:
             raise ValueError(
-                f"UNet expects a (batch, freq_bins, frames) magnitude, got shape {tuple(mix.shape)}"
+                f"UNet expects a (batch, freq_bins, frames) magnitude, got shape {tuple(mix_mag.shape)}"
             )
-        x = mix.unsqueeze(1)  # (B, 1, F, T)
+        x = mix_mag.unsqueeze(1)  # (B, 1, F, T)
 
         # Encoder: remember every level's input size and output for the way back.
         sizes, skips = [], []

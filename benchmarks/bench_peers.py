@@ -65,19 +65,19 @@ def to_tensor(audio):
     return torch.from_numpy(np.ascontiguousarray(audio.T))
 
 
-def to_array(signal):
+def to_array(signal_config):
     """(channels, samples) tensor -> (samples, channels) numpy."""
-    return signal.T.numpy()
+    return signal_config.T.numpy()
 
 
 def our_unet(checkpoint):
     if os.path.isfile(checkpoint):
-        model, signal = load_model(checkpoint)
+        model, signal_config = load_model(checkpoint)
         name = "U-Net (ours, trained)"
     else:
-        model, signal = UNet(UNetConfig()).eval(), SignalConfig()
+        model, signal_config = UNet(UNetConfig()).eval(), SignalConfig()
         name = "U-Net (ours, random)"
-    return Method(name, lambda audio: separate(model, signal, audio, SAMPLE_RATE), count_parameters(model))
+    return Method(name, lambda audio: separate(model, signal_config, audio, SAMPLE_RATE), count_parameters(model))
 
 
 def open_unmix():

@@ -134,14 +134,14 @@ def score(song, estimate, with_high_band=False):
     return scores
 
 
-def oracle_estimates(song, signal):
+def oracle_estimates(song, signal_config):
     """{method: (vocals, accompaniment)} of the methods that need no model."""
     from evaluate import oracle_full_band, oracle_model_band
 
     name, rate, mix, vocals, accompaniment = song
     return {"mixture": (mix, mix),
-            "oracle 8 kHz, lab": oracle_model_band(mix, vocals, accompaniment, rate, signal, "lab"),
-            "oracle 8 kHz, full": oracle_model_band(mix, vocals, accompaniment, rate, signal, "full"),
+            "oracle 8 kHz, lab": oracle_model_band(mix, vocals, accompaniment, rate, signal_config, "lab"),
+            "oracle 8 kHz, full": oracle_model_band(mix, vocals, accompaniment, rate, signal_config, "full"),
             "oracle full": oracle_full_band(mix, vocals, accompaniment, rate)}
 
 
@@ -161,10 +161,10 @@ def set_inference(settings):
 
 
 def zero_above_model_band(interpolate_mask):
-    def wrapped(mask, signal, synthesis, frames, offset=0):
-        out = interpolate_mask(mask, signal, synthesis, frames, offset)
+    def wrapped(mask, signal_config, synthesis, frames, offset=0):
+        out = interpolate_mask(mask, signal_config, synthesis, frames, offset)
         hz = np.arange(out.shape[0]) * synthesis.sample_rate / synthesis.n_fft
-        out[hz > signal.sample_rate / 2] = 0
+        out[hz > signal_config.sample_rate / 2] = 0
         return out
     return wrapped
 
@@ -180,7 +180,7 @@ def score_models(checkpoints, sets, methods, with_high_band=False, quiet=False):
 
     results, seconds = {}, {}
     for checkpoint in checkpoints:
-        model, signal = inference.load_model(checkpoint)
+        model, signal_config = inference.load_model(checkpoint)
         for method, settings, kwargs in methods:
             old = set_inference(settings)
             try:
@@ -188,7 +188,7 @@ def score_models(checkpoints, sets, methods, with_high_band=False, quiet=False):
                     per_song = []
                     for song in songs:
                         start = time.perf_counter()
-                        estimate = inference.separate(model, signal, song[2], song[1], **kwargs)
+                        estimate = inference.separate(model, signal_config, song[2], song[1], **kwargs)
                         elapsed = time.perf_counter() - start
                         seconds.setdefault(method, []).append(elapsed / (len(song[2]) / song[1] / 60))
                         per_song.append(score(song, estimate, with_high_band))
@@ -202,11 +202,11 @@ def score_models(checkpoints, sets, methods, with_high_band=False, quiet=False):
     return results, {m: float(np.median(v)) for m, v in seconds.items()}
 
 
-def score_oracles(sets, signal, with_high_band=False):
+def score_oracles(sets, signal_config, with_high_band=False):
     results = {}
     for set_name, songs in sets.items():
         per_song = [{method: score(song, estimate, with_high_band)
-                     for method, estimate in oracle_estimates(song, signal).items()} for song in songs]
+                     for method, estimate in oracle_estimates(song, signal_config).items()} for song in songs]
         for method in ORACLE_METHODS:
             summary = {m: median([s[method][m] for s in per_song]) for m in per_song[0][method]}
             results.setdefault(method, {})[set_name] = [summary]

@@ -97,12 +97,12 @@ def child(song, checkpoint, out_dir, variant):
     sf.SoundFile.write = lambda self, x: timed("write", write)(self, x)
     sf.SoundFile.close = lambda self: timed("write", close)(self)
 
-    model, signal = inference.load_model(checkpoint)
+    model, signal_config = inference.load_model(checkpoint)
     warm = np.zeros((RATE * 5, 2), np.float32)
-    inference.separate(model, signal, warm, RATE, **VARIANTS[variant])  # first call pays one-time costs
+    inference.separate(model, signal_config, warm, RATE, **VARIANTS[variant])  # first call pays one-time costs
     times.clear()
     start = time.perf_counter()
-    inference.separate_file(model, signal, song, out_dir, plot=False, quiet=True, **VARIANTS[variant])
+    inference.separate_file(model, signal_config, song, out_dir, plot=False, quiet=True, **VARIANTS[variant])
     total = time.perf_counter() - start
     seconds = sf.info(song).duration
     print(json.dumps({"seconds": seconds, "total": total, "stages": times, "threads": torch.get_num_threads(),

@@ -32,16 +32,16 @@ from data import PatchDataset, load_features, split_data  # noqa: E402
 from unet_model import UNet, UNetConfig  # noqa: E402
 
 
-def time_features(split, signal):
+def time_features(split, signal_config):
     """Seconds to load the training and validation features cold (decode) and warm (cache)."""
     folder = tempfile.mkdtemp(prefix="bench-cache-")
     try:
         tracks = split.train + split.valid
         start = time.perf_counter()
-        load_features(tracks, signal, folder, quiet=True)
+        load_features(tracks, signal_config, folder, quiet=True)
         cold = time.perf_counter() - start
         start = time.perf_counter()
-        features = load_features(tracks, signal, folder, quiet=True)
+        features = load_features(tracks, signal_config, folder, quiet=True)
         warm = time.perf_counter() - start
         return cold, warm, [f.copy() for f in features[:len(split.train)]], len(tracks)
     finally:
@@ -55,11 +55,11 @@ def make_model(args, device):
     return model
 
 
-def loop_speed(features, signal, args, device):
+def loop_speed(features, signal_config, args, device):
     """Patches/s of train.train_one_epoch on real cached patches."""
     from torch.utils.data import DataLoader
 
-    dataset = PatchDataset(features, signal.patch_frames, samples_per_track=10_000)
+    dataset = PatchDataset(features, signal_config.patch_frames, samples_per_track=10_000)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True)
     model = make_model(args, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -69,11 +69,11 @@ def loop_speed(features, signal, args, device):
     return speed
 
 
-def bare_speed(signal, args, device):
+def bare_speed(signal_config, args, device):
     """Patches/s of forward + L1 loss + backward + Adam on random tensors, no data loading."""
     model = make_model(args, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    mix = torch.rand(args.batch_size, signal.freq_bins, signal.patch_frames, device=device)
+    mix = torch.rand(args.batch_size, signal_config.freq_bins, signal_config.patch_frames, device=device)
     vocals = 0.3 * mix
 
     def step():
@@ -110,14 +110,14 @@ def main():
 
     device = pick_device(args.cpu)
     args.amp_dtype = train.pick_precision(args.precision, device)
-    signal = SignalConfig()
+    signal_config = SignalConfig()
     split = split_data(args.root, args.n_songs, quiet=True, strict=False)
-    cold, warm, features, n_tracks = time_features(split, signal)
+    cold, warm, features, n_tracks = time_features(split, signal_config)
     print(f"Features of {n_tracks} songs ({split.source}): first run {cold:.2f} s (decoding), "
           f"second run {warm:.3f} s (cache only)")
 
-    loop = loop_speed(features, signal, args, device)
-    bare = bare_speed(signal, args, device)
+    loop = loop_speed(features, signal_config, args, device)
+    bare = bare_speed(signal_config, args, device)
     print(f"Device {device}, {'bf16 autocast' if args.amp_dtype else 'fp32'}, "
           f"{'channels_last' if args.channels_last else 'contiguous'}, batch {args.batch_size}, "
           f"{torch.get_num_threads()} threads")
