@@ -10,6 +10,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import data  # noqa: E402
 
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: several seconds each (subprocesses, museval); "
+                                       "the default run runs them too, `-m 'not slow'` skips them")
+
 # 4 training songs and 2 test songs of 14 s at 11025 Hz: long enough for more
 # than one 128-frame patch at 8192 Hz, small enough to build in about a second.
 TINY_TOY = {"version": 1, "n_train": 4, "n_test": 2, "seconds": 14.0, "sample_rate": 11025, "seed": 7}

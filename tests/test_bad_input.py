@@ -242,12 +242,9 @@ CASES = [
      "--wiener works on the full-band reconstruction only"),
 ] + [
     (f"train: {flag} {value}", "train", train_flags(flag, value), f"argument {flag}")
-    for flag in NUMERIC_TRAIN_FLAGS for value in ("0", "-3", "1e12", "abc")
-    if not (flag in ("--seed", "--num-workers") and value == "0")  # valid values
-    and not (flag == "--dropout" and value == "0")
-] + [
-    (f"data: --n-songs {value}", "data", lambda ctx, v=value: ["--n-songs", v], "argument --n-songs")
-    for value in ("0", "-3", "abc")
+    for flag in NUMERIC_TRAIN_FLAGS for value in ("-3", "1e12")  # each flag has its bounds (cli.bounded_number
+] + [                                                              # itself is tested in test_cli.py)
+    ("data: --n-songs 0", "data", lambda ctx: ["--n-songs", "0"], "argument --n-songs"),
 ]
 
 

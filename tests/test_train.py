@@ -17,6 +17,7 @@ from train import L1Loss, TrainingError
 from unet_model import UNet, UNetConfig
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KILL_SEED = 2017  # the random SIGKILL test's kill times
 TINY = ["--channels", "4", "8", "--batch-size", "4", "--samples-per-track", "2", "--quiet",
         "--checkpoint-every", "1", "--figure-every", "1"]
 
@@ -137,6 +138,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
         load_checkpoint(str(bogus))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_killed_run_leaves_loadable_checkpoints_and_resumes(toy_root, tmp_path, sig):
     save_dir = tmp_path / "ckpt"
@@ -171,6 +173,7 @@ def test_killed_run_leaves_loadable_checkpoints_and_resumes(toy_root, tmp_path, 
     assert not glob.glob(str(save_dir / ".tmp-*"))
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_train_and_resume(toy_root, tmp_path):
     """DistributedDataParallel on 2 CPU processes (gloo): rank 0 alone writes; resume continues."""
     save_dir = tmp_path / "ckpt"
@@ -207,13 +210,14 @@ def test_same_seed_gives_same_losses_and_weights(toy_root, tmp_path):
         torch.testing.assert_close(weights[0][name], weights[1][name])
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_never_loses_the_run(toy_root, tmp_path):
     """Kill -9 a run three times at random moments (some land inside a
     checkpoint write); every checkpoint left is loadable, and resuming each
     time finishes with exactly the epochs asked for, each counted once."""
     import random
 
-    rng = random.Random(os.getpid())
+    rng = random.Random(KILL_SEED)  # fixed, so that a failure can be replayed
     save_dir, epochs = tmp_path / "ckpt", 12
     base = [sys.executable, os.path.join(PROJECT, "train.py"),
             *tiny_args(toy_root, tmp_path, "--epochs", str(epochs), "--checkpoint-every", "1")]

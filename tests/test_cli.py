@@ -1,0 +1,67 @@
+"""cli.py: the flag types every script uses, the song lookup, the aliases of old flag names."""
+
+import argparse
+from types import SimpleNamespace
+
+import pytest
+
+import evaluate
+import inference
+from cli import UserError, bounded_number, find_song, positive_int_or_all
+
+
+@pytest.mark.parametrize("kind, low, high, low_open, text, expected", [
+    (int, 1, 10, False, "1", 1),
+    (int, 1, 10, False, "10", 10),
+    (int, 0, 10, False, "0", 0),
+    (float, 0.0, 1.0, True, "1e-3", 1e-3),
+    (float, 0.0, 0.99, False, "0", 0.0),
+])
+def test_bounded_number_accepts_its_range(kind, low, high, low_open, text, expected):
+    value = bounded_number(kind, low, high, low_open)(text)
+    assert value == expected and type(value) is kind
+
+
+@pytest.mark.parametrize("kind, low, high, low_open, text, message", [
+    (int, 1, 10, False, "0", "must be at least 1 and at most 10, got 0"),
+    (int, 1, 10, False, "-3", "must be at least 1"),
+    (int, 1, 10, False, "11", "at most 10, got 11"),
+    (int, 1, 10, False, "1e12", "expected a whole number, got '1e12'"),
+    (int, 1, 10, False, "abc", "expected a whole number, got 'abc'"),
+    (int, 1, 10, False, "2.5", "expected a whole number"),
+    (float, 0.0, 1.0, True, "0", "must be above 0 and at most 1, got 0"),
+    (float, 0.0, 1.0, True, "nan", "must be above 0"),
+    (float, 0.0, 1.0, True, "inf", "at most 1, got inf"),
+    (float, 0.0, 1.0, True, "abc", "expected a number, got 'abc'"),
+])
+def test_bounded_number_refuses_with_the_bound_in_the_message(kind, low, high, low_open, text, message):
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        bounded_number(kind, low, high, low_open)(text)
+
+
+@pytest.mark.parametrize("text, expected", [("1", 1), ("86", 86), ("all", None)])
+def test_positive_int_or_all(text, expected):
+    assert positive_int_or_all(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "some", "1.5"])
+def test_positive_int_or_all_refuses(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        positive_int_or_all(text)
+
+
+def test_find_song_ignores_case_and_names_some_songs_when_missing():
+    tracks = [SimpleNamespace(name=f"Song {i}") for i in range(8)]
+    assert find_song(tracks, "song 3", "/root") is tracks[3]
+    with pytest.raises(UserError, match=r"no test song named 'Nope' in /root; some there are: Song 0, .*Song 4$"):
+        find_song(tracks, "Nope", "/root", "test")
+
+
+@pytest.mark.parametrize("old, new", [("--tracks", "--songs"), ("--track", "--songs"), ("--n-tracks", "--n-songs")])
+def test_old_flag_spellings_still_work(old, new):
+    value = ["Toy Song test 01"] if "n-" not in old else "2"
+    as_typed = [old] + (value if isinstance(value, list) else [value])
+    canonical = [new] + (value if isinstance(value, list) else [value])
+    assert vars(evaluate.get_args(as_typed)) == vars(evaluate.get_args(canonical))
+    if "n-" not in old:
+        assert inference.get_args(as_typed).songs == ["Toy Song test 01"]
