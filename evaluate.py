@@ -30,8 +30,9 @@ import os
 import sys
 
 import numpy as np
+import torch
 
-from audio import write_audio
+from audio import stft, to_mono, write_audio
 from checkpoints import load_model
 from cli import HelpFormatter, UserError, add_root_flag, add_song_flags, find_song, pick_device
 from files import atomic_path
@@ -60,10 +61,6 @@ def oracle_model_band(mix, vocals, accompaniment, rate, signal_config, reconstru
 
 def oracle_full_band(mix, vocals, accompaniment, rate):
     """(vocals, accompaniment) from the ideal mask of the mono mix over the full-band STFT at the input's rate."""
-    import torch
-
-    from audio import stft, to_mono
-
     synthesis = synthesis_config(rate)
     magnitudes = [stft(torch.from_numpy(np.pad(to_mono(source), (0, synthesis.n_fft))), synthesis).abs()
                   for source in (vocals, accompaniment)]  # (F', T') each, padded as apply_mask pads

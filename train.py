@@ -315,7 +315,7 @@ def summary(state, args, started):
              f"at epoch {state['best_epoch']} ({ratio:.2f} x the constant-mask baseline)."]
     if ratio > 0.95:
         lines.append("That is no better than a constant mask: the model has not learned; "
-                     "see Troubleshooting in README.md.")
+                     "train longer, or see docs/troubleshooting.md.")
     lines.append(f"Checkpoints in {os.path.join(args.save_dir, '')}, loss curve in "
                  f"{os.path.join(args.save_dir, 'loss_curve.png')}; TensorBoard: tensorboard --logdir "
                  f"{os.path.join(args.save_dir, 'logs')}")
