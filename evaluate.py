@@ -55,7 +55,8 @@ def ratio_mask(vocals, accompaniment):
 
 def oracle_model_band(mix, vocals, accompaniment, rate, signal_config, reconstruction="full"):
     """(vocals, accompaniment) from the ideal mask at the model's STFT, applied as the model's mask is."""
-    mask = ratio_mask(mix_magnitude(vocals, rate, signal_config), mix_magnitude(accompaniment, rate, signal_config))  # (F, T)
+    magnitudes = [mix_magnitude(source, rate, signal_config) for source in (vocals, accompaniment)]  # (F, T) each
+    mask = ratio_mask(*magnitudes)  # (F, T)
     return reconstruct(mix, rate, mask, signal_config, reconstruction)
 
 

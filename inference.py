@@ -181,6 +181,7 @@ def _lerp(x, positions, dim):
     weight = (positions - low).float()
     shape = [1] * x.dim()
     shape[dim] = -1
+    # x's shape, with len(positions) along dim:
     return torch.lerp(x.index_select(dim, low), x.index_select(dim, high), weight.view(shape))
 
 
@@ -413,7 +414,8 @@ def plan_blocks(n, sample_rate, signal_config):
     resampler's, the STFT's and the patch tiling's grids of a block coincide
     with the whole song's.
     """
-    unit = patch_hop(signal_config.patch_frames) * signal_config.hop_length * sample_rate / signal_config.sample_rate  # 6 s
+    hop_seconds = patch_hop(signal_config.patch_frames) * signal_config.hop_length / signal_config.sample_rate  # 6 s
+    unit = hop_seconds * sample_rate  # samples
     block = int(unit * max(1, -(-BLOCK_SECONDS * sample_rate // unit)))
     margin = int(unit * max(1, -(-MARGIN_SECONDS * sample_rate // unit)))
     if n <= block + 2 * margin:
@@ -430,7 +432,7 @@ def read_block(f, start, stop):
 def song_scale(f, blocks, signal_config):
     """The paper's scale for the whole song, found block by block (first pass)."""
     peaks = [mix_magnitude(read_block(f, lo, hi), f.samplerate, signal_config).max() for _, _, lo, hi in blocks]
-    return magnitude_scale(torch.stack(peaks))
+    return magnitude_scale(torch.stack(peaks))  # (blocks,): the song's peak is the largest
 
 
 def separate_file(model, signal_config, path, out_dir, plot=True, show=False, quiet=False,
@@ -551,7 +553,8 @@ def add_reconstruction_flags(parser):
                         help="full: the mask applied at the input's own rate, vocals in the whole band; "
                              "lab: the lab's reconstruction at 8192 Hz, vocals stop at 4096 Hz")
     parser.add_argument("--wiener", type=bounded_number(int, 0, 10), default=0, metavar="N",
-                        help="iterations of the multichannel Wiener post-filter (0: off; it lowered SDR on music unlike the training songs, see benchmarks/README.md)")
+                        help="iterations of the multichannel Wiener post-filter (0: off; it lowered SDR "
+                             "on music unlike the training songs, see benchmarks/README.md)")
 
 
 def songs_to_separate(args):

@@ -62,7 +62,7 @@ def log_example(writer, model, patch, signal_config, device, epoch):
     writer.add_figure("validation/mix_mask_vocals", fig, epoch)
     waveform = istft(mask * mix_spec, signal_config, length=(patch.shape[-1] - 1) * signal_config.hop_length)
     peak = waveform.abs().max().clamp(min=1e-8)
-    writer.add_audio("validation/estimated_vocals", (waveform / peak)[None], epoch,
+    writer.add_audio("validation/estimated_vocals", (waveform / peak)[None], epoch,  # (1, samples)
                      sample_rate=signal_config.sample_rate)
 
 

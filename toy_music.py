@@ -100,18 +100,18 @@ def _vocals(rng, sr, n, spb, voc_bars, pitches):
     if not syl:
         return np.zeros((n, 2)), np.zeros(n)
     tt = np.arange(n) / sr
-    px, py, vx, vy = [], [], [], []
+    pitch_times, pitch_midi, vibrato_times, vibrato_depths = [], [], [], []
     amp, cons = np.zeros(n), np.zeros(n)
     for t0, d, m, _, first in syl:
         g = min(0.08, 0.3 * d)  # glide from the previous note (scoop up at phrase start)
         if first:
-            px.append(t0), py.append(m - rng.uniform(0.3, 1.0))
-        px += [t0 + g, t0 + d]
-        py += [m, m]
-        dv, rv = min(0.25, 0.35 * d), min(0.3, 0.4 * d)  # vibrato onset delay and ramp
-        vx += [t0, t0 + dv, t0 + dv + rv, t0 + 0.95 * d]
+            pitch_times.append(t0), pitch_midi.append(m - rng.uniform(0.3, 1.0))
+        pitch_times += [t0 + g, t0 + d]
+        pitch_midi += [m, m]
+        vibrato_delay, vibrato_ramp = min(0.25, 0.35 * d), min(0.3, 0.4 * d)  # vibrato onset delay and ramp
+        vibrato_times += [t0, t0 + vibrato_delay, t0 + vibrato_delay + vibrato_ramp, t0 + 0.95 * d]
         depth = rng.uniform(0.3, 0.6)  # semitones, i.e. ~2-3.5 % in frequency
-        vy += [0.0, 0.0, depth, depth]
+        vibrato_depths += [0.0, 0.0, depth, depth]
         a, m_len = int(t0 * sr), int((d - min(0.07, 0.25 * d)) * sr)  # short gap after
         if a < n:
             b = min(n, a + m_len)
@@ -121,10 +121,10 @@ def _vocals(rng, sr, n, spb, voc_bars, pitches):
                 c0 = max(0, a - c // 2)
                 burst = rng.uniform(0.3, 0.8) * np.exp(-np.arange(c) / (0.4 * c))
                 cons[c0:c0 + c] = burst[: len(cons[c0:c0 + c])]
-    vib = np.interp(tt, vx, vy) * np.sin(2 * np.pi * rng.uniform(5.0, 6.0) * tt)
+    vib = np.interp(tt, vibrato_times, vibrato_depths) * np.sin(2 * np.pi * rng.uniform(5.0, 6.0) * tt)
     grid = np.arange(0.0, n / sr + 0.3, 0.15)
     drift = np.interp(tt, grid, rng.normal(0.0, 0.06, len(grid)))
-    f0 = _hz(np.interp(tt, px, py) + vib + drift)
+    f0 = _hz(np.interp(tt, pitch_times, pitch_midi) + vib + drift)
     # Harmonic source via the Chebyshev recurrence sin((k+1)p) = 2cos(p)sin(kp) - sin((k-1)p).
     # float32 is 4x faster here and its error stays below 1e-4.
     phi = (2 * np.pi * (np.cumsum(f0) / sr % 1.0)).astype(np.float32)

@@ -77,7 +77,8 @@ def build_parser():
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="random gain per source (0.25-1.25) and, half the time, the vocals over another "
                         "song's accompaniment; measured to lower the validation loss (see README)")
-    g.add_argument("--seed", type=bounded_number(int, 0, 2**32 - 1), default=42, help="seed for python, numpy and torch")
+    g.add_argument("--seed", type=bounded_number(int, 0, 2**32 - 1), default=42,
+                   help="seed for python, numpy and torch")
     g.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is available")
     g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="bf16 autocast for the training steps (validation stays fp32); auto: bf16 "
@@ -359,7 +360,7 @@ def _train(args, dist, started):
     say(f"Model: {count_parameters(model):,} parameters, {model_config}; device {device}, "
         f"{'bf16 autocast' if amp_dtype else 'fp32'}" + (f", {dist.world} processes" if dist.world > 1 else ""))
     state["run_dir"] = dist.share(state["run_dir"])  # one TensorBoard folder: rank 0's name
-    trained_model = dist.wrap(model, device)
+    replica = dist.wrap(model, device)  # the model itself, or under torchrun its DistributedDataParallel wrapper
     if state["epoch"] >= args.epochs:
         say(f"This run already has {state['epoch']} epochs; pass a larger --epochs to train further.")
         return state["history"]
@@ -383,7 +384,7 @@ def _train(args, dist, started):
                 sampler.set_epoch(epoch - 1)
             log_step = (lambda loss, step: writer.add_scalar("loss/train_step", loss, step)) if writer else None
             train_loss, speed, state["step"] = train_one_epoch(
-                trained_model, train_loader, optimizer, loss_fn, device, epoch=epoch, step=state["step"],
+                replica, train_loader, optimizer, loss_fn, device, epoch=epoch, step=state["step"],
                 amp_dtype=amp_dtype, max_batches=args.max_batches, on_step=log_step, progress=progress)
             valid_loss = validate(model, valid_loader, loss_fn, device, progress=progress)
             train_loss, valid_loss, speed = dist.agree(train_loss, valid_loss, speed)

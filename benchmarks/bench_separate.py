@@ -158,7 +158,8 @@ def main():
     print(f"\n{'song':>6} {'variant':>12} " + " ".join(f"{s[:11]:>11}" for s in stages)
           + f" {'total':>7} {'x real time':>11} {'peak RSS':>9}")
     for r in results:
-        print(f"{r['minutes']:>4g} m {r['variant']:>12} " + " ".join(f"{r['stages'].get(s, 0.0):>10.2f}s" for s in stages)
+        cells = " ".join(f"{r['stages'].get(s, 0.0):>10.2f}s" for s in stages)
+        print(f"{r['minutes']:>4g} m {r['variant']:>12} " + cells
               + f" {r['total']:>6.2f}s {r['seconds'] / r['total']:>10.0f}x {r['peak_rss_mb']:>6.0f} MB")
         if "command" in r:
             print(f"{'':>8} whole command `python inference.py --no-plot` (cold start): "

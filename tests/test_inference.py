@@ -233,7 +233,8 @@ def test_the_mask_is_interpolated_linearly_and_extended_above_the_model_band():
 
 def test_the_wiener_filter_of_a_mono_mix_is_the_power_ratio_mask():
     rng = np.random.default_rng(0)
-    spec = torch.from_numpy(rng.standard_normal((1, 30, 50)) + 1j * rng.standard_normal((1, 30, 50))).to(torch.complex64)
+    spec = rng.standard_normal((1, 30, 50)) + 1j * rng.standard_normal((1, 30, 50))  # (C, F, T)
+    spec = torch.from_numpy(spec).to(torch.complex64)
     mask = torch.from_numpy(rng.uniform(0, 1, (30, 50)).astype(np.float32))
     vocals = inference.wiener_vocals(spec, mask, iterations=1, chunk_frames=7)
     expected = mask ** 2 / (mask ** 2 + (1 - mask) ** 2) * spec
