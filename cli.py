@@ -1,5 +1,8 @@
 """What every script's command line shares: flag types, help, the data flags, user errors, the device.
 
+The device and, for training, its precision are picked here too: the choices a
+flag like --cpu or --precision overrides.
+
 Each script (data.py, train.py, inference.py, evaluate.py) builds its own
 argparse parser in `get_args()` from these pieces, and its `main()` catches
 `UserError`: every mistake a user can make (a missing folder, a damaged file,
@@ -112,3 +115,23 @@ def pick_device(force_cpu=False):
     if not force_cpu and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def pick_precision(choice, device):
+    """torch.bfloat16 for autocast, or None for plain fp32.
+
+    bf16 autocast is about 1.5x faster on CPUs with AVX512-BF16 or AMX, but
+    emulated (slower than fp32) on older ones, so `auto` only picks it where
+    the hardware has it.
+    """
+    import torch
+
+    if choice == "fp32" or device.type == "mps":
+        return None
+    if choice == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    native = [getattr(torch.cpu, name, lambda: False)() for name in
+              ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return torch.bfloat16 if any(native) else None

@@ -14,12 +14,12 @@ Writes, under --save-dir (default checkpoints/):
     history.csv, loss_curve.png, logs/YYYYMMDD_HHMMSS/ (TensorBoard)
 
 The file reads top to bottom: the loss, the flags, one epoch of training and
-one of validation, the baseline, the report files, then `train()`, which
-strings them together. Running on several processes (torchrun) is all in
-distributed.py; here it shows only as `dist.is_main` (rank 0 writes) and a
-few calls that do nothing in a single process. Every checkpoint holds the
-model config and signal settings (checkpoints.py), so inference.py needs no
-flags to rebuild the model.
+one of validation, the steps of a run, then `train()`, which strings them
+together. What the run writes for its reader (TensorBoard, history.csv,
+loss_curve.png) is in reports.py, the checkpoint format in checkpoints.py.
+Running on several processes (torchrun) is all in distributed.py; here it
+shows only as `dist.is_main` (rank 0 writes) and a few calls that do nothing
+in a single process.
 """
 
 import argparse
@@ -38,7 +38,7 @@ import torch.nn as nn
 from audio import SignalConfig
 from checkpoints import build_checkpoint, find_latest_checkpoint, load_checkpoint, save_checkpoint, save_epoch
 from cli import (HelpFormatter, UserError, add_root_flag, add_training_songs_flag, bounded_number, pick_device,
-                 typed_flags)
+                 pick_precision, typed_flags)
 from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, load_features, split_data
 from distributed import Distributed
 from reports import log_epoch, log_example, open_writer, write_history
@@ -58,6 +58,35 @@ class L1Loss(nn.Module):
 
 class TrainingError(UserError):
     """A problem that stops training."""
+
+
+class StopRequests:
+    """Ctrl-C and SIGTERM (a cluster's time limit, `kill`) during the epochs: stop at the next step.
+
+    Python's own Ctrl-C raises KeyboardInterrupt wherever the program is; when
+    that is inside a finalizer (a `__del__`), Python prints it and drops it,
+    and the run would go on as if nothing was pressed. So the handler only
+    takes note, and `check()`, called between two steps, raises it; a second
+    Ctrl-C interrupts at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {sig: signals.signal(sig, self._note) for sig in (signals.SIGINT, signals.SIGTERM)}
+
+    def release(self):
+        """Give the signals back to their previous handlers (the epochs are over)."""
+        for sig, handler in self.previous.items():
+            signals.signal(sig, handler)
+
+    def _note(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------
@@ -136,24 +165,6 @@ def model_config_from(args):
                           dropout=args.dropout)
     except ValueError as err:
         raise TrainingError(f"bad model flags: {err}") from err
-
-
-def pick_precision(choice, device):
-    """torch.bfloat16 for autocast, or None for plain fp32.
-
-    bf16 autocast is about 1.5x faster on CPUs with AVX512-BF16 or AMX, but
-    emulated (slower than fp32) on older ones, so `auto` only picks it where
-    the hardware has it.
-    """
-    if choice == "fp32" or device.type == "mps":
-        return None
-    if choice == "bf16":
-        return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    native = [getattr(torch.cpu, name, lambda: False)() for name in
-              ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return torch.bfloat16 if any(native) else None
 
 
 def seed_everything(seed):
@@ -375,18 +386,23 @@ def _train(args, dist, started):
         args=run_config, rng=torch.get_rng_state(), **state)
     progress = dist.is_main and not args.quiet
 
-    # SIGTERM (a cluster's time limit, `kill`) stops like Ctrl-C: save, then exit.
-    signals.signal(signals.SIGTERM, signals.default_int_handler)
+    stop = StopRequests()  # Ctrl-C or SIGTERM: save, then exit (below)
+
+    def on_step(loss, step):
+        if writer:
+            writer.add_scalar("loss/train_step", loss, step)
+        stop.check()
+
     try:
         while state["epoch"] < args.epochs:
             epoch, start = state["epoch"] + 1, time.time()
             if sampler is not None:
                 sampler.set_epoch(epoch - 1)
-            log_step = (lambda loss, step: writer.add_scalar("loss/train_step", loss, step)) if writer else None
             train_loss, speed, state["step"] = train_one_epoch(
                 replica, train_loader, optimizer, loss_fn, device, epoch=epoch, step=state["step"],
-                amp_dtype=amp_dtype, max_batches=args.max_batches, on_step=log_step, progress=progress)
+                amp_dtype=amp_dtype, max_batches=args.max_batches, on_step=on_step, progress=progress)
             valid_loss = validate(model, valid_loader, loss_fn, device, progress=progress)
+            stop.check()
             train_loss, valid_loss, speed = dist.agree(train_loss, valid_loss, speed)
             scheduler.step(valid_loss)
             improved = record_epoch(state, train_loss, valid_loss, speed, optimizer.param_groups[0]["lr"],
@@ -407,6 +423,7 @@ def _train(args, dist, started):
             print(f"\nInterrupted: saved {last} after {state['epoch']} epoch{'' if state['epoch'] == 1 else 's'}; "
                   f"continue with: python train.py --resume --save-dir {args.save_dir}")
         sys.exit(130)
+    stop.release()
 
     if writer:
         writer.add_hparams({k: str(v) if isinstance(v, (list, tuple)) or v is None else v

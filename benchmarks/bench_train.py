@@ -27,7 +27,7 @@ sys.path.insert(0, ROOT)
 
 import train  # noqa: E402
 from audio import SignalConfig  # noqa: E402
-from cli import pick_device  # noqa: E402
+from cli import pick_device, pick_precision  # noqa: E402
 from data import PatchDataset, load_features, split_data  # noqa: E402
 from unet_model import UNet, UNetConfig  # noqa: E402
 
@@ -109,7 +109,7 @@ def main():
     args = p.parse_args()
 
     device = pick_device(args.cpu)
-    args.amp_dtype = train.pick_precision(args.precision, device)
+    args.amp_dtype = pick_precision(args.precision, device)
     signal_config = SignalConfig()
     split = split_data(args.root, args.n_songs, quiet=True, strict=False)
     cold, warm, features, n_tracks = time_features(split, signal_config)
