@@ -45,6 +45,13 @@ def save_checkpoint(path, checkpoint):
         os.fsync(f.fileno())
 
 
+def prepare_save_dir(save_dir):
+    """Create the save folder; remove the temporary files a run killed while saving left there."""
+    os.makedirs(save_dir, exist_ok=True)
+    for stale in glob.glob(os.path.join(save_dir, ".tmp-*")):
+        os.unlink(stale)
+
+
 def save_epoch(save_dir, checkpoint, epoch, epochs, improved, checkpoint_every):
     """Write an epoch's checkpoints under the lab's names: best_model.pth if it improved,
     checkpoint_epoch_N.pth every `checkpoint_every` epochs, final_model.pth after the last,

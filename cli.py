@@ -11,6 +11,7 @@ and ends as `error: <message>` and exit code 1, never a traceback.
 """
 
 import argparse
+import signal
 
 
 class UserError(Exception):
@@ -135,3 +136,32 @@ def pick_precision(choice, device):
     native = [getattr(torch.cpu, name, lambda: False)() for name in
               ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     return torch.bfloat16 if any(native) else None
+
+
+class StopRequests:
+    """Ctrl-C and SIGTERM (a cluster's time limit, `kill`) during long work: stop at the next safe point.
+
+    Python's own Ctrl-C raises KeyboardInterrupt wherever the program is; when
+    that is inside a finalizer (a `__del__`), Python prints it and drops it,
+    and the run would go on as if nothing was pressed. So the handler only
+    takes note, and `check()`, called between two steps, raises it; a second
+    Ctrl-C interrupts at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self.previous = {sig: signal.signal(sig, self._note) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def release(self):
+        """Give the signals back to their previous handlers (the long work is over)."""
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _note(self, signum, frame):  # the signal handler
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt

@@ -78,3 +78,11 @@ def write_history(save_dir, history):
     with atomic_path(os.path.join(save_dir, "loss_curve.png")) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     fig.clf()  # matplotlib keeps every figure alive until closed; a long run makes one per epoch
+
+
+def epoch_line(state, epochs):
+    """The console line of the epoch just recorded in `state`."""
+    row = state["history"][-1]
+    return (f"epoch {row['epoch']:3d}/{epochs}  train {row['train_loss']:.5f}  valid {row['valid_loss']:.5f}  "
+            f"best {state['best_valid_loss']:.5f} (epoch {state['best_epoch']})  "
+            f"{row['seconds']:5.1f} s  {row['patches_per_s']:5.1f} patches/s")

@@ -23,10 +23,8 @@ in a single process.
 """
 
 import argparse
-import glob
 import math
 import os
-import signal as signals
 import sys
 import time
 from datetime import datetime
@@ -36,12 +34,13 @@ import torch
 import torch.nn as nn
 
 from audio import SignalConfig
-from checkpoints import build_checkpoint, find_latest_checkpoint, load_checkpoint, save_checkpoint, save_epoch
+from checkpoints import (build_checkpoint, find_latest_checkpoint, load_checkpoint, prepare_save_dir,
+                         save_checkpoint, save_epoch)
 from cli import (HelpFormatter, UserError, add_root_flag, add_training_songs_flag, bounded_number, pick_device,
-                 pick_precision, typed_flags)
+                 pick_precision, StopRequests, typed_flags)
 from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, load_features, split_data
 from distributed import Distributed
-from reports import log_epoch, log_example, open_writer, write_history
+from reports import epoch_line, log_epoch, log_example, open_writer, write_history
 from unet_model import UNet, UNetConfig, count_parameters
 
 
@@ -58,35 +57,6 @@ class L1Loss(nn.Module):
 
 class TrainingError(UserError):
     """A problem that stops training."""
-
-
-class StopRequests:
-    """Ctrl-C and SIGTERM (a cluster's time limit, `kill`) during the epochs: stop at the next step.
-
-    Python's own Ctrl-C raises KeyboardInterrupt wherever the program is; when
-    that is inside a finalizer (a `__del__`), Python prints it and drops it,
-    and the run would go on as if nothing was pressed. So the handler only
-    takes note, and `check()`, called between two steps, raises it; a second
-    Ctrl-C interrupts at once.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self.previous = {sig: signals.signal(sig, self._note) for sig in (signals.SIGINT, signals.SIGTERM)}
-
-    def release(self):
-        """Give the signals back to their previous handlers (the epochs are over)."""
-        for sig, handler in self.previous.items():
-            signals.signal(sig, handler)
-
-    def _note(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def check(self):
-        if self.requested:
-            raise KeyboardInterrupt
 
 
 # --------------------------------------------------------------------------
@@ -350,9 +320,7 @@ def train(args):
 def _train(args, dist, started):
     say = print if dist.is_main else (lambda *a, **k: None)
     if dist.is_main:
-        os.makedirs(args.save_dir, exist_ok=True)
-        for stale in glob.glob(os.path.join(args.save_dir, ".tmp-*")):
-            os.unlink(stale)  # left by a run killed while saving
+        prepare_save_dir(args.save_dir)
     resumed = start_or_resume(args)
     if resumed:
         say(f"Resuming from {resumed['path']} (epoch {resumed['epoch']})")
@@ -411,9 +379,7 @@ def _train(args, dist, started):
                 log_epoch(writer, state["history"][-1], args.epochs, args.figure_every, draw_example)
                 save_epoch(args.save_dir, checkpoint(), epoch, args.epochs, improved, args.checkpoint_every)
                 write_history(args.save_dir, state["history"])
-                print(f"epoch {epoch:3d}/{args.epochs}  train {train_loss:.5f}  valid {valid_loss:.5f}  "
-                      f"best {state['best_valid_loss']:.5f} (epoch {state['best_epoch']})  "
-                      f"{state['history'][-1]['seconds']:5.1f} s  {speed:5.1f} patches/s")
+                print(epoch_line(state, args.epochs))
     except KeyboardInterrupt:
         # The epoch in progress is not counted: --resume runs it again from these weights.
         if dist.is_main:
