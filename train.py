@@ -117,6 +117,8 @@ def build_parser():
                    default=defaults.decoder_activation, help="lab: leaky_relu, paper: relu")
     g.add_argument("--dropout", type=bounded_number(float, 0.0, 0.99), default=defaults.dropout,
                    help="dropout in the first 3 decoder blocks (paper: 0.5)")
+    g.add_argument("--input-compression", choices=("none", "log"), default=defaults.input_compression,
+                   help="what the network sees: the scaled magnitude (lab) or log(1 + 1e4 x) of it")
     return p
 
 
@@ -132,7 +134,7 @@ def model_config_from(args):
     try:
         return UNetConfig(channels=tuple(args.channels), kernel_size=args.kernel_size,
                           batch_norm=args.batch_norm, decoder_activation=args.decoder_activation,
-                          dropout=args.dropout)
+                          dropout=args.dropout, input_compression=args.input_compression)
     except ValueError as err:
         raise TrainingError(f"bad model flags: {err}") from err
 

@@ -109,3 +109,17 @@ def test_lab_self_check_runs(capsys):
     test_unet()
     out = capsys.readouterr().out
     assert "2,410,913" in out and "(2, 513, 128)" in out
+
+
+def test_log_input_compression_keeps_shape_and_range_and_old_configs_load():
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(channels=(4, 8), input_compression="log")).eval()
+    mix = torch.rand(2, 65, 32) * 1e-3
+    mask = model(mix)
+    assert mask.shape == mix.shape and 0 <= mask.min() and mask.max() <= 1
+    # A checkpoint written before the field existed has no such key: it means the lab's "none".
+    stored = UNetConfig(channels=(4, 8)).to_dict()
+    del stored["input_compression"]
+    assert UNetConfig(**stored).input_compression == "none"
+    with pytest.raises(ValueError, match="input_compression"):
+        UNetConfig(input_compression="sqrt")
