@@ -10,7 +10,7 @@ same musdb path as real data.
 
 Each track is decoded once: its mono 8192 Hz STFT (vocals and accompaniment,
 scaled so that the mix peaks at 1) is cached under data/cache, keyed by the
-audio files and every signal_config setting, so later runs never decode audio.
+audio files and every signal setting, so later runs never decode audio.
 """
 
 import argparse
@@ -291,12 +291,12 @@ def _track_files(track):
 
 
 def cache_path(track, signal_config, cache_dir):
-    """The cache file of a track: named after it, keyed by its files and the signal_config settings."""
+    """The cache file of a track: named after it, keyed by its files and the signal settings."""
     files = []
     for path in _track_files(track):
         st = os.stat(path)
         files.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
-    key = json.dumps({"files": files, "signal_config": signal_config.to_dict(), "version": CACHE_VERSION},
+    key = json.dumps({"files": files, "signal": signal_config.to_dict(), "version": CACHE_VERSION},
                      sort_keys=True)
     digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", track.name).strip("_")[:60]

@@ -30,14 +30,13 @@ import os
 import sys
 
 import numpy as np
-import torch
 
-from audio import stft, to_mono, write_audio
+from audio import stft, write_audio
 from checkpoints import load_model
 from cli import HelpFormatter, UserError, add_root_flag, add_song_flags, find_song, pick_device
 from files import atomic_path
-from inference import (DEFAULT_CHECKPOINT, add_reconstruction_flags, apply_mask, mix_magnitude, reconstruct,
-                       separate, synthesis_config)
+from inference import (DEFAULT_CHECKPOINT, add_reconstruction_flags, apply_mask, check_reconstruction_flags,
+                       mix_magnitude, pad_for_synthesis, reconstruct, separate, synthesis_config)
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 TARGETS = ("vocals", "accompaniment")
@@ -63,9 +62,10 @@ def oracle_model_band(mix, vocals, accompaniment, rate, signal_config, reconstru
 def oracle_full_band(mix, vocals, accompaniment, rate):
     """(vocals, accompaniment) from the ideal mask of the mono mix over the full-band STFT at the input's rate."""
     synthesis = synthesis_config(rate)
-    magnitudes = [stft(torch.from_numpy(np.pad(to_mono(source), (0, synthesis.n_fft))), synthesis).abs()
-                  for source in (vocals, accompaniment)]  # (F', T') each, padded as apply_mask pads
-    estimate = apply_mask(mix, ratio_mask(*magnitudes), synthesis)  # (samples, channels)
+    magnitudes = [stft(pad_for_synthesis(source, synthesis).mean(0), synthesis).abs()
+                  for source in (vocals, accompaniment)]  # (F', T') each: the mono sources
+    estimate = apply_mask(pad_for_synthesis(mix, synthesis), ratio_mask(*magnitudes), synthesis)  # (C, n + n_fft)
+    estimate = estimate[:, :mix.shape[0]].numpy().T  # (samples, channels)
     return estimate, mix - estimate
 
 
@@ -85,11 +85,12 @@ def bss_eval(references, estimates, rate):
     scores = {}
     for i, target in enumerate(TARGETS):
         values = {"SDR": sdr[i], "SIR": sir[i], "ISR": isr[i], "SAR": sar[i]}
-        scores[target] = {m: _median(v) for m, v in values.items()}
+        scores[target] = {m: finite_median(v) for m, v in values.items()}
     return scores
 
 
-def _median(values):
+def finite_median(values):
+    """The median of the finite values (BSS Eval gives NaN where a reference is silent), NaN if none."""
     values = np.asarray(values, dtype=np.float64)
     values = values[np.isfinite(values)]  # windows where a reference is silent are undefined
     return float(np.median(values)) if values.size else float("nan")
@@ -116,7 +117,7 @@ def evaluate_track(track, model, signal_config, reconstruction="full", wiener_it
 
 
 def median_over_tracks(per_track):
-    return {method: {target: {m: _median([s[method][target][m] for s in per_track.values()])
+    return {method: {target: {m: finite_median([s[method][target][m] for s in per_track.values()])
                               for m in METRICS} for target in TARGETS} for method in METHODS}
 
 
@@ -157,8 +158,7 @@ def get_args(argv=None):
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--quiet", action="store_true", help="print only the tables and errors")
     args = p.parse_args(argv)
-    if args.reconstruction == "lab" and args.wiener:
-        p.error("--wiener works on the full-band reconstruction only: drop it or --reconstruction lab")
+    check_reconstruction_flags(p, args)
     return args
 
 

@@ -130,7 +130,7 @@ def mix_magnitude(audio, sample_rate, signal_config):
 def analyse(audio, sample_rate, signal_config):
     """Every channel at the model's rate and its complex STFT (the lab's reconstruction).
 
-    The signal_config is padded with n_fft zeros at the end first: with a hop of 3/4
+    The audio is padded with n_fft zeros at the end first: with a hop of 3/4
     of the window, the last samples would otherwise lie under the tail of a
     single window, and the ISTFT of a masked spectrogram would divide them by
     almost nothing.
@@ -222,25 +222,29 @@ def full_band_vocals(audio, sample_rate, mask, signal_config, start=0, wiener_it
     """
     synthesis = synthesis_config(sample_rate)
     offset = start % synthesis.hop_length
-    frames = 1 + (offset + audio.shape[0] + synthesis.n_fft) // synthesis.hop_length  # as in apply_mask
+    padded = pad_for_synthesis(audio, synthesis, offset)  # (C, offset + n + n_fft)
+    frames = 1 + padded.shape[1] // synthesis.hop_length  # of its centred STFT
     mask = interpolate_mask(mask, signal_config, synthesis, frames, offset)  # (F', T')
-    return apply_mask(audio, mask, synthesis, offset, wiener_iterations)
+    return apply_mask(padded, mask, synthesis, wiener_iterations)[:, offset:offset + audio.shape[0]].numpy().T
 
 
-def apply_mask(audio, mask, synthesis, offset=0, wiener_iterations=0):
-    """Vocals (samples, channels) from a mask (freq_bins, frames) over the `synthesis` STFT of each channel.
+def pad_for_synthesis(audio, synthesis, offset=0):
+    """(samples, channels) -> tensor (channels, offset + samples + n_fft), ready for apply_mask.
 
     `offset` zeros in front put the frames on a longer song's grid; n_fft zeros
     at the end keep the last samples under several windows (see `analyse`).
     """
-    n = audio.shape[0]
-    padded = torch.from_numpy(np.pad(audio.T, ((0, 0), (offset, synthesis.n_fft))))  # (C, offset + n + n_fft)
+    return torch.from_numpy(np.pad(audio.T, ((0, 0), (offset, synthesis.n_fft))))
+
+
+def apply_mask(padded, mask, synthesis, wiener_iterations=0):
+    """Vocals (channels, samples) from a mask (freq_bins, frames) over the `synthesis` STFT of each channel."""
     if wiener_iterations:  # the Wiener filter needs every frame at once
         spec = stft(padded, synthesis)  # (C, F', T')
         vocals = istft(wiener_vocals(spec, mask, wiener_iterations), synthesis, padded.shape[1])  # (C, ...)
     else:
         vocals = torch.stack([masked_synthesis(channel, mask, synthesis) for channel in padded])  # (C, ...)
-    return vocals[:, offset:offset + n].numpy().T  # (n, C)
+    return vocals  # (C, samples)
 
 
 def masked_synthesis(waveform, mask, synthesis, chunk_frames=512):
@@ -264,7 +268,7 @@ def masked_synthesis(waveform, mask, synthesis, chunk_frames=512):
     centred = torch.nn.functional.pad(waveform[None, None], (n_fft // 2, n_fft // 2), mode="reflect")[0, 0]
     frames = centred.unfold(0, n_fft, hop)  # (T', n_fft): a view, nothing copied
     total = frames.shape[0]
-    out = torch.zeros(total + overlap - 1, hop)  # the overlap-added signal_config, one hop per row
+    out = torch.zeros(total + overlap - 1, hop)  # the overlap-added samples, one hop per row
     for start in range(0, total, chunk_frames):
         spec = torch.fft.rfft(frames[start:start + chunk_frames] * window)  # (t, F')
         torch.view_as_real(spec).mul_(mask[:, start:start + chunk_frames].T[..., None])  # spec *= mask, in place
@@ -542,9 +546,14 @@ def get_args(argv=None):
     args = p.parse_args(argv)
     if args.no_plot and args.show:
         p.error("--show and --no-plot contradict each other")
-    if args.reconstruction == "lab" and args.wiener:
-        p.error("--wiener works on the full-band reconstruction only: drop it or --reconstruction lab")
+    check_reconstruction_flags(p, args)
     return args
+
+
+def check_reconstruction_flags(parser, args):
+    """Refuse --wiener with --reconstruction lab, as a usage error (exit 2)."""
+    if args.reconstruction == "lab" and args.wiener:
+        parser.error("--wiener works on the full-band reconstruction only: drop it or --reconstruction lab")
 
 
 def add_reconstruction_flags(parser):

@@ -169,14 +169,10 @@ def zero_above_model_band(interpolate_mask):
     return wrapped
 
 
-def median(values):
-    from evaluate import _median
-    return _median(values)
-
-
 def score_models(checkpoints, sets, methods, with_high_band=False, quiet=False):
     """{method: {set: [per-model median over songs of {metric: dB}]}} and {method: seconds per song-minute}."""
     import inference
+    from evaluate import finite_median
 
     results, seconds = {}, {}
     for checkpoint in checkpoints:
@@ -192,7 +188,7 @@ def score_models(checkpoints, sets, methods, with_high_band=False, quiet=False):
                         elapsed = time.perf_counter() - start
                         seconds.setdefault(method, []).append(elapsed / (len(song[2]) / song[1] / 60))
                         per_song.append(score(song, estimate, with_high_band))
-                    summary = {m: median([s[m] for s in per_song]) for m in per_song[0]}
+                    summary = {m: finite_median([s[m] for s in per_song]) for m in per_song[0]}
                     results.setdefault(method, {}).setdefault(set_name, []).append(summary)
                     if not quiet:
                         print(f"{os.path.relpath(checkpoint, ROOT)}  {method:32} {set_name:6} "
@@ -203,12 +199,14 @@ def score_models(checkpoints, sets, methods, with_high_band=False, quiet=False):
 
 
 def score_oracles(sets, signal_config, with_high_band=False):
+    from evaluate import finite_median
+
     results = {}
     for set_name, songs in sets.items():
         per_song = [{method: score(song, estimate, with_high_band)
                      for method, estimate in oracle_estimates(song, signal_config).items()} for song in songs]
         for method in ORACLE_METHODS:
-            summary = {m: median([s[method][m] for s in per_song]) for m in per_song[0][method]}
+            summary = {m: finite_median([s[method][m] for s in per_song]) for m in per_song[0][method]}
             results.setdefault(method, {})[set_name] = [summary]
     return results
 
