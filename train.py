@@ -70,7 +70,11 @@ def build_parser():
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=bounded_number(int, 1, 100_000), default=20, help="total number of epochs")
     g.add_argument("--batch-size", type=bounded_number(int, 1, 4096), default=16, help="patches per batch")
-    g.add_argument("--lr", type=bounded_number(float, 0.0, 1.0, low_open=True), default=1e-3, help="Adam learning rate")
+    g.add_argument("--lr", type=bounded_number(float, 0.0, 1.0, low_open=True), default=1e-3,
+                   help="Adam learning rate (the peak one with --lr-schedule cosine)")
+    g.add_argument("--lr-schedule", choices=("plateau", "cosine"), default="plateau",
+                   help="plateau: halve the rate after 3 epochs without a better validation loss; cosine: "
+                        "warm up over the first epoch, then decay to 1/100 of --lr by the last step")
     g.add_argument("--samples-per-track", type=bounded_number(int, 1, 100_000), default=48,
                    help="random patches drawn from each training song per epoch")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
@@ -152,12 +156,13 @@ def seed_everything(seed):
 # --------------------------------------------------------------------------
 
 def train_one_epoch(model, loader, optimizer, loss_fn, device, *, epoch, step, amp_dtype=None,
-                    max_batches=None, on_step=None, progress=False):
+                    max_batches=None, step_scheduler=None, on_step=None, progress=False):
     """One pass over the training patches.
 
     Args:
         epoch, step: the epoch being run (from 1) and the global step count so far.
         amp_dtype: torch.bfloat16 for autocast, None for fp32.
+        step_scheduler: a learning-rate schedule stepped after every batch (cosine), or None.
         on_step: called as on_step(loss, step) after every step (TensorBoard).
     Returns:
         (mean loss, patches per second, the new global step count).
@@ -182,6 +187,8 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, *, epoch, step, a
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if step_scheduler:
+            step_scheduler.step()
 
         step += 1
         total += value * len(mix_mag)
@@ -257,13 +264,34 @@ def prepare_data(args, signal_config, dist):
     return train_loader, valid_loader, valid_set, valid_features[0], sampler
 
 
-def build_training(args, model_config, device, resumed):
+def build_scheduler(optimizer, args, steps_per_epoch):
+    """The learning-rate schedule: per epoch on the validation loss (plateau), or per step (cosine).
+
+    Cosine warms up linearly over the first epoch (Adam's early steps on a
+    freshly initialised BatchNorm network are the unsteady ones), then follows
+    half a cosine from --lr down to --lr / 100 at the last step, so the last
+    epochs make small, steady changes and the validation loss settles.
+    """
+    if args.lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+    warmup, total = steps_per_epoch, args.epochs * steps_per_epoch
+
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def build_training(args, model_config, device, resumed, steps_per_epoch):
     """(model, optimizer, scheduler, run state), fresh or as the resumed checkpoint left them."""
     model = UNet(model_config).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
+    scheduler = build_scheduler(optimizer, args, steps_per_epoch)
     state = new_run_state(args.save_dir)
     if resumed:
         model.load_state_dict(resumed["model"])
@@ -334,7 +362,9 @@ def _train(args, dist, started):
     train_loader, valid_loader, valid_set, example, sampler = prepare_data(args, signal_config, dist)
     example = crop(example, 0, signal_config.patch_frames)  # a fixed validation patch for the figure
 
-    model, optimizer, scheduler, state = build_training(args, model_config, device, resumed)
+    steps_per_epoch = min(len(train_loader), args.max_batches or len(train_loader))
+    model, optimizer, scheduler, state = build_training(args, model_config, device, resumed, steps_per_epoch)
+    per_step = args.lr_schedule == "cosine"
     if resumed and dist.world == 1:
         torch.set_rng_state(resumed["rng"])
     amp_dtype, loss_fn = pick_precision(args.precision, device), L1Loss()
@@ -370,11 +400,13 @@ def _train(args, dist, started):
                 sampler.set_epoch(epoch - 1)
             train_loss, speed, state["step"] = train_one_epoch(
                 replica, train_loader, optimizer, loss_fn, device, epoch=epoch, step=state["step"],
-                amp_dtype=amp_dtype, max_batches=args.max_batches, on_step=on_step, progress=progress)
+                amp_dtype=amp_dtype, max_batches=args.max_batches, step_scheduler=scheduler if per_step else None,
+                on_step=on_step, progress=progress)
             valid_loss = validate(model, valid_loader, loss_fn, device, progress=progress)
             stop.check()
             train_loss, valid_loss, speed = dist.agree(train_loss, valid_loss, speed)
-            scheduler.step(valid_loss)
+            if not per_step:
+                scheduler.step(valid_loss)
             improved = record_epoch(state, train_loss, valid_loss, speed, optimizer.param_groups[0]["lr"],
                                     time.time() - start)
             if dist.is_main:
