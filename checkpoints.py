@@ -18,7 +18,7 @@ import os
 import torch
 
 from audio import SignalConfig
-from cli import UserError
+from cli import UserError, pasteable, runnable
 from files import atomic_path
 from unet_model import UNet, UNetConfig
 
@@ -74,7 +74,8 @@ def load_checkpoint(path):
                               f"e.g. --checkpoint {os.path.join(path, 'best_model.pth')}")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {os.path.abspath(path)} does not exist: train a model first "
-                              "with `python train.py`, or pass --checkpoint")
+                              f"with `{runnable()} {pasteable(os.path.join(os.path.dirname(__file__), 'train.py'))}`, "
+                              "or pass --checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

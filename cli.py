@@ -11,7 +11,11 @@ and ends as `error: <message>` and exit code 1, never a traceback.
 """
 
 import argparse
+import os
+import shlex
+import shutil
 import signal
+import sys
 
 
 class UserError(Exception):
@@ -105,6 +109,30 @@ def typed_flags(parser, argv):
     finally:
         for action, default in saved:
             action.default = default
+
+
+def runnable(program="python"):
+    """How to spell `program` in a command we print, so that it runs as pasted.
+
+    `program` is "python" (this interpreter) or a tool installed beside it
+    (tensorboard, torchrun). The README's quickstart calls .venv/bin/python
+    without activating the environment, where a bare `python` would be the
+    system's (no torch) and `tensorboard` would not be found: so the bare name
+    only when PATH finds this very environment's, else its path.
+    """
+    folder = os.path.dirname(os.path.abspath(sys.executable))
+    own = sys.executable if program == "python" else os.path.join(folder, program)
+    found = shutil.which(program)
+    if (found and os.path.dirname(os.path.abspath(found)) == folder) or not os.path.exists(own):
+        return program
+    word = pasteable(own)
+    return word if os.sep in word else os.path.join(".", word)  # a program in this very folder
+
+
+def pasteable(path):
+    """`path` as a shell word that works from here: relative below the current folder, else absolute."""
+    relative = os.path.relpath(path)
+    return shlex.quote(os.path.abspath(path) if relative.startswith("..") else relative)
 
 
 def pick_device(force_cpu=False):

@@ -25,6 +25,7 @@ in a single process.
 import argparse
 import math
 import os
+import shlex
 import sys
 import time
 from datetime import datetime
@@ -37,7 +38,7 @@ from audio import SignalConfig
 from checkpoints import (build_checkpoint, find_latest_checkpoint, load_checkpoint, prepare_save_dir,
                          save_checkpoint, save_epoch)
 from cli import (HelpFormatter, UserError, add_root_flag, add_training_songs_flag, bounded_number, pick_device,
-                 pick_precision, StopRequests, typed_flags)
+                 pasteable, pick_precision, runnable, StopRequests, typed_flags)
 from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, load_features, split_data
 from distributed import Distributed
 from reports import epoch_line, log_epoch, log_example, open_writer, write_history
@@ -329,8 +330,8 @@ def summary(state, args, started):
         lines.append("That is no better than a constant mask: the model has not learned; "
                      "train longer, or see docs/troubleshooting.md.")
     lines.append(f"Checkpoints in {os.path.join(args.save_dir, '')}, loss curve in "
-                 f"{os.path.join(args.save_dir, 'loss_curve.png')}; TensorBoard: tensorboard --logdir "
-                 f"{os.path.join(args.save_dir, 'logs')}")
+                 f"{os.path.join(args.save_dir, 'loss_curve.png')}; TensorBoard: {runnable('tensorboard')} --logdir "
+                 f"{shlex.quote(os.path.join(args.save_dir, 'logs'))}")
     return "\n".join(lines)
 
 
@@ -421,7 +422,7 @@ def _train(args, dist, started):
             save_checkpoint(last, checkpoint())
             writer.close()
             print(f"\nInterrupted: saved {last} after {state['epoch']} epoch{'' if state['epoch'] == 1 else 's'}; "
-                  f"continue with: python train.py --resume --save-dir {args.save_dir}")
+                  f"continue with: {runnable()} {pasteable(__file__)} --resume --save-dir {shlex.quote(args.save_dir)}")
         sys.exit(130)
     stop.release()
 

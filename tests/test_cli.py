@@ -1,13 +1,16 @@
 """cli.py: the flag types every script uses, the song lookup, the aliases of old flag names."""
 
 import argparse
+import os
+import shlex
+import sys
 from types import SimpleNamespace
 
 import pytest
 
 import evaluate
 import inference
-from cli import UserError, bounded_number, find_song, positive_int_or_all
+from cli import UserError, bounded_number, find_song, pasteable, positive_int_or_all, runnable
 
 
 @pytest.mark.parametrize("kind, low, high, low_open, text, expected", [
@@ -65,3 +68,15 @@ def test_old_flag_spellings_still_work(old, new):
     assert vars(evaluate.get_args(as_typed)) == vars(evaluate.get_args(canonical))
     if "n-" not in old:
         assert inference.get_args(as_typed).songs == ["Toy Song test 01"]
+
+
+def test_printed_commands_run_as_pasted_with_or_without_the_environment_active(monkeypatch, tmp_path):
+    folder = os.path.dirname(os.path.abspath(sys.executable))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # not activated: the interpreter and its tools by path
+    assert runnable() == shlex.quote(os.path.abspath(sys.executable))
+    assert runnable("tensorboard") == shlex.quote(os.path.join(folder, "tensorboard"))
+    monkeypatch.setenv("PATH", folder)  # activated: the bare names find the same programs
+    assert runnable("tensorboard") == "tensorboard"
+    assert pasteable(tmp_path / "a b" / "c.pth") == "'a b/c.pth'"
+    assert pasteable("/elsewhere/c.pth") == "/elsewhere/c.pth"

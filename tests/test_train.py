@@ -3,6 +3,7 @@
 import csv
 import glob
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -165,10 +166,16 @@ def test_killed_run_leaves_loadable_checkpoints_and_resumes(toy_root, tmp_path, 
     done = max(load_checkpoint(path)["epoch"] for path in glob.glob(str(save_dir / "*.pth")))
     assert 2 <= done < 40
 
-    resumed = subprocess.run([*command[:2], "--resume", "--save-dir", str(save_dir), "--epochs", str(done + 1),
-                              "--quiet", "--root", toy_root, "--cache-dir", str(tmp_path / "cache")],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    more = f"--epochs {done + 1} --quiet --root {shlex.quote(toy_root)} --cache-dir {tmp_path / 'cache'}"
+    if sig == signal.SIGINT:  # the printed hint runs as pasted, in a shell where this environment is not active
+        resume = output.split("continue with: ")[1].splitlines()[0]
+    else:
+        resume = f"{shlex.quote(sys.executable)} {os.path.join(PROJECT, 'train.py')} --resume --save-dir {save_dir}"
+    resumed = subprocess.run(f"{resume} {more}", shell=True, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120, env=dict(os.environ, PATH="/usr/bin:/bin"))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    tensorboard = resumed.stdout.split("TensorBoard: ")[1].split(" --logdir")[0]
+    assert os.access(os.path.join(tmp_path, tensorboard), os.X_OK), tensorboard  # also as printed
     assert load_checkpoint(str(save_dir / "final_model.pth"))["epoch"] == done + 1
     assert not glob.glob(str(save_dir / ".tmp-*"))
 
