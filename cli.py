@@ -135,6 +135,18 @@ def pasteable(path):
     return shlex.quote(os.path.abspath(path) if relative.startswith("..") else relative)
 
 
+def progress_bar(items, quiet=False, **tqdm_args):
+    """A tqdm bar over `items` on a terminal only.
+
+    Written to a pipe or a log file, a bar's carriage-return frames pile up
+    into one huge line; the scripts print their own per-epoch or per-file
+    lines anyway, so there the bar is simply off.
+    """
+    from tqdm import tqdm
+
+    return tqdm(items, disable=quiet or not sys.stderr.isatty(), **tqdm_args)
+
+
 def pick_device(force_cpu=False):
     """CUDA, then Apple MPS, then CPU (`force_cpu`: always the CPU)."""
     import torch
@@ -164,6 +176,29 @@ def pick_precision(choice, device):
     native = [getattr(torch.cpu, name, lambda: False)() for name in
               ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     return torch.bfloat16 if any(native) else None
+
+
+def describe_device(device, amp_dtype):
+    """'Device: ...': where the run computes, what kind of machine that is, and in which precision.
+
+    Speeds differ 3-4x between CPU classes (AVX512 against AVX2 only), so the
+    capability PyTorch dispatches to is part of every timing we report.
+    """
+    import torch
+
+    if device.type == "cuda":
+        where = f"cuda ({torch.cuda.get_device_name(device)})"
+    elif device.type == "cpu":
+        where = f"cpu ({torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)"
+    else:
+        where = device.type
+    if amp_dtype is not None:
+        precision = "bf16 autocast"
+    elif device.type == "cpu":
+        precision = "fp32" if pick_precision("auto", device) is None else "fp32 (bf16 would be native here)"
+    else:
+        precision = "fp32"
+    return f"Device: {where}, {precision}"
 
 
 class StopRequests:

@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from audio import NO_FFMPEG, AudioError, SignalConfig, find_ffmpeg, magnitude_scale, read_audio, resample, stft, to_mono
-from cli import HelpFormatter, UserError, add_root_flag, add_training_songs_flag, typed_flags
+from cli import HelpFormatter, UserError, add_root_flag, add_training_songs_flag, progress_bar, typed_flags
 from files import atomic_path, make_readable
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -473,10 +473,7 @@ def best_constant_mask_loss(dataset):
 # --------------------------------------------------------------------------
 
 def _progress(items, desc, quiet):
-    if quiet or len(items) == 0:
-        return items
-    from tqdm import tqdm
-    return tqdm(items, desc=desc, unit="track")
+    return progress_bar(items, quiet or len(items) == 0, desc=desc, unit="track")
 
 
 def summarize(split, signal_config, cache_dir):

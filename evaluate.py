@@ -33,7 +33,7 @@ import numpy as np
 
 from audio import stft, write_audio
 from checkpoints import load_model
-from cli import HelpFormatter, UserError, add_root_flag, add_song_flags, find_song, pick_device
+from cli import HelpFormatter, UserError, add_root_flag, add_song_flags, find_song, pick_device, progress_bar
 from files import atomic_path
 from inference import (DEFAULT_CHECKPOINT, add_reconstruction_flags, apply_mask, check_reconstruction_flags,
                        mix_magnitude, pad_for_synthesis, reconstruct, separate, synthesis_config)
@@ -175,13 +175,11 @@ def pick_tracks(args):
 
 def main(argv=None):
     args = get_args(argv)
-    from tqdm import tqdm
-
     try:
         model, signal_config = load_model(args.checkpoint, pick_device(args.cpu))
         root, tracks = pick_tracks(args)
         per_track = {}
-        for track in tqdm(tracks, desc="scoring", unit="song", disable=args.quiet):
+        for track in progress_bar(tracks, args.quiet, desc="scoring", unit="song"):
             scores, estimates = evaluate_track(track, model, signal_config, args.reconstruction, args.wiener)
             if scores is None:
                 print(f"Skipping {track.name}: its vocals or accompaniment is silent, where BSS Eval "

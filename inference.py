@@ -43,7 +43,8 @@ import torch
 
 from audio import AudioError, SignalConfig, istft, magnitude_scale, open_audio, resample, stft, to_mono
 from checkpoints import load_model
-from cli import HelpFormatter, UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device
+from cli import (HelpFormatter, UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device,
+                 progress_bar)
 from files import atomic_path
 
 DEFAULT_CHECKPOINT = os.path.join("checkpoints", "best_model.pth")
@@ -447,8 +448,6 @@ def separate_file(model, signal_config, path, out_dir, plot=True, show=False, qu
     `reconstruction` and `wiener_iterations` are separate()'s.
     Returns the list of files written.
     """
-    from tqdm import tqdm
-
     paths = [os.path.join(out_dir, name) for name in ("vocals.wav", "accompaniment.wav")]
     with open_audio(path) as f, contextlib.ExitStack() as outputs:
         rate, channels, n = f.samplerate, f.channels, f.frames
@@ -466,8 +465,8 @@ def separate_file(model, signal_config, path, out_dir, plot=True, show=False, qu
         blocks = plan_blocks(n, rate, signal_config)
         scale = song_scale(f, blocks, signal_config) if len(blocks) > 1 else None
         first = None
-        for start, end, lo, hi in tqdm(blocks, desc=os.path.basename(path), unit="block",
-                                       disable=quiet or len(blocks) == 1):
+        for start, end, lo, hi in progress_bar(blocks, quiet or len(blocks) == 1, desc=os.path.basename(path),
+                                           unit="block"):
             chunk = read_block(f, lo, hi)
             if chunk.shape[0] != hi - lo:
                 raise AudioError(f"{path} ends before its header says (truncated file?)")

@@ -81,8 +81,16 @@ def write_history(save_dir, history):
 
 
 def epoch_line(state, epochs):
-    """The console line of the epoch just recorded in `state`."""
+    """The console line of the epoch just recorded in `state`, with the time the run still needs.
+
+    The estimate is the mean of the last 5 epochs (the first one is often
+    slower: caches, allocator, CPU clocks) times the epochs left.
+    """
     row = state["history"][-1]
+    recent = [r["seconds"] for r in state["history"][-5:]]
+    left = (epochs - row["epoch"]) * sum(recent) / len(recent)
+    eta = "" if row["epoch"] >= epochs else f"  about {left:.0f} s left" if left < 90 else \
+        f"  about {left / 60:.1f} min left"
     return (f"epoch {row['epoch']:3d}/{epochs}  train {row['train_loss']:.5f}  valid {row['valid_loss']:.5f}  "
             f"best {state['best_valid_loss']:.5f} (epoch {state['best_epoch']})  "
-            f"{row['seconds']:5.1f} s  {row['patches_per_s']:5.1f} patches/s")
+            f"{row['seconds']:5.1f} s  {row['patches_per_s']:5.1f} patches/s{eta}")

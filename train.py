@@ -37,8 +37,8 @@ import torch.nn as nn
 from audio import SignalConfig
 from checkpoints import (build_checkpoint, find_latest_checkpoint, load_checkpoint, prepare_save_dir,
                          save_checkpoint, save_epoch)
-from cli import (HelpFormatter, UserError, add_root_flag, add_training_songs_flag, bounded_number, pick_device,
-                 pasteable, pick_precision, runnable, StopRequests, typed_flags)
+from cli import (HelpFormatter, StopRequests, UserError, add_root_flag, add_training_songs_flag, bounded_number,
+                 describe_device, pasteable, pick_device, pick_precision, progress_bar, runnable, typed_flags)
 from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, load_features, split_data
 from distributed import Distributed
 from reports import epoch_line, log_epoch, log_example, open_writer, write_history
@@ -96,7 +96,8 @@ def build_parser():
                    help="continue a run: a checkpoint path, or no value for the newest in --save-dir")
     g.add_argument("--max-batches", type=bounded_number(int, 1, 10**9), default=None,
                    help="stop each epoch after this many batches (quick checks)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--quiet", action="store_true",
+                   help="no progress bars (they show only on a terminal anyway); the epoch lines stay")
 
     g = p.add_argument_group("data")
     add_root_flag(g)
@@ -168,11 +169,9 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, *, epoch, step, a
     Returns:
         (mean loss, patches per second, the new global step count).
     """
-    from tqdm import tqdm
-
     model.train()
     total, count, start = 0.0, 0, time.time()
-    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="batch")
+    bar = progress_bar(loader, not progress, desc=f"epoch {epoch}", leave=False, unit="batch")
     for i, (mix_mag, vocals_mag) in enumerate(bar):
         if max_batches and i >= max_batches:
             break
@@ -203,11 +202,9 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, *, epoch, step, a
 @torch.inference_mode()
 def validate(model, loader, loss_fn, device, progress=False):
     """Mean validation loss over the fixed validation tiling."""
-    from tqdm import tqdm
-
     model.eval()
     total, count = 0.0, 0
-    for mix_mag, vocals_mag in tqdm(loader, desc="validation", leave=False, disable=not progress, unit="batch"):
+    for mix_mag, vocals_mag in progress_bar(loader, not progress, desc="validation", leave=False, unit="batch"):
         mix_mag, vocals_mag = mix_mag.to(device), vocals_mag.to(device)  # (B, F, T) each
         total += loss_fn(model(mix_mag), mix_mag, vocals_mag).item() * len(mix_mag)
         count += len(mix_mag)
@@ -360,6 +357,8 @@ def _train(args, dist, started):
     # Each process draws its own random patches; a resumed run draws new ones.
     seed_everything(args.seed + (resumed["epoch"] if resumed else 0) + 1000 * dist.rank)
     device = dist.device(pick_device(args.cpu))
+    amp_dtype, loss_fn = pick_precision(args.precision, device), L1Loss()
+    say(describe_device(device, amp_dtype) + (f", {dist.world} processes" if dist.world > 1 else ""))
     train_loader, valid_loader, valid_set, example, sampler = prepare_data(args, signal_config, dist)
     example = crop(example, 0, signal_config.patch_frames)  # a fixed validation patch for the figure
 
@@ -368,9 +367,7 @@ def _train(args, dist, started):
     per_step = args.lr_schedule == "cosine"
     if resumed and dist.world == 1:
         torch.set_rng_state(resumed["rng"])
-    amp_dtype, loss_fn = pick_precision(args.precision, device), L1Loss()
-    say(f"Model: {count_parameters(model):,} parameters, {model_config}; device {device}, "
-        f"{'bf16 autocast' if amp_dtype else 'fp32'}" + (f", {dist.world} processes" if dist.world > 1 else ""))
+    say(f"Model: {count_parameters(model):,} parameters, {model_config}")
     state["run_dir"] = dist.share(state["run_dir"])  # one TensorBoard folder: rank 0's name
     replica = dist.wrap(model, device)  # the model itself, or under torchrun its DistributedDataParallel wrapper
     if state["epoch"] >= args.epochs:
