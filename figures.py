@@ -15,7 +15,7 @@ def relative_db(magnitude, reference):
     return 20 * torch.log10(magnitude / reference + 1e-10)
 
 
-def spectrogram_figure(mix, panels, seconds, max_hz, columns=False, title=None, interactive=False):
+def spectrogram_figure(mix, panels, seconds, max_hz, grid=False, title=None, interactive=False):
     """A matplotlib figure of spectrogram panels sharing their time and frequency axes.
 
     Args:
@@ -23,7 +23,8 @@ def spectrogram_figure(mix, panels, seconds, max_hz, columns=False, title=None, 
             of every magnitude panel.
         panels: [(title, tensor (freq_bins, frames), "magnitude" or "mask")].
         seconds, max_hz: the extent of the time and frequency axes.
-        columns: panels side by side (TensorBoard) instead of stacked (a report page).
+        grid: panels on a 2-column grid, wide enough to read where TensorBoard
+            shows it at its card's width, instead of stacked (a report page).
         interactive: keep matplotlib's window backend, for plt.show().
     """
     import matplotlib
@@ -32,8 +33,10 @@ def spectrogram_figure(mix, panels, seconds, max_hz, columns=False, title=None, 
     import matplotlib.pyplot as plt
 
     reference = float(mix.max()) or 1.0
-    shape = (1, len(panels)) if columns else (len(panels), 1)
-    size = (4.5 * len(panels), 4) if columns else (12, 3 * len(panels))
+    rows = -(-len(panels) // 2) if grid else len(panels)
+    shape = (rows, 2) if grid else (rows, 1)
+    # On the grid: a small figure, so that its text stays legible scaled down to a card's ~350 pixels.
+    size = (6.4, 2.7 * rows) if grid else (12, 3 * rows)
     fig, axes = plt.subplots(*shape, figsize=size, sharex=True, sharey=True, squeeze=False)
     for ax, (name, image, kind) in zip(axes.flat, panels):
         if kind == "mask":
@@ -44,6 +47,8 @@ def spectrogram_figure(mix, panels, seconds, max_hz, columns=False, title=None, 
         im = ax.imshow(data.numpy(), origin="lower", aspect="auto", extent=[0, seconds, 0, max_hz], **style)
         ax.set_title(name)
         fig.colorbar(im, ax=ax, label=unit, pad=0.01)
+    for ax in axes.flat[len(panels):]:  # an odd number of panels on the grid
+        ax.remove()
     for ax in axes[:, 0]:
         ax.set_ylabel("frequency (Hz)")
     for ax in axes[-1, :]:

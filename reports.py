@@ -1,12 +1,19 @@
 """What a training run writes for its reader: TensorBoard, history.csv and loss_curve.png.
 
-TensorBoard (one run folder per run, kept on --resume):
-    loss/train_step      every batch
-    loss/train, loss/valid, lr, throughput/patches_per_s    every epoch
-    loss/valid_constant_mask    the baseline, once
-    validation/mix_mask_vocals  figure of a fixed validation patch (epoch 1, every --figure-every, last)
-    validation/estimated_vocals that patch's estimated vocals, as audio
-    config (text) and hparams   the run's flags and its best validation loss
+TensorBoard: one folder per run (kept on --resume), laid out for a lab report.
+The run's three loss lines are three sub-runs, train/, valid/ and
+constant_mask/, writing the same tag, so TensorBoard draws them on one chart:
+
+    loss/per epoch (x 1e-3)       train, valid and constant_mask (the baseline)
+    loss/per step (x 1e-3)        train, every batch
+    training/learning rate, training/patches per second       per epoch
+    figures/loss curve            loss_curve.png's figure (all epochs, best marked)
+    figures/mix, mask, vocals     a fixed validation patch (epoch 1, every --figure-every, last)
+    figures/estimated vocals      that patch's estimated vocals, as audio
+    config                        the run's flags (text, once)
+
+Losses are shown x 1000 (0.85 for 0.00085): TensorBoard's axis labels are
+cut off for numbers as small as the raw ones.
 """
 
 import csv
@@ -19,33 +26,59 @@ import torch
 from audio import istft
 from files import atomic_path
 
+LOSS_SCALE = 1000
+LINES = ("train", "valid", "constant_mask")
 
-def open_writer(state, run_config, model_config, signal_config, resumed):
-    """The run's TensorBoard writer; a new run also gets config.json, the flags as text and the baseline."""
-    from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(state["run_dir"])
+class RunLog:
+    """The TensorBoard writers of one run: the run's own folder and its three loss lines."""
+
+    def __init__(self, run_dir):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run = SummaryWriter(run_dir)
+        self.lines = {name: SummaryWriter(os.path.join(run_dir, name)) for name in LINES}
+
+    def step(self, loss, step):
+        self.lines["train"].add_scalar("loss/per step (x 1e-3)", loss * LOSS_SCALE, step)
+
+    def flush(self):
+        for writer in (self.run, *self.lines.values()):
+            writer.flush()
+
+    def close(self):
+        for writer in (self.run, *self.lines.values()):
+            writer.close()
+
+
+def open_run_log(state, run_config, model_config, signal_config, resumed):
+    """The run's TensorBoard log; a new run also gets config.json and its flags as text."""
+    log = RunLog(state["run_dir"])
     if not resumed:
         with open(os.path.join(state["run_dir"], "config.json"), "w") as f:
             json.dump({"args": run_config, "model": model_config.to_dict(), "signal": signal_config.to_dict()},
                       f, indent=2)
-        writer.add_text("config", "```\n" + json.dumps(run_config, indent=2) + "\n```", 0)
-        writer.add_scalar("loss/valid_constant_mask", state["constant_mask_loss"], 0)
-    return writer
+        log.run.add_text("config", "```\n" + json.dumps(run_config, indent=2) + "\n```", 0)
+    return log
 
 
-def log_epoch(writer, row, epochs, figure_every, draw_example):
-    """The epoch's scalars, and every `figure_every` epochs the example figure and audio."""
+def log_epoch(log, history, epochs, figure_every, draw_example):
+    """The epoch's scalars, and every `figure_every` epochs the figures and the audio."""
+    from figures import loss_curve_figure
+
+    row = history[-1]
     epoch = row["epoch"]
-    for tag, key in (("loss/train", "train_loss"), ("loss/valid", "valid_loss"), ("lr", "lr"),
-                     ("throughput/patches_per_s", "patches_per_s")):
-        writer.add_scalar(tag, row[key], epoch)
+    for line, key in zip(LINES, ("train_loss", "valid_loss", "constant_mask_loss")):
+        log.lines[line].add_scalar("loss/per epoch (x 1e-3)", row[key] * LOSS_SCALE, epoch)
+    log.run.add_scalar("training/learning rate", row["lr"], epoch)
+    log.run.add_scalar("training/patches per second", row["patches_per_s"], epoch)
     if epoch == 1 or epoch % figure_every == 0 or epoch == epochs:
+        log.run.add_figure("figures/loss curve", loss_curve_figure(history), epoch)
         draw_example(epoch)
-    writer.flush()
+    log.flush()
 
 
-def log_example(writer, model, patch, signal_config, device, epoch):
+def log_example(log, model, patch, signal_config, device, epoch):
     """Figure of mix / predicted mask / estimated vocals / true vocals for one
     fixed validation patch, plus the estimated vocals as audio (mix phase)."""
     from figures import spectrogram_figure
@@ -56,13 +89,13 @@ def log_example(writer, model, patch, signal_config, device, epoch):
     with torch.inference_mode():
         mask = model(mix_spec.abs()[None].to(device))[0].float().cpu()  # (F, T)
     panels = [("mix", mix_spec.abs(), "magnitude"), ("predicted mask", mask, "mask"),
-              ("estimated vocals", mask * mix_spec.abs(), "magnitude"), ("true vocals", vocals_spec.abs(), "magnitude")]
+              ("figures/estimated vocals", mask * mix_spec.abs(), "magnitude"), ("true vocals", vocals_spec.abs(), "magnitude")]
     seconds = patch.shape[-1] * signal_config.hop_length / signal_config.sample_rate
-    fig = spectrogram_figure(mix_spec.abs(), panels, seconds, signal_config.sample_rate / 2, columns=True)
-    writer.add_figure("validation/mix_mask_vocals", fig, epoch)
+    fig = spectrogram_figure(mix_spec.abs(), panels, seconds, signal_config.sample_rate / 2, grid=True)
+    log.run.add_figure("figures/mix, mask, vocals", fig, epoch)
     waveform = istft(mask * mix_spec, signal_config, length=(patch.shape[-1] - 1) * signal_config.hop_length)
     peak = waveform.abs().max().clamp(min=1e-8)
-    writer.add_audio("validation/estimated_vocals", (waveform / peak)[None], epoch,  # (1, samples)
+    log.run.add_audio("figures/estimated vocals", (waveform / peak)[None], epoch,  # (1, samples)
                      sample_rate=signal_config.sample_rate)
 
 

@@ -41,7 +41,7 @@ from cli import (HelpFormatter, StopRequests, UserError, add_root_flag, add_trai
                  describe_device, pasteable, pick_device, pick_precision, progress_bar, runnable, typed_flags)
 from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, load_features, split_data
 from distributed import Distributed
-from reports import epoch_line, log_epoch, log_example, open_writer, write_history
+from reports import epoch_line, log_epoch, log_example, open_run_log, write_history
 from unet_model import UNet, UNetConfig, count_parameters
 
 
@@ -377,8 +377,8 @@ def _train(args, dist, started):
         state["constant_mask_loss"], c = best_constant_mask_loss(valid_set)
         say(f"Validation loss of the best constant mask (c = {c:.3f}): {state['constant_mask_loss']:.5f}")
     run_config = {k: v for k, v in vars(args).items() if k != "explicit"}
-    writer = open_writer(state, run_config, model_config, signal_config, resumed) if dist.is_main else None
-    draw_example = lambda epoch: log_example(writer, model, example, signal_config, device, epoch)  # noqa: E731
+    log = open_run_log(state, run_config, model_config, signal_config, resumed) if dist.is_main else None
+    draw_example = lambda epoch: log_example(log, model, example, signal_config, device, epoch)  # noqa: E731
     checkpoint = lambda: build_checkpoint(  # noqa: E731
         model, model_config, signal_config, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
         args=run_config, rng=torch.get_rng_state(), **state)
@@ -387,8 +387,8 @@ def _train(args, dist, started):
     stop = StopRequests()  # Ctrl-C or SIGTERM: save, then exit (below)
 
     def on_step(loss, step):
-        if writer:
-            writer.add_scalar("loss/train_step", loss, step)
+        if log:
+            log.step(loss, step)
         stop.check()
 
     try:
@@ -408,7 +408,7 @@ def _train(args, dist, started):
             improved = record_epoch(state, train_loss, valid_loss, speed, optimizer.param_groups[0]["lr"],
                                     time.time() - start)
             if dist.is_main:
-                log_epoch(writer, state["history"][-1], args.epochs, args.figure_every, draw_example)
+                log_epoch(log, state["history"], args.epochs, args.figure_every, draw_example)
                 save_epoch(args.save_dir, checkpoint(), epoch, args.epochs, improved, args.checkpoint_every)
                 write_history(args.save_dir, state["history"])
                 print(epoch_line(state, args.epochs))
@@ -417,17 +417,14 @@ def _train(args, dist, started):
         if dist.is_main:
             last = os.path.join(args.save_dir, "last_model.pth")
             save_checkpoint(last, checkpoint())
-            writer.close()
+            log.close()
             print(f"\nInterrupted: saved {last} after {state['epoch']} epoch{'' if state['epoch'] == 1 else 's'}; "
                   f"continue with: {runnable()} {pasteable(__file__)} --resume --save-dir {shlex.quote(args.save_dir)}")
         sys.exit(130)
     stop.release()
 
-    if writer:
-        writer.add_hparams({k: str(v) if isinstance(v, (list, tuple)) or v is None else v
-                            for k, v in run_config.items()},
-                           {"hparam/best_valid_loss": state["best_valid_loss"]}, run_name=".")
-        writer.close()
+    if log:
+        log.close()
     say(summary(state, args, started))
     return state["history"]
 

@@ -95,6 +95,24 @@ def test_non_finite_loss_stops_with_a_clear_message():
                               torch.device("cpu"), epoch=1, step=0)
 
 
+def check_tensorboard(run_dir, epochs):
+    """The lab-report layout: three loss lines on one chart, each with a point per epoch (no single-dot
+    cards, nothing twice after a resume), the figures, the audio, the flags once."""
+    lines = {name: read_events(os.path.join(run_dir, name)) for name in ("train", "valid", "constant_mask")}
+    for name, events in lines.items():
+        assert [e.step for e in events.Scalars("loss/per epoch (x 1e-3)")] == list(range(1, epochs + 1)), name
+    values = {name: [e.value for e in events.Scalars("loss/per epoch (x 1e-3)")] for name, events in lines.items()}
+    assert len(set(values["constant_mask"])) == 1 and 0.1 < values["constant_mask"][0] < 100  # x 1000
+    assert len(lines["train"].Scalars("loss/per step (x 1e-3)")) > epochs
+    run = read_events(run_dir)
+    assert set(run.Tags()["scalars"]) == {"training/learning rate", "training/patches per second"}
+    for tag in run.Tags()["scalars"]:
+        assert [e.step for e in run.Scalars(tag)] == list(range(1, epochs + 1)), tag
+    assert {"figures/loss curve", "figures/mix, mask, vocals"} <= set(run.Tags()["images"])
+    assert "figures/estimated vocals" in run.Tags()["audio"]
+    assert [len(run.Tensors(tag)) for tag in run.Tags()["tensors"]] == [1]  # the config text, once
+
+
 def test_tiny_run_writes_everything_and_resumes_in_the_same_run(toy_root, tmp_path):
     save_dir = tmp_path / "ckpt"
     train.main(tiny_args(toy_root, tmp_path, "--epochs", "2"))
@@ -108,18 +126,13 @@ def test_tiny_run_writes_everything_and_resumes_in_the_same_run(toy_root, tmp_pa
     assert set(state) >= {"model", "optimizer", "best_valid_loss"}
     runs = glob.glob(str(save_dir / "logs" / "*"))
     assert len(runs) == 1 and os.path.basename(runs[0])[8] == "_"  # YYYYMMDD_HHMMSS
-    events = read_events(runs[0])
-    tags = events.Tags()["scalars"]
-    assert {"loss/train", "loss/valid", "loss/train_step", "lr", "throughput/patches_per_s"} <= set(tags)
-    assert [e.step for e in events.Scalars("loss/valid")] == [1, 2]
-    assert "validation/mix_mask_vocals" in events.Tags()["images"]
-    assert "validation/estimated_vocals" in events.Tags()["audio"]
+    check_tensorboard(runs[0], epochs=2)
 
     # No model flags on resume: the stored config is used.
     train.main(["--resume", "--save-dir", str(save_dir), "--epochs", "3", "--quiet",
                 "--root", toy_root, "--cache-dir", str(tmp_path / "cache")])
     assert glob.glob(str(save_dir / "logs" / "*")) == runs
-    assert [e.step for e in read_events(runs[0]).Scalars("loss/valid")] == [1, 2, 3]
+    check_tensorboard(runs[0], epochs=3)
     with open(save_dir / "history.csv") as f:
         assert [int(row["epoch"]) for row in csv.DictReader(f)] == [1, 2, 3]
     assert load_checkpoint(str(save_dir / "final_model.pth"))["epoch"] == 3
@@ -199,7 +212,7 @@ def test_torchrun_two_processes_train_and_resume(toy_root, tmp_path):
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert glob.glob(str(save_dir / "logs" / "*")) == runs
-    assert [e.step for e in read_events(runs[0]).Scalars("loss/valid")] == [1, 2, 3]
+    assert [e.step for e in read_events(os.path.join(runs[0], "valid")).Scalars("loss/per epoch (x 1e-3)")] == [1, 2, 3]
     assert load_checkpoint(str(save_dir / "final_model.pth"))["epoch"] == 3
 
 
