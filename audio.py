@@ -99,6 +99,16 @@ class SignalConfig:
         return asdict(self)
 
 
+def soundfile_name(path):
+    """`path` as soundfile can open it, even a Linux file name that is not valid UTF-8.
+
+    Python keeps such a name's stray bytes as surrogates, which soundfile
+    cannot encode back; the bytes themselves it can take (POSIX only, where
+    names are bytes; Windows names are always valid Unicode).
+    """
+    return os.fsencode(path) if os.name != "nt" else path
+
+
 @contextlib.contextmanager
 def open_audio(path):
     """Open any audio file as a soundfile.SoundFile (to read whole or block by block).
@@ -113,7 +123,7 @@ def open_audio(path):
         raise AudioError(f"audio file not found: {path}")
     with tempfile.TemporaryDirectory(prefix="unet-audio-") as workdir:
         try:
-            f = sf.SoundFile(path)
+            f = sf.SoundFile(soundfile_name(path))
         except (sf.LibsndfileError, RuntimeError, TypeError):
             f = sf.SoundFile(_decode_with_ffmpeg(path, workdir))
         with f:

@@ -27,6 +27,7 @@ to a JSON file (default outputs/scores.json).
 import argparse
 import json
 import os
+import signal
 import sys
 
 import numpy as np
@@ -202,10 +203,15 @@ def main(argv=None):
         sys.exit(f"error: {err}")
     except OSError as err:
         sys.exit(f"error: cannot write {err.filename} ({err.strerror}): pick another --out or --estimates-dir")
+    except KeyboardInterrupt:  # every file is written whole or not at all (files.atomic_path)
+        print(f"Interrupted: no scores written to {args.out} (the estimates written so far are complete).",
+              file=sys.stderr)
+        sys.exit(130)
     print("\n".join(format_tables(per_track, medians)))
     print(f"Scores of {len(per_track)} song{'' if len(per_track) == 1 else 's'} written to {args.out}"
           + (f"; estimates in {args.estimates_dir}" if args.estimates_dir else ""))
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` cleans up as Ctrl-C does
     main()

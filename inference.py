@@ -2,14 +2,19 @@
 
     python inference.py                              # first test song of the data in use
     python inference.py song.mp3 "other song.flac"   # any audio files
+    python inference.py ~/Music/album -r             # every audio file of a folder (-r: and below)
+    python inference.py song.wav --format flac --bit-depth 24
     python inference.py --songs "Toy Song test 02"   # songs of the data set, by name
     python inference.py --checkpoint checkpoints/final_model.pth --out-dir results
     python inference.py song.wav --reconstruction lab  # the lab's 8192 Hz reconstruction
     python inference.py song.wav --wiener 1            # + the multichannel Wiener post-filter
 
-For each song, writes to <out-dir>/<song>/ (default outputs/<song>/):
+For each song, writes to <out-dir>/<song>/ (default outputs/<song>/; two inputs
+with the same name, song.wav and song.mp3, go to "song" and "song (mp3)"):
     vocals.wav, accompaniment.wav   the input's length, channels and sample rate;
-                                    accompaniment = mix - vocals, so the two sum back to it
+                                    accompaniment = mix - vocals, so the two sum back to
+                                    it (to one step of 16 bits; --bit-depth 32f: exactly,
+                                    even where a loud input goes past full scale)
     separation.png                  mix, predicted mask and estimated vocals spectrograms
 
 From Python (a notebook), with the model loaded once for many songs:
@@ -35,16 +40,18 @@ import contextlib
 import math
 import os
 import re
+import signal
 import sys
 
 import numpy as np
 import soundfile as sf
 import torch
 
-from audio import AudioError, SignalConfig, istft, magnitude_scale, open_audio, resample, stft, to_mono
+from audio import (AudioError, SignalConfig, istft, magnitude_scale, open_audio, resample, soundfile_name, stft,
+                   to_mono)
 from checkpoints import load_model
-from cli import (HelpFormatter, UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device,
-                 progress_bar)
+from cli import (HelpFormatter, UserError, add_root_flag, add_song_flags, bounded_number, find_song,
+                 pick_device, progress_bar)
 from files import atomic_path
 
 DEFAULT_CHECKPOINT = os.path.join("checkpoints", "best_model.pth")
@@ -440,52 +447,110 @@ def song_scale(f, blocks, signal_config):
     return magnitude_scale(torch.stack(peaks))  # (blocks,): the song's peak is the largest
 
 
-def separate_file(model, signal_config, path, out_dir, plot=True, show=False, quiet=False,
-                  reconstruction="full", wiener_iterations=0):
-    """Separate one audio file into out_dir/{vocals,accompaniment}.wav (+ separation.png).
+# --bit-depth: soundfile's subtype for each, and its integer bits (None: float).
+SUBTYPES = {"16": ("PCM_16", 16), "24": ("PCM_24", 24), "32f": ("FLOAT", None)}
 
-    Outputs appear only once complete: a failure leaves older files in place.
-    `reconstruction` and `wiener_iterations` are separate()'s.
-    Returns the list of files written.
+
+def separate_file(model, signal_config, path, out_dir, plot=True, show=False, quiet=False,
+                  reconstruction="full", wiener_iterations=0, audio_format="wav", bit_depth="16"):
+    """Separate one audio file into out_dir/{vocals,accompaniment}.<wav|flac> (+ separation.png).
+
+    Outputs appear only once complete: a failure or Ctrl-C leaves older files
+    in place and no new folder behind. `reconstruction` and
+    `wiener_iterations` are separate()'s; `bit_depth` is "16", "24" or "32f"
+    (float, WAV only: it never clips, so the two outputs always sum back to
+    the input). Returns (files written, samples clipped to full scale).
     """
-    paths = [os.path.join(out_dir, name) for name in ("vocals.wav", "accompaniment.wav")]
-    with open_audio(path) as f, contextlib.ExitStack() as outputs:
-        rate, channels, n = f.samplerate, f.channels, f.frames
-        if n <= 0:
-            raise AudioError(f"{path} holds no audio samples")
-        try:
-            os.makedirs(out_dir, exist_ok=True)
-            # Each output is written under a temporary name: leaving `outputs` closes it and
-            # renames it into place, or deletes it if anything failed.
-            writers = [outputs.enter_context(sf.SoundFile(outputs.enter_context(atomic_path(p)), "w", rate,
-                                                          channels, subtype="PCM_16", format="WAV"))
-                       for p in paths]
-        except OSError as err:
-            raise InferenceError(f"cannot write to {out_dir} ({err.strerror}): pick another --out-dir")
-        blocks = plan_blocks(n, rate, signal_config)
-        scale = song_scale(f, blocks, signal_config) if len(blocks) > 1 else None
-        first = None
-        for start, end, lo, hi in progress_bar(blocks, quiet or len(blocks) == 1, desc=os.path.basename(path),
+    paths = [os.path.join(out_dir, f"{name}.{audio_format}") for name in ("vocals", "accompaniment")]
+    subtype, bits = SUBTYPES[bit_depth]
+    top_new = None  # the outermost folder this call creates, removed again if it fails
+    folder = os.path.abspath(out_dir)
+    while not os.path.exists(folder):
+        top_new, folder = folder, os.path.dirname(folder)
+    try:
+        with open_audio(path) as f, contextlib.ExitStack() as outputs:
+            rate, channels, n = f.samplerate, f.channels, f.frames
+            if n <= 0:
+                raise AudioError(f"{path} holds no audio samples")
+            try:
+                os.makedirs(out_dir, exist_ok=True)
+                # Each output is written under a temporary name: leaving `outputs` closes it and
+                # renames it into place, or deletes it if anything failed.
+                writers = [outputs.enter_context(sf.SoundFile(
+                    soundfile_name(outputs.enter_context(atomic_path(p))), "w", rate, channels,
+                    subtype=subtype, format=audio_format.upper())) for p in paths]
+            except OSError as err:
+                raise InferenceError(f"cannot write to {out_dir} ({err.strerror}): pick another --out-dir")
+            first, blocks, clipped = _separate_blocks(model, signal_config, path, f, writers, quiet,
+                                                      reconstruction, wiener_iterations, bits)
+        written = list(paths)
+        if plot:
+            # A name that is not valid UTF-8 keeps its stray bytes as surrogates, which no font can draw.
+            title = os.path.basename(out_dir.rstrip(os.sep)).encode("utf-8", "surrogateescape").decode(
+                "utf-8", "replace")
+            if len(blocks) > 1:
+                title += f" (first {blocks[0][1] / rate / 60:.0f} min)"
+            figure_path = os.path.join(out_dir, "separation.png")
+            plot_separation(first["mix"], first["mask"], signal_config, title, figure_path, show)
+            written.append(figure_path)
+    except BaseException:
+        remove_empty_folders(os.path.abspath(out_dir), top_new)
+        raise
+    return written, clipped
+
+
+def quantize(audio, bits):
+    """Float audio as `bits`-bit integers, rounded to the nearest step, in int32 containers.
+
+    Done here rather than by libsndfile, which scales floats by 2^(bits-1) - 1
+    on writing and by 2^(bits-1) on reading: a file written from the sum of
+    vocals and accompaniment would then drift by up to 2 steps from the input.
+    Each output is rounded once here, so the two sum back within one step.
+    soundfile writes an int32 array's top `bits` bits into the file.
+    Returns (the int32 array, how many samples went past full scale).
+    """
+    top = 2.0 ** (bits - 1)
+    steps = np.round(audio * top)
+    over = int(np.count_nonzero((steps > top - 1) | (steps < -top)))
+    np.clip(steps, -top, top - 1, out=steps)
+    return steps.astype(np.int32) << (32 - bits), over
+
+
+def remove_empty_folders(folder, top):
+    """Remove `folder` and its parents up to `top` (None: none) while they are empty."""
+    while top and os.path.isdir(folder) and not os.listdir(folder):
+        os.rmdir(folder)
+        if folder == top:
+            break
+        folder = os.path.dirname(folder)
+
+
+def _separate_blocks(model, signal_config, path, f, writers, quiet, reconstruction, wiener_iterations, bits):
+    """separate_file's work once the input and the outputs are open, block by block.
+
+    Returns (the first block's separate() details, the blocks, samples clipped
+    to full scale: the integer formats hold [-1, 1), float holds anything).
+    """
+    rate, n = f.samplerate, f.frames
+    blocks = plan_blocks(n, rate, signal_config)
+    scale = song_scale(f, blocks, signal_config) if len(blocks) > 1 else None
+    first, clipped = None, 0
+    for start, end, lo, hi in progress_bar(blocks, quiet or len(blocks) == 1, desc=os.path.basename(path),
                                            unit="block"):
-            chunk = read_block(f, lo, hi)
-            if chunk.shape[0] != hi - lo:
-                raise AudioError(f"{path} ends before its header says (truncated file?)")
-            vocals, accompaniment, info = separate(model, signal_config, chunk, rate, scale, details=True,
-                                                   reconstruction=reconstruction,
-                                                   wiener_iterations=wiener_iterations, start=lo)
-            first = first or info
-            for writer, part in zip(writers, (vocals, accompaniment)):
-                part = part[start - lo:end - lo]
-                writer.write(np.clip(part, -1.0, 1.0, out=part))  # in place: 16 bits hold [-1, 1]
-    written = list(paths)
-    if plot:
-        title = os.path.basename(out_dir.rstrip(os.sep))
-        if len(blocks) > 1:
-            title += f" (first {blocks[0][1] / rate / 60:.0f} min)"
-        figure_path = os.path.join(out_dir, "separation.png")
-        plot_separation(first["mix"], first["mask"], signal_config, title, figure_path, show)
-        written.append(figure_path)
-    return written
+        chunk = read_block(f, lo, hi)
+        if chunk.shape[0] != hi - lo:
+            raise AudioError(f"{path} ends before its header says (truncated file?)")
+        vocals, accompaniment, info = separate(model, signal_config, chunk, rate, scale, details=True,
+                                               reconstruction=reconstruction,
+                                               wiener_iterations=wiener_iterations, start=lo)
+        first = first or info
+        for writer, part in zip(writers, (vocals, accompaniment)):
+            part = part[start - lo:end - lo]
+            if bits:
+                part, over = quantize(part, bits)
+                clipped += over
+            writer.write(part)
+    return first, blocks, clipped
 
 
 # --------------------------------------------------------------------------
@@ -529,14 +594,20 @@ def get_args(argv=None):
         description="Separate the vocals of songs with a trained U-Net and plot mix / mask / vocals.",
         formatter_class=HelpFormatter)
     p.add_argument("files", nargs="*", metavar="FILE",
-                   help="audio files to separate (WAV, FLAC, OGG, MP3, MP4, .stem.mp4, ...); "
+                   help="audio files or folders of them to separate (WAV, FLAC, OGG, MP3, MP4, .stem.mp4, ...); "
                         "none: the first test song of the data in use")
-    p.add_argument("--input", action="append", default=[], metavar="FILE",
-                   help="another audio file to separate (may be repeated)")
+    p.add_argument("--input", action="append", default=None, metavar="FILE",
+                   help="another audio file or folder to separate (may be repeated)")
+    p.add_argument("--recursive", "-r", action="store_true", help="also separate the files in subfolders")
     add_song_flags(p)
     add_root_flag(p)
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="model written by train.py")
     p.add_argument("--out-dir", default="outputs", help="each song goes to OUT_DIR/<song name>/")
+    p.add_argument("--format", choices=("wav", "flac"), default="wav", dest="audio_format",
+                   help="file format of vocals and accompaniment")
+    p.add_argument("--bit-depth", choices=tuple(SUBTYPES), default="16",
+                   help="16 or 24-bit integers, or 32f: 32-bit float (WAV only), which never clips, so "
+                        "vocals + accompaniment sum back to a loud input too")
     add_reconstruction_flags(p)
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--no-plot", action="store_true", help="skip the figure (faster, for batch use)")
@@ -545,6 +616,8 @@ def get_args(argv=None):
     args = p.parse_args(argv)
     if args.no_plot and args.show:
         p.error("--show and --no-plot contradict each other")
+    if args.audio_format == "flac" and args.bit_depth == "32f":
+        p.error("FLAC holds 16 or 24-bit integers only: use --bit-depth 24, or --format wav for 32f")
     check_reconstruction_flags(p, args)
     return args
 
@@ -565,13 +638,39 @@ def add_reconstruction_flags(parser):
                              "on music unlike the training songs, see benchmarks/README.md)")
 
 
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff",
+                    ".wma", ".webm", ".mka")
+
+
+def audio_files_in(folder, recursive):
+    """The audio files in `folder` (and its subfolders if `recursive`), by extension, sorted."""
+    found = []
+    for parent, subfolders, names in os.walk(folder):
+        subfolders.sort()
+        found += [os.path.join(parent, name) for name in sorted(names)
+                  if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith(".")]
+        if not recursive:
+            break
+    return found
+
+
 def songs_to_separate(args):
-    """[(name, path)] from the files, --input, --songs, or the first test song."""
-    files = args.files + args.input
+    """[(name, path)] from the files and folders, --input, --songs, or the first test song."""
+    files = args.files + (args.input or [])
     if files and args.songs:
         raise InferenceError("give either audio files or --songs, not both")
     if files:
-        return [(song_name(path), path) for path in files]
+        paths = []
+        for path in files:
+            if os.path.isdir(path):
+                found = audio_files_in(path, args.recursive)
+                if not found:
+                    raise InferenceError(f"{path} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})"
+                                         + ("" if args.recursive else "; add --recursive to look in its subfolders"))
+                paths += found
+            else:
+                paths.append(path)
+        return distinct_names(paths)
     from data import find_tracks
 
     root, tracks = find_tracks(args.root, quiet=args.quiet)
@@ -583,23 +682,60 @@ def songs_to_separate(args):
     return [(track.name, track.path) for track in chosen]
 
 
+def distinct_names(paths):
+    """[(output folder name, path)]: the song's name, made unique where two inputs share one.
+
+    song.wav and song.mp3 would both write outputs/song/, the second over the
+    first: the second gets "song (mp3)", and a third of the same name and
+    type "song (2)". The same file given twice is separated once.
+    """
+    named, taken = [], set()
+    seen = set()
+    for path in paths:
+        if os.path.realpath(path) in seen:
+            continue
+        seen.add(os.path.realpath(path))
+        name = song_name(path)
+        if name.lower() in taken:  # case-insensitive: macOS and Windows folders are
+            extension = os.path.splitext(path)[1].lstrip(".").lower()
+            candidates = [f"{name} ({extension})"] if extension else []
+            candidates += [f"{name} ({i})" for i in range(2, len(paths) + 2)]
+            name = next(c for c in candidates if c.lower() not in taken)
+        taken.add(name.lower())
+        named.append((name, path))
+    return named
+
+
 def main(argv=None):
     args = get_args(argv)
+    sys.stdout.reconfigure(errors="backslashreplace")  # file names that are not valid UTF-8
     try:
         device = pick_device(args.cpu)
         model, signal_config = load_model(args.checkpoint, device)
-        for name, path in songs_to_separate(args):
+        songs = songs_to_separate(args)
+        for name, path in songs:
             out_dir = os.path.join(args.out_dir, name)
-            written = separate_file(model, signal_config, path, out_dir, plot=not args.no_plot, show=args.show,
-                                    quiet=args.quiet, reconstruction=args.reconstruction,
-                                    wiener_iterations=args.wiener)
+            if not args.quiet and name != song_name(path):
+                print(f"{path} shares its name with another input: writing it to {out_dir}")
+            written, clipped = separate_file(model, signal_config, path, out_dir, plot=not args.no_plot,
+                                             show=args.show, quiet=args.quiet, reconstruction=args.reconstruction,
+                                             wiener_iterations=args.wiener, audio_format=args.audio_format,
+                                             bit_depth=args.bit_depth)
             if not args.quiet:
                 print(f"{path}: wrote " + ", ".join(written))
+            if clipped:
+                print(f"warning: {clipped} samples of {out_dir} went past full scale and were clipped, so "
+                      "vocals + accompaniment no longer sum back to the input there; --bit-depth 32f keeps them")
     except UserError as err:
         sys.exit(f"error: {err}")
+    except KeyboardInterrupt:
+        print("Interrupted: the song in progress was not written (the ones before it are complete).",
+              file=sys.stderr)
+        sys.exit(130)
     if not args.quiet:
-        print("Listen to vocals.wav and accompaniment.wav with any player (e.g. `ffplay FILE` or `aplay FILE`).")
+        print("Listen to vocals and accompaniment with any player (e.g. `ffplay FILE` or `aplay FILE`).")
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` cleans up as Ctrl-C does
     main()

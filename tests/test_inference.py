@@ -1,7 +1,12 @@
 """inference.py and evaluate.py: files of any shape in, WAVs and a figure out, BSS Eval scores."""
 
+import glob
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +16,8 @@ import torch
 import evaluate
 import inference
 from inference import load_model, separate, separate_file
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def noisy_song(seconds, rate, channels, seed=0):
@@ -49,8 +56,8 @@ def test_any_rate_and_channel_count(tiny_checkpoint, tmp_path, rate, channels):
     mix = noisy_song(3.0, rate, channels)
     sf.write(path, mix, rate, subtype="FLOAT")
     model, signal = load_model(tiny_checkpoint)
-    written = separate_file(model, signal, str(path), str(tmp_path / "out"), plot=False, quiet=True)
-    assert len(written) == 2
+    written, clipped = separate_file(model, signal, str(path), str(tmp_path / "out"), plot=False, quiet=True)
+    assert len(written) == 2 and clipped == 0
     check_outputs(tmp_path / "out", mix, rate)
 
 
@@ -262,3 +269,89 @@ def test_the_wiener_post_filter_keeps_shape_and_sum(tiny_checkpoint):
         vocals, accompaniment = separate(model, signal, mix, 22050, wiener_iterations=2)
         assert vocals.shape == mix.shape and np.isfinite(vocals).all()
         np.testing.assert_allclose(vocals + accompaniment, mix, atol=1e-6)
+
+
+def test_a_folder_is_separated_song_by_song_and_same_names_never_collide(tiny_checkpoint, tmp_path, capsys):
+    songs = tmp_path / "songs"
+    (songs / "live").mkdir(parents=True)
+    for path in (songs / "a.wav", songs / "a.flac", songs / "live" / "a.wav", songs / "b.ogg"):
+        sf.write(path, noisy_song(1.0, 16000, 2), 16000)
+    (songs / "notes.txt").write_text("not audio")
+    flags = ["--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot"]
+    inference.main([str(songs), *flags])
+    assert sorted(os.listdir(tmp_path / "out")) == ["a", "a (wav)", "b"]  # a.flac first, then a.wav
+    assert "shares its name with another input" in capsys.readouterr().out
+    inference.main([str(songs), "--recursive", "--quiet", *flags])  # again: the same names, plus live/a.wav
+    assert sorted(os.listdir(tmp_path / "out")) == ["a", "a (2)", "a (wav)", "b"]
+    assert sorted(os.listdir(tmp_path / "out" / "a (2)")) == ["accompaniment.wav", "vocals.wav"]
+
+
+@pytest.mark.parametrize("audio_format, bit_depth", [("wav", "16"), ("flac", "16"), ("wav", "24"), ("flac", "24"),
+                                                     ("wav", "32f")])
+def test_every_format_sums_back_to_the_input_within_one_step(tiny_checkpoint, tmp_path, audio_format, bit_depth):
+    mix = noisy_song(2.0, 44100, 2)
+    sf.write(tmp_path / "song.wav", mix, 44100, subtype="FLOAT")
+    inference.main([str(tmp_path / "song.wav"), "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path),
+                    "--format", audio_format, "--bit-depth", bit_depth, "--no-plot", "--quiet"])
+    parts = [sf.read(tmp_path / "song" / f"{name}.{audio_format}", dtype="float64", always_2d=True)[0]
+             for name in ("vocals", "accompaniment")]
+    step = 2.0 ** -23 if bit_depth == "32f" else 2.0 ** (1 - int(bit_depth))  # one LSB (float: its rounding)
+    assert np.abs(parts[0] + parts[1] - mix).max() <= step * 1.0001
+    assert sf.info(tmp_path / "song" / f"vocals.{audio_format}").subtype == inference.SUBTYPES[bit_depth][0]
+
+
+def test_a_loud_input_clips_in_16_bits_with_a_warning_but_not_in_float(tiny_checkpoint, tmp_path, capsys):
+    loud = 10 * noisy_song(2.0, 16000, 1)  # peaks far above full scale, as a float WAV can
+    sf.write(tmp_path / "loud.wav", loud, 16000, subtype="FLOAT")
+    flags = [str(tmp_path / "loud.wav"), "--checkpoint", tiny_checkpoint, "--no-plot", "--quiet"]
+    inference.main([*flags, "--out-dir", str(tmp_path / "16")])
+    warning = capsys.readouterr().out
+    assert "were clipped" in warning and "--bit-depth 32f" in warning
+    inference.main([*flags, "--out-dir", str(tmp_path / "32f"), "--bit-depth", "32f"])
+    assert "clipped" not in capsys.readouterr().out
+    parts = [sf.read(tmp_path / "32f" / "loud" / f"{name}.wav", always_2d=True)[0] for name in ("vocals",
+                                                                                                "accompaniment")]
+    assert np.abs(parts[0] + parts[1] - loud).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_separation_says_one_line_exits_130_and_leaves_nothing(tiny_checkpoint, tmp_path):
+    sf.write(tmp_path / "long.wav", noisy_song(400.0, 16000, 2), 16000)  # two blocks
+    out = tmp_path / "new" / "outputs"
+    process = subprocess.Popen([sys.executable, os.path.join(PROJECT, "inference.py"), str(tmp_path / "long.wav"),
+                                "--checkpoint", tiny_checkpoint, "--out-dir", str(out), "--no-plot"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not glob.glob(str(out / "long" / ".tmp-*")):  # the outputs are being written
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stdout + stderr
+    assert stderr.strip().splitlines() == ["Interrupted: the song in progress was not written "
+                                           "(the ones before it are complete)."]
+    assert not (tmp_path / "new").exists()  # the folders it made are gone with the partial files
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="file names there are always valid Unicode")
+def test_a_file_name_that_is_not_utf8_is_separated(tiny_checkpoint, tmp_path, capsys):
+    name = os.fsdecode(b"caf\xe9 song.wav")  # Latin-1 bytes: Python keeps the stray byte as a surrogate
+    sf.write(os.fsencode(tmp_path / "x.wav"), noisy_song(1.0, 16000, 1), 16000)
+    os.rename(tmp_path / "x.wav", tmp_path / name)
+    inference.main([str(tmp_path / name), "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out")])
+    assert sorted(os.listdir(tmp_path / "out" / os.fsdecode(b"caf\xe9 song"))) == [
+        "accompaniment.wav", "separation.png", "vocals.wav"]
+    assert "caf\\udce9 song.wav: wrote" in capsys.readouterr().out  # printed, not a UnicodeEncodeError
+
+
+def test_ctrl_c_during_evaluation_says_one_line_exits_130_and_writes_no_scores(toy_root, tiny_checkpoint, tmp_path,
+                                                                              monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "evaluate_track", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "s.json")])
+    assert stop.value.code == 130
+    assert capsys.readouterr().err.strip().startswith("Interrupted: no scores written to")
+    assert os.listdir(tmp_path) == []
