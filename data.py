@@ -150,6 +150,10 @@ def detect_layout(root):
             "that holds train/ and test/, or set neither to use the toy set"
         )
     subsets = [s for s in ("train", "test") if os.path.isdir(os.path.join(root, s))]
+    if not subsets and _holds_songs(root):
+        parent = os.path.dirname(os.path.abspath(root))
+        raise DataError(f"{root} holds songs itself: it looks like the train/ or test/ folder of a MUSDB18 "
+                        f"folder; point --root one level up, at {parent}")
     if not subsets:
         raise DataError(
             f"{root} is not a MUSDB18 folder: it has no train/ or test/ subfolder "
@@ -172,6 +176,12 @@ def detect_layout(root):
             "folders under train/ or test/"
         )
     return layouts
+
+
+def _holds_songs(folder):
+    """True if `folder` itself holds MUSDB songs (.stem.mp4 files or <song>/mixture.wav folders)."""
+    entries = os.listdir(folder)
+    return any(e.endswith(".stem.mp4") or os.path.isfile(os.path.join(folder, e, "mixture.wav")) for e in entries)
 
 
 def _musdb_tracks(root, is_wav, subset, split=None):
@@ -489,11 +499,14 @@ def summarize(split, signal_config, cache_dir):
         frames = [1 + int(d * signal_config.sample_rate) // signal_config.hop_length for d in durations]
         tiles = sum(-(-f // signal_config.patch_frames) for f in frames)
         lines.append(f"{name + ':':11} {len(tracks):3d} songs, {sum(durations) / 60:6.1f} min, "
-                     f"{tiles:4d} patches of {signal_config.patch_frames} frames ({seconds_per_patch:.1f} s)")
+                     f"tiled by {tiles:4d} patches of {signal_config.patch_frames} frames "
+                     f"({seconds_per_patch:.1f} s)")
         for track in tracks:
             total += 1
             cached += os.path.exists(cache_path(track, signal_config, cache_dir))
     lines.append(f"Cache:      {cache_dir} ({cached} of {total} songs cached)")
+    lines.append("Validation scores these tiling patches; training instead draws --samples-per-track "
+                 "random patches from each song every epoch.")
     return lines + split.notes
 
 

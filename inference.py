@@ -657,6 +657,10 @@ def audio_files_in(folder, recursive):
 def songs_to_separate(args):
     """[(name, path)] from the files and folders, --input, --songs, or the first test song."""
     files = args.files + (args.input or [])
+    swallowed = [name for name in args.songs or [] if os.path.exists(name)]
+    if swallowed:  # `--songs NAME song.wav`: --songs takes every word after it
+        raise InferenceError(f"--songs took {swallowed[0]!r} as a song name: give audio files or --songs, not "
+                             "both (files go before any flag)")
     if files and args.songs:
         raise InferenceError("give either audio files or --songs, not both")
     if files:

@@ -257,8 +257,8 @@ def prepare_data(args, signal_config, dist):
         for note in split.notes:
             print(note)
         per_process = f", {len(train_set) // dist.world} per process" if dist.world > 1 else ""
-        print(f"Data: {split.source}, {len(split.train)} training songs ({len(train_set)} patches per epoch"
-              f"{per_process}), {len(split.valid)} validation songs ({len(valid_set)} patches)")
+        print(f"Data: {split.source}, {len(split.train)} training songs ({len(train_set)} random patches per "
+              f"epoch{per_process}), {len(split.valid)} validation songs (tiled by {len(valid_set)} patches)")
     return train_loader, valid_loader, valid_set, valid_features[0], sampler
 
 
@@ -347,9 +347,9 @@ def train(args):
 
 def _train(args, dist, started):
     say = print if dist.is_main else (lambda *a, **k: None)
+    resumed = start_or_resume(args)  # before the save folder is made: a failed --resume leaves nothing
     if dist.is_main:
         prepare_save_dir(args.save_dir)
-    resumed = start_or_resume(args)
     if resumed:
         say(f"Resuming from {resumed['path']} (epoch {resumed['epoch']})")
     model_config = model_config_from(args)

@@ -103,6 +103,11 @@ def resume_nothing(ctx):
     return train_flags("--resume")(ctx)
 
 
+def songs_then_file(ctx):
+    (ctx.tmp / "song.wav").write_bytes(b"")
+    return ["--songs", "Toy Song test 01", "song.wav", "--checkpoint", ctx.tiny_checkpoint]
+
+
 def resume_other_size(ctx):
     ckpt = ctx.tmp / "ckpt"
     ckpt.mkdir()
@@ -210,6 +215,8 @@ CASES = [
     ("data: empty root", "data", empty_root, "has no train/ or test/ subfolder"),
     ("data: not MUSDB-shaped", "data", wrong_layout, "holds no MUSDB tracks"),
     ("data: MUSDB_PATH nowhere", "data", musdb_path_nowhere, "nowhere does not exist"),
+    ("data: root one level too deep", "data", lambda ctx: ["--root", os.path.join(ctx.toy_root, "train")],
+     "point --root one level up"),
     ("data: too many songs", "data", too_many_songs, "--n-songs 500 asks for more training songs"),
     ("train: missing root", "train", missing_root, "does not exist: point --root"),
     ("train: MUSDB_PATH nowhere", "train", musdb_path_nowhere, "nowhere does not exist"),
@@ -243,6 +250,7 @@ CASES = [
     ("inference: FLAC in float", "inference", lambda ctx: ["--format", "flac", "--bit-depth", "32f"],
      "FLAC holds 16 or 24-bit integers only"),
     ("inference: --bit-depth 8", "inference", lambda ctx: ["--bit-depth", "8"], "argument --bit-depth"),
+    ("inference: files after --songs", "inference", songs_then_file, "--songs took"),
     ("inference: --wiener -1", "inference", lambda ctx: ["--wiener", "-1"], "argument --wiener"),
     ("inference: --reconstruction bad", "inference", lambda ctx: ["--reconstruction", "8k"],
      "argument --reconstruction"),

@@ -274,3 +274,10 @@ def test_output_to_a_log_file_has_no_progress_frames_and_says_device_and_time_le
     assert lines[0].startswith(f"Device: cpu ({torch.backends.cpu.get_cpu_capability()}, ")
     epochs = [line for line in lines if line.startswith("epoch ")]
     assert len(epochs) == 2 and " s left" in epochs[0] and "left" not in epochs[1]
+
+
+def test_a_failed_resume_leaves_no_save_folder(toy_root, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--resume", "--save-dir", str(tmp_path / "ckpt"), "--root", toy_root])
+    assert "--resume found no checkpoint" in str(stop.value.code)
+    assert not (tmp_path / "ckpt").exists()
