@@ -89,7 +89,7 @@ def log_example(log, model, patch, signal_config, device, epoch):
     with torch.inference_mode():
         mask = model(mix_spec.abs()[None].to(device))[0].float().cpu()  # (F, T)
     panels = [("mix", mix_spec.abs(), "magnitude"), ("predicted mask", mask, "mask"),
-              ("figures/estimated vocals", mask * mix_spec.abs(), "magnitude"), ("true vocals", vocals_spec.abs(), "magnitude")]
+              ("estimated vocals", mask * mix_spec.abs(), "magnitude"), ("true vocals", vocals_spec.abs(), "magnitude")]
     seconds = patch.shape[-1] * signal_config.hop_length / signal_config.sample_rate
     fig = spectrogram_figure(mix_spec.abs(), panels, seconds, signal_config.sample_rate / 2, grid=True)
     log.run.add_figure("figures/mix, mask, vocals", fig, epoch)
