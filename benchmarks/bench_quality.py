@@ -61,6 +61,9 @@ SWEEP = [
     ("full, above 4 kHz: mean 0-4 kHz", {"HIGH_BAND_HZ": (0, 4096)}, {}),
     ("full + Wiener 1", {}, {"wiener_iterations": 1}),
     ("full + Wiener 2", {}, {"wiener_iterations": 2}),
+    ("full, patch overlap 0", {"OVERLAP": 0.0}, {}),
+    ("full, patch overlap 1/4", {"OVERLAP": 0.25}, {}),
+    ("full, patch overlap 1/2", {"OVERLAP": 0.5}, {}),
 ]
 
 
@@ -270,6 +273,8 @@ def main():
                    help="test sets to score")
     p.add_argument("--sweep", action="store_true",
                    help="compare the reconstruction's settings on the toy validation songs instead")
+    p.add_argument("--only", default=None, metavar="TEXT",
+                   help="with --sweep: only the settings whose name contains TEXT (e.g. 'overlap')")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--quiet", action="store_true", help="print only the tables")
     args = p.parse_args()
@@ -285,7 +290,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as workdir:
         sets = test_sets(["valid"] if args.sweep else args.sets, workdir)
         if args.sweep:
-            results, seconds = score_models(checkpoints, sets, SWEEP, with_high_band=True, quiet=args.quiet)
+            sweep = [row for row in SWEEP if args.only is None or args.only in row[0]]
+            results, seconds = score_models(checkpoints, sets, sweep, with_high_band=True, quiet=args.quiet)
             metrics = METRICS + ("HF SNR",)
         else:
             methods = [(name, {}, kwargs) for name, kwargs in MODEL_METHODS]
