@@ -737,7 +737,7 @@ def main(argv=None):
               file=sys.stderr)
         sys.exit(130)
     if not args.quiet:
-        print("Listen to vocals and accompaniment with any player (e.g. `ffplay FILE` or `aplay FILE`).")
+        print("Listen to vocals and accompaniment with any audio player.")
 
 
 if __name__ == "__main__":
