@@ -409,6 +409,14 @@ def random_gain(spec, low=0.25, high=1.25):
     return spec * np.float32(gain)
 
 
+def random_tilt(spec, max_db=6.0):
+    """Tilt a source's spectrum: a gain from -t/2 dB at 0 Hz to +t/2 dB at the top bin, t drawn in
+    [-max_db, max_db] (an EQ change, as mixing and mastering make from one song to the next)."""
+    tilt = max_db * (2 * torch.rand(()).item() - 1)
+    ramp = np.linspace(-0.5, 0.5, spec.shape[-2], dtype=np.float32)[:, None]  # (F, 1)
+    return spec * (10 ** (tilt * ramp / 20)).astype(np.float32)
+
+
 class PatchDataset(Dataset):
     """(mix, vocals) scaled magnitude patches, float32 (freq_bins, patch_frames) each.
 
@@ -418,17 +426,19 @@ class PatchDataset(Dataset):
     frame 0, the last patch zero-padded, so the loss is comparable across epochs.
 
     augment: per-source random gains (0.25 to 1.25) and, half the time, the
-    accompaniment of another random track under this track's vocals. The mix
+    accompaniment of another random track under this track's vocals.
+    augment_eq: a random spectral tilt of the accompaniment (random_tilt). The mix
     is always rebuilt as vocals + accompaniment, so it stays the true sum.
     """
 
-    def __init__(self, features, patch_frames, samples_per_track=0, augment=False):
+    def __init__(self, features, patch_frames, samples_per_track=0, augment=False, augment_eq=False):
         if not features:
             raise ValueError("PatchDataset needs at least one track")
         self.features = features
         self.patch_frames = patch_frames
         self.samples_per_track = samples_per_track
         self.augment = augment
+        self.augment_eq = augment_eq
         if samples_per_track == 0:
             self.tiles = [(t, start) for t, f in enumerate(features)
                           for start in range(0, max(f.shape[-1], 1), patch_frames)]
@@ -454,6 +464,8 @@ class PatchDataset(Dataset):
                 other = torch.randint(0, len(self.features), ()).item()
                 accompaniment = self._random_crop(other)[1]
             vocals, accompaniment = random_gain(vocals), random_gain(accompaniment)
+        if self.augment_eq:
+            accompaniment = random_tilt(accompaniment)
         return vocals, accompaniment
 
     def __getitem__(self, index):

@@ -81,6 +81,8 @@ def build_parser():
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="random gain per source (0.25-1.25) and, half the time, the vocals over another "
                         "song's accompaniment; measured to lower the validation loss (see README)")
+    g.add_argument("--augment-eq", action=argparse.BooleanOptionalAction, default=False,
+                   help="also tilt the accompaniment's spectrum by up to +-6 dB across the band (an EQ change)")
     g.add_argument("--seed", type=bounded_number(int, 0, 2**32 - 1), default=42,
                    help="seed for python, numpy and torch")
     g.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is available")
@@ -246,7 +248,8 @@ def prepare_data(args, signal_config, dist):
             raise TrainingError(f"{split.root} has a single training song; validation needs at least two")
         train_features = load_features(split.train, signal_config, args.cache_dir, quiet)
         valid_features = load_features(split.valid, signal_config, args.cache_dir, quiet)
-    train_set = PatchDataset(train_features, signal_config.patch_frames, args.samples_per_track, args.augment)
+    train_set = PatchDataset(train_features, signal_config.patch_frames, args.samples_per_track, args.augment,
+                             args.augment_eq)
     valid_set = PatchDataset(valid_features, signal_config.patch_frames)
     sampler = dist.sampler(train_set, args.seed)
     pin = torch.cuda.is_available() and not args.cpu

@@ -230,3 +230,15 @@ def test_stems_training_and_mp4_inference_with_the_wheels_ffmpeg_alone(stem_file
     assert run.returncode == 0, run.stdout + run.stderr
     vocals, rate = sf.read(tmp_path / "out" / os.path.basename(stem_file).split(".")[0] / "vocals.wav")
     assert rate == 44100 and vocals.shape[0] > 6 * rate
+
+
+def test_random_tilt_is_an_eq_change_of_at_most_6_db_across_the_band():
+    from data import random_tilt
+
+    spec = np.ones((513, 128), np.complex64)
+    for _ in range(20):
+        tilted = random_tilt(spec)
+        gain_db = 20 * np.log10(np.abs(tilted[:, 0]))
+        assert tilted.shape == spec.shape and tilted.dtype == np.complex64
+        assert np.all(np.diff(gain_db) >= 0) or np.all(np.diff(gain_db) <= 0)  # a tilt, no bumps
+        assert abs(gain_db[0]) <= 3.0001 and abs(gain_db[-1]) <= 3.0001 and abs(gain_db[256]) < 1e-3
