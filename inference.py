@@ -509,11 +509,16 @@ def quantize(audio, bits):
     soundfile writes an int32 array's top `bits` bits into the file.
     Returns (the int32 array, how many samples went past full scale).
     """
-    top = 2.0 ** (bits - 1)
-    steps = np.round(audio * top)
-    over = int(np.count_nonzero((steps > top - 1) | (steps < -top)))
-    np.clip(steps, -top, top - 1, out=steps)
-    return steps.astype(np.int32) << (32 - bits), over
+    top = np.float32(2 ** (bits - 1))  # float32 holds every integer up to 2^24 exactly
+    steps = np.multiply(audio, top, dtype=np.float32)
+    np.rint(steps, out=steps)
+    over = 0
+    if steps.max(initial=0) > top - 1 or steps.min(initial=0) < -top:  # rare: count only then
+        over = int(np.count_nonzero((steps > top - 1) | (steps < -top)))
+        np.clip(steps, -top, top - 1, out=steps)
+    ints = steps.astype(np.int32)
+    ints <<= 32 - bits
+    return ints, over
 
 
 def remove_empty_folders(folder, top):
