@@ -35,13 +35,24 @@ each channel's STFT at 8192 Hz and resamples the vocals back: they stop at
 the measured difference (bench_quality.py).
 """
 
+import signal
+import sys
+
+
+def _interrupted_while_starting(signum, frame):
+    print("Interrupted while starting: nothing was written.", file=sys.stderr)
+    sys.exit(130)
+
+
+if __name__ == "__main__":  # Ctrl-C while torch and scipy load (a second or two) ends in one line too
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+# The imports come after the handler on purpose: they are the slow part it covers.
 import argparse
 import contextlib
 import math
 import os
 import re
-import signal
-import sys
 
 import numpy as np
 import soundfile as sf
@@ -483,16 +494,17 @@ def separate_file(model, signal_config, path, out_dir, plot=True, show=False, qu
                 raise InferenceError(f"cannot write to {out_dir} ({err.strerror}): pick another --out-dir")
             first, blocks, clipped = _separate_blocks(model, signal_config, path, f, writers, quiet,
                                                       reconstruction, wiener_iterations, bits)
-        written = list(paths)
-        if plot:
-            # A name that is not valid UTF-8 keeps its stray bytes as surrogates, which no font can draw.
-            title = os.path.basename(out_dir.rstrip(os.sep)).encode("utf-8", "surrogateescape").decode(
-                "utf-8", "replace")
-            if len(blocks) > 1:
-                title += f" (first {blocks[0][1] / rate / 60:.0f} min)"
-            figure_path = os.path.join(out_dir, "separation.png")
-            plot_separation(first["mix"], first["mask"], signal_config, title, figure_path, show)
-            written.append(figure_path)
+            written = list(paths)
+            if plot:  # inside `outputs` too: the song's files appear together, or none of them
+                # A name that is not valid UTF-8 keeps its stray bytes as surrogates, which no font can draw.
+                title = os.path.basename(out_dir.rstrip(os.sep)).encode("utf-8", "surrogateescape").decode(
+                    "utf-8", "replace")
+                if len(blocks) > 1:
+                    title += f" (first {blocks[0][1] / rate / 60:.0f} min)"
+                figure_path = os.path.join(out_dir, "separation.png")
+                plot_separation(first["mix"], first["mask"], signal_config, title,
+                                outputs.enter_context(atomic_path(figure_path)), show)
+                written.append(figure_path)
     except BaseException:
         remove_empty_folders(os.path.abspath(out_dir), top_new)
         raise
@@ -718,11 +730,13 @@ def distinct_names(paths):
 def main(argv=None):
     args = get_args(argv)
     sys.stdout.reconfigure(errors="backslashreplace")  # file names that are not valid UTF-8
+    done, current = 0, None
     try:
         device = pick_device(args.cpu)
         model, signal_config = load_model(args.checkpoint, device)
         songs = songs_to_separate(args)
-        for name, path in songs:
+        for done, (name, path) in enumerate(songs):
+            current = path
             out_dir = os.path.join(args.out_dir, name)
             if not args.quiet and name != song_name(path):
                 print(f"{path} shares its name with another input: writing it to {out_dir}")
@@ -738,13 +752,16 @@ def main(argv=None):
     except UserError as err:
         sys.exit(f"error: {err}")
     except KeyboardInterrupt:
-        print("Interrupted: the song in progress was not written (the ones before it are complete).",
-              file=sys.stderr)
+        what = f"{current} was not written" if current else "nothing was written"
+        before = "" if not done else "; the song before it is complete" if done == 1 else \
+            f"; the {done} songs before it are complete"
+        print(f"Interrupted: {what}{before}.", file=sys.stderr)
         sys.exit(130)
     if not args.quiet:
         print("Listen to vocals and accompaniment with any audio player.")
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # started: Ctrl-C is handled in main()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` cleans up as Ctrl-C does
     main()

@@ -350,9 +350,7 @@ def train(args):
 
 def _train(args, dist, started):
     say = print if dist.is_main else (lambda *a, **k: None)
-    resumed = start_or_resume(args)  # before the save folder is made: a failed --resume leaves nothing
-    if dist.is_main:
-        prepare_save_dir(args.save_dir)
+    resumed = start_or_resume(args)
     if resumed:
         say(f"Resuming from {resumed['path']} (epoch {resumed['epoch']})")
     model_config = model_config_from(args)
@@ -363,6 +361,8 @@ def _train(args, dist, started):
     amp_dtype, loss_fn = pick_precision(args.precision, device), L1Loss()
     say(describe_device(device, amp_dtype) + (f", {dist.world} processes" if dist.world > 1 else ""))
     train_loader, valid_loader, valid_set, example, sampler = prepare_data(args, signal_config, dist)
+    if dist.is_main:  # only now: a failed --resume or a wrong --root leaves no empty save folder
+        prepare_save_dir(args.save_dir)
     example = crop(example, 0, signal_config.patch_frames)  # a fixed validation patch for the figure
 
     steps_per_epoch = min(len(train_loader), args.max_batches or len(train_loader))

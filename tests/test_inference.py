@@ -328,8 +328,7 @@ def test_ctrl_c_during_separation_says_one_line_exits_130_and_leaves_nothing(tin
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stdout + stderr
-    assert stderr.strip().splitlines() == ["Interrupted: the song in progress was not written "
-                                           "(the ones before it are complete)."]
+    assert stderr.strip().splitlines() == [f"Interrupted: {tmp_path / 'long.wav'} was not written."]
     assert not (tmp_path / "new").exists()  # the folders it made are gone with the partial files
 
 
@@ -355,3 +354,16 @@ def test_ctrl_c_during_evaluation_says_one_line_exits_130_and_writes_no_scores(t
     assert stop.value.code == 130
     assert capsys.readouterr().err.strip().startswith("Interrupted: no scores written to")
     assert os.listdir(tmp_path) == []
+
+
+def test_an_interrupt_while_the_figure_is_drawn_leaves_no_part_of_the_song(tiny_checkpoint, tmp_path, monkeypatch):
+    sf.write(tmp_path / "song.wav", noisy_song(2.0, 16000, 2), 16000)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inference, "plot_separation", interrupted)
+    model, signal = load_model(tiny_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        separate_file(model, signal, str(tmp_path / "song.wav"), str(tmp_path / "out" / "song"), quiet=True)
+    assert sorted(os.listdir(tmp_path)) == ["song.wav"]  # the audio files go with the figure, and the folders

@@ -276,8 +276,12 @@ def test_output_to_a_log_file_has_no_progress_frames_and_says_device_and_time_le
     assert len(epochs) == 2 and " s left" in epochs[0] and "left" not in epochs[1]
 
 
-def test_a_failed_resume_leaves_no_save_folder(toy_root, tmp_path):
+@pytest.mark.parametrize("flags, message", [(["--resume"], "--resume found no checkpoint"),
+                                            (["--root", "train"], "point --root one level up")])
+def test_a_failed_start_leaves_no_save_folder(toy_root, tmp_path, flags, message):
+    flags = [os.path.join(toy_root, "train") if flag == "train" else flag for flag in flags]
     with pytest.raises(SystemExit) as stop:
-        train.main(["--resume", "--save-dir", str(tmp_path / "ckpt"), "--root", toy_root])
-    assert "--resume found no checkpoint" in str(stop.value.code)
+        train.main([*flags, "--save-dir", str(tmp_path / "ckpt"), "--cache-dir", str(tmp_path / "cache")]
+                   + ([] if "--root" in flags else ["--root", toy_root]))
+    assert message in str(stop.value.code)
     assert not (tmp_path / "ckpt").exists()
