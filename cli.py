@@ -201,6 +201,26 @@ def describe_device(device, amp_dtype):
     return f"Device: {where}, {precision}"
 
 
+def exit_quietly_while_starting():
+    """Ctrl-C before main() runs (torch and scipy take a second or two to import): one line, exit 130.
+
+    Called by inference.py and evaluate.py before their slow imports; this
+    module imports nothing slow, so it can come first.
+    """
+    def interrupted(signum, frame):
+        print("Interrupted while starting: nothing was written.", file=sys.stderr)
+        sys.exit(130)
+
+    signal.signal(signal.SIGINT, interrupted)
+
+
+def interrupts_raise_keyboard_interrupt():
+    """From here on Ctrl-C and SIGTERM (`kill`) both raise KeyboardInterrupt, which main() turns into one line
+    after the temporary files are gone (files.atomic_path)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 class StopRequests:
     """Ctrl-C and SIGTERM (a cluster's time limit, `kill`) during long work: stop at the next safe point.
 

@@ -150,7 +150,7 @@ def detect_layout(root):
             "that holds train/ and test/, or set neither to use the toy set"
         )
     subsets = [s for s in ("train", "test") if os.path.isdir(os.path.join(root, s))]
-    if not subsets and _holds_songs(root):
+    if not subsets and any(_song_kinds(root)):
         parent = os.path.dirname(os.path.abspath(root))
         raise DataError(f"{root} holds songs itself: it looks like the train/ or test/ folder of a MUSDB18 "
                         f"folder; point --root one level up, at {parent}")
@@ -162,9 +162,7 @@ def detect_layout(root):
     layouts = {}
     for subset in subsets:
         folder = os.path.join(root, subset)
-        entries = os.listdir(folder)
-        has_stems = any(e.endswith(".stem.mp4") for e in entries)
-        has_wav = any(os.path.isfile(os.path.join(folder, e, "mixture.wav")) for e in entries)
+        has_stems, has_wav = _song_kinds(folder)
         if has_stems and has_wav:
             raise DataError(f"{folder} holds both .stem.mp4 files and WAV song folders: keep one kind "
                             "per subset folder (musdb reads one kind at a time)")
@@ -178,10 +176,11 @@ def detect_layout(root):
     return layouts
 
 
-def _holds_songs(folder):
-    """True if `folder` itself holds MUSDB songs (.stem.mp4 files or <song>/mixture.wav folders)."""
+def _song_kinds(folder):
+    """(holds .stem.mp4 files, holds <song>/mixture.wav folders): the MUSDB songs right in `folder`."""
     entries = os.listdir(folder)
-    return any(e.endswith(".stem.mp4") or os.path.isfile(os.path.join(folder, e, "mixture.wav")) for e in entries)
+    return (any(e.endswith(".stem.mp4") for e in entries),
+            any(os.path.isfile(os.path.join(folder, e, "mixture.wav")) for e in entries))
 
 
 def _musdb_tracks(root, is_wav, subset, split=None):

@@ -35,17 +35,10 @@ each channel's STFT at 8192 Hz and resamples the vocals back: they stop at
 the measured difference (bench_quality.py).
 """
 
-import signal
-import sys
+import cli
 
-
-def _interrupted_while_starting(signum, frame):
-    print("Interrupted while starting: nothing was written.", file=sys.stderr)
-    sys.exit(130)
-
-
-if __name__ == "__main__":  # Ctrl-C while torch and scipy load (a second or two) ends in one line too
-    signal.signal(signal.SIGINT, _interrupted_while_starting)
+if __name__ == "__main__":  # Ctrl-C while the imports below load ends in one line too
+    cli.exit_quietly_while_starting()
 
 # The imports come after the handler on purpose: they are the slow part it covers.
 import argparse
@@ -53,6 +46,7 @@ import contextlib
 import math
 import os
 import re
+import sys
 
 import numpy as np
 import soundfile as sf
@@ -762,6 +756,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # started: Ctrl-C is handled in main()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` cleans up as Ctrl-C does
+    cli.interrupts_raise_keyboard_interrupt()
     main()
