@@ -41,8 +41,9 @@ from audio import stft, write_audio
 from checkpoints import load_model
 from cli import HelpFormatter, UserError, add_root_flag, add_song_flags, find_song, pick_device, progress_bar
 from files import atomic_path
-from inference import (DEFAULT_CHECKPOINT, add_reconstruction_flags, apply_mask, check_reconstruction_flags,
-                       mix_magnitude, pad_for_synthesis, reconstruct, separate, synthesis_config)
+from inference import (DEFAULT_CHECKPOINT, NETWORK_INPUT, add_reconstruction_flags, apply_mask,
+                       check_reconstruction_flags, mix_magnitude, pad_for_synthesis, reconstruct, separate,
+                       synthesis_config)
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 TARGETS = ("vocals", "accompaniment")
@@ -102,7 +103,8 @@ def finite_median(values):
     return float(np.median(values)) if values.size else float("nan")
 
 
-def evaluate_track(track, model, signal_config, reconstruction="full", wiener_iterations=0):
+def evaluate_track(track, model, signal_config, reconstruction="full", wiener_iterations=0,
+                   network_input=NETWORK_INPUT):
     """{method: {target: {metric: dB}}} for one musdb track, and the model's estimates;
     (None, None) when a reference is silent, where BSS Eval is undefined."""
     mix = track.audio.astype(np.float32)  # (samples, channels)
@@ -113,7 +115,7 @@ def evaluate_track(track, model, signal_config, reconstruction="full", wiener_it
         return None, None
     estimates = {
         "U-Net": separate(model, signal_config, mix, track.rate, reconstruction=reconstruction,
-                          wiener_iterations=wiener_iterations),
+                          wiener_iterations=wiener_iterations, network_input=network_input),
         "mixture": (mix, mix),
         "oracle 8 kHz": oracle_model_band(mix, vocals, accompaniment, track.rate, signal_config, reconstruction),
         "oracle full": oracle_full_band(mix, vocals, accompaniment, track.rate),
@@ -186,7 +188,8 @@ def main(argv=None):
         root, tracks = pick_tracks(args)
         per_track = {}
         for track in progress_bar(tracks, args.quiet, desc="scoring", unit="song"):
-            scores, estimates = evaluate_track(track, model, signal_config, args.reconstruction, args.wiener)
+            scores, estimates = evaluate_track(track, model, signal_config, args.reconstruction, args.wiener,
+                                                 args.network_input)
             if scores is None:
                 print(f"Skipping {track.name}: its vocals or accompaniment is silent, where BSS Eval "
                       "is undefined.")
@@ -202,6 +205,7 @@ def main(argv=None):
         medians = median_over_tracks(per_track)
         write_json(args.out, {"checkpoint": os.path.abspath(args.checkpoint), "root": root,
                               "reconstruction": args.reconstruction, "wiener_iterations": args.wiener,
+                              "network_input": args.network_input,
                               "windows": "1 s, BSS Eval v4 (museval)", "median": medians,
                               "tracks": per_track})
     except UserError as err:

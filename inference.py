@@ -60,8 +60,13 @@ from cli import (HelpFormatter, UserError, add_root_flag, add_song_flags, bounde
 from files import atomic_path
 
 DEFAULT_CHECKPOINT = os.path.join("checkpoints", "best_model.pth")
-# Patches overlap by half and are blended with a smooth window, so no frame
-# relies on the edge of a single patch where the network sees little context.
+# How the network reads a song (--network-input). "whole": the whole
+# spectrogram (of a block, below) in one pass; the network is convolutional,
+# so every frame is computed once and sees its real neighbours, with no patch
+# edges. "patches": the training size, 128 frames, overlapping by OVERLAP and
+# blended with a smooth window, so no frame relies on the edge of a single
+# patch; twice the work. benchmarks/README.md has both measured.
+NETWORK_INPUT = "whole"
 OVERLAP = 0.5
 # Songs up to BLOCK_SECONDS (+ margins) are separated in one piece; longer ones
 # in blocks of that length, each read with MARGIN_SECONDS of context on both
@@ -98,19 +103,25 @@ def patch_hop(patch_frames):
 
 
 @torch.inference_mode()
-def compute_mask(model, magnitude, patch_frames, batch_size=8):
+def compute_mask(model, magnitude, patch_frames, network_input=NETWORK_INPUT, batch_size=8):
     """The network's mask for a whole scaled magnitude spectrogram.
 
     Args:
         magnitude: tensor (freq_bins, frames), already scaled.
     Returns:
-        tensor (freq_bins, frames) in [0, 1]: overlapping patches blended with
-        a Hann-shaped weight (strictly positive, so every frame is covered).
+        tensor (freq_bins, frames) in [0, 1]. With network_input "whole", one
+        pass over all the frames (at least patch_frames: a shorter song is
+        padded with silence, as in training); with "patches", overlapping
+        patches blended with a Hann-shaped weight (strictly positive, so
+        every frame is covered).
     """
     device = next(model.parameters()).device
     bins, frames = magnitude.shape
-    hop = patch_hop(patch_frames)
     padded = max(frames, patch_frames)
+    if network_input == "whole":
+        x = torch.nn.functional.pad(magnitude, (0, padded - frames))  # (F, T')
+        return model(x[None].to(device)).float().cpu()[0, :, :frames]  # (F, T)
+    hop = patch_hop(patch_frames)
     starts = list(range(0, padded - patch_frames + 1, hop))
     if starts[-1] + patch_frames < padded:
         starts.append(padded - patch_frames)  # the last patch ends on the last frame
@@ -208,20 +219,24 @@ def interpolate_mask(mask, signal_config, synthesis, frames, offset=0):
     its sibilants and breath with the vocals, and one it hears as instrumental
     leaves its cymbals in the accompaniment.
 
+    The work is done frame by frame ((frames, bins) in memory) and the result
+    is its transposed view: masked_synthesis reads the mask a frame at a time,
+    and reading it from a (bins, frames) layout took a third of its time.
+
     Args:
         mask: (freq_bins, frames) at the model's STFT.
     Returns:
-        (synthesis.freq_bins, frames).
+        (synthesis.freq_bins, frames), a view of a (frames, freq_bins) tensor.
     """
     seconds = (torch.arange(frames, dtype=torch.float64) * synthesis.hop_length - offset) / synthesis.sample_rate
-    in_time = _lerp(mask, seconds * signal_config.sample_rate / signal_config.hop_length, dim=1)  # (F, frames)
+    in_time = _lerp(mask.T, seconds * signal_config.sample_rate / signal_config.hop_length, dim=0)  # (frames, F)
     hz = torch.arange(synthesis.freq_bins, dtype=torch.float64) * synthesis.sample_rate / synthesis.n_fft
     model_hz = signal_config.sample_rate / signal_config.n_fft  # width of one model bin
     inside = int((hz <= signal_config.sample_rate / 2).sum())
-    low = _lerp(in_time, hz[:inside] / model_hz, dim=0)  # (inside, frames)
-    top = in_time[round(HIGH_BAND_HZ[0] / model_hz):round(HIGH_BAND_HZ[1] / model_hz) + 1].mean(0)  # (frames,)
-    high = top.expand(synthesis.freq_bins - inside, frames)  # (F' - inside, frames)
-    return torch.cat([low, high])  # (F', frames)
+    low = _lerp(in_time, hz[:inside] / model_hz, dim=1)  # (frames, inside)
+    top = in_time[:, round(HIGH_BAND_HZ[0] / model_hz):round(HIGH_BAND_HZ[1] / model_hz) + 1].mean(1)  # (frames,)
+    high = top[:, None].expand(frames, synthesis.freq_bins - inside)  # (frames, F' - inside)
+    return torch.cat([low, high], dim=1).T  # (F', frames)
 
 
 def full_band_vocals(audio, sample_rate, mask, signal_config, start=0, wiener_iterations=0):
@@ -284,7 +299,7 @@ def masked_synthesis(waveform, mask, synthesis, chunk_frames=512):
     out = torch.zeros(total + overlap - 1, hop)  # the overlap-added samples, one hop per row
     for start in range(0, total, chunk_frames):
         spec = torch.fft.rfft(frames[start:start + chunk_frames] * window)  # (t, F')
-        torch.view_as_real(spec).mul_(mask[:, start:start + chunk_frames].T[..., None])  # spec *= mask, in place
+        spec.mul_(mask[:, start:start + chunk_frames].T)  # (t, F'), in place; contiguous from interpolate_mask
         pieces = (torch.fft.irfft(spec, n=n_fft) * window).view(-1, overlap, hop)  # (t, overlap, hop)
         for i in range(overlap):
             out[start + i:start + i + pieces.shape[0]] += pieces[:, i]
@@ -384,7 +399,7 @@ def reconstruct(audio, sample_rate, mask, signal_config, reconstruction="full", 
 
 
 def separate(model, signal_config, audio, sample_rate, scale=None, details=False,
-             reconstruction="full", wiener_iterations=0, start=0):
+             reconstruction="full", wiener_iterations=0, start=0, network_input=NETWORK_INPUT):
     """Vocals and accompaniment of a song.
 
     Args:
@@ -399,6 +414,7 @@ def separate(model, signal_config, audio, sample_rate, scale=None, details=False
             band) or "lab" (the lab's: rebuilt at 8192 Hz, vocals below 4096 Hz).
         wiener_iterations: Wiener post-filter iterations (0: none).
         start: where `audio` begins in a longer song, in samples (block-wise separation).
+        network_input: "whole" (one pass over the song) or "patches" (see NETWORK_INPUT).
     Returns:
         (vocals, accompaniment), float32, each of the input's shape.
     """
@@ -410,7 +426,7 @@ def separate(model, signal_config, audio, sample_rate, scale=None, details=False
     magnitude = mix_magnitude(x, sample_rate, signal_config)  # (F, T)
     if scale is None:
         scale = magnitude_scale(magnitude)
-    mask = compute_mask(model, magnitude * scale, signal_config.patch_frames)  # (F, T)
+    mask = compute_mask(model, magnitude * scale, signal_config.patch_frames, network_input)  # (F, T)
     vocals, accompaniment = reconstruct(x, sample_rate, mask, signal_config, reconstruction, wiener_iterations, start)
     if was_1d:
         vocals, accompaniment = vocals[:, 0], accompaniment[:, 0]
@@ -457,12 +473,13 @@ SUBTYPES = {"16": ("PCM_16", 16), "24": ("PCM_24", 24), "32f": ("FLOAT", None)}
 
 
 def separate_file(model, signal_config, path, out_dir, plot=True, show=False, quiet=False,
-                  reconstruction="full", wiener_iterations=0, audio_format="wav", bit_depth="16"):
+                  reconstruction="full", wiener_iterations=0, audio_format="wav", bit_depth="16",
+                  network_input=NETWORK_INPUT):
     """Separate one audio file into out_dir/{vocals,accompaniment}.<wav|flac> (+ separation.png).
 
     Outputs appear only once complete: a failure or Ctrl-C leaves older files
-    in place and no new folder behind. `reconstruction` and
-    `wiener_iterations` are separate()'s; `bit_depth` is "16", "24" or "32f"
+    in place and no new folder behind. `reconstruction`,
+    `wiener_iterations` and `network_input` are separate()'s; `bit_depth` is "16", "24" or "32f"
     (float, WAV only: it never clips, so the two outputs always sum back to
     the input). Returns (files written, samples clipped to full scale).
     """
@@ -486,8 +503,10 @@ def separate_file(model, signal_config, path, out_dir, plot=True, show=False, qu
                     subtype=subtype, format=audio_format.upper())) for p in paths]
             except OSError as err:
                 raise InferenceError(f"cannot write to {out_dir} ({err.strerror}): pick another --out-dir")
-            first, blocks, clipped = _separate_blocks(model, signal_config, path, f, writers, quiet,
-                                                      reconstruction, wiener_iterations, bits)
+            first, blocks, clipped = _separate_blocks(model, signal_config, path, f, writers, quiet, bits,
+                                                      reconstruction=reconstruction,
+                                                      wiener_iterations=wiener_iterations,
+                                                      network_input=network_input)
             written = list(paths)
             if plot:  # inside `outputs` too: the song's files appear together, or none of them
                 # A name that is not valid UTF-8 keeps its stray bytes as surrogates, which no font can draw.
@@ -506,14 +525,15 @@ def separate_file(model, signal_config, path, out_dir, plot=True, show=False, qu
 
 
 def quantize(audio, bits):
-    """Float audio as `bits`-bit integers, rounded to the nearest step, in int32 containers.
+    """Float audio as `bits`-bit integers, rounded to the nearest step.
 
     Done here rather than by libsndfile, which scales floats by 2^(bits-1) - 1
     on writing and by 2^(bits-1) on reading: a file written from the sum of
     vocals and accompaniment would then drift by up to 2 steps from the input.
     Each output is rounded once here, so the two sum back within one step.
-    soundfile writes an int32 array's top `bits` bits into the file.
-    Returns (the int32 array, how many samples went past full scale).
+    16 bits go out as int16, which libsndfile copies as they are; 24 bits as
+    int32, whose top 24 bits it writes.
+    Returns (the integer array, how many samples went past full scale).
     """
     top = np.float32(2 ** (bits - 1))  # float32 holds every integer up to 2^24 exactly
     steps = np.multiply(audio, top, dtype=np.float32)
@@ -522,6 +542,8 @@ def quantize(audio, bits):
     if steps.max(initial=0) > top - 1 or steps.min(initial=0) < -top:  # rare: count only then
         over = int(np.count_nonzero((steps > top - 1) | (steps < -top)))
         np.clip(steps, -top, top - 1, out=steps)
+    if bits == 16:
+        return steps.astype(np.int16), over
     ints = steps.astype(np.int32)
     ints <<= 32 - bits
     return ints, over
@@ -536,8 +558,10 @@ def remove_empty_folders(folder, top):
         folder = os.path.dirname(folder)
 
 
-def _separate_blocks(model, signal_config, path, f, writers, quiet, reconstruction, wiener_iterations, bits):
+def _separate_blocks(model, signal_config, path, f, writers, quiet, bits, **options):
     """separate_file's work once the input and the outputs are open, block by block.
+
+    `options` are separate()'s reconstruction, wiener_iterations and network_input.
 
     Returns (the first block's separate() details, the blocks, samples clipped
     to full scale: the integer formats hold [-1, 1), float holds anything).
@@ -551,9 +575,8 @@ def _separate_blocks(model, signal_config, path, f, writers, quiet, reconstructi
         chunk = read_block(f, lo, hi)
         if chunk.shape[0] != hi - lo:
             raise AudioError(f"{path} ends before its header says (truncated file?)")
-        vocals, accompaniment, info = separate(model, signal_config, chunk, rate, scale, details=True,
-                                               reconstruction=reconstruction,
-                                               wiener_iterations=wiener_iterations, start=lo)
+        vocals, accompaniment, info = separate(model, signal_config, chunk, rate, scale, details=True, start=lo,
+                                               **options)
         first = first or info
         for writer, part in zip(writers, (vocals, accompaniment)):
             part = part[start - lo:end - lo]
@@ -640,13 +663,16 @@ def check_reconstruction_flags(parser, args):
 
 
 def add_reconstruction_flags(parser):
-    """--reconstruction and --wiener, shared by inference.py and evaluate.py."""
+    """--reconstruction, --wiener and --network-input, shared by inference.py and evaluate.py."""
     parser.add_argument("--reconstruction", choices=("full", "lab"), default="full",
                         help="full: the mask applied at the input's own rate, vocals in the whole band; "
                              "lab: the lab's reconstruction at 8192 Hz, vocals stop at 4096 Hz")
     parser.add_argument("--wiener", type=bounded_number(int, 0, 10), default=0, metavar="N",
                         help="iterations of the multichannel Wiener post-filter (0: off; it lowered SDR "
                              "on music unlike the training songs, see benchmarks/README.md)")
+    parser.add_argument("--network-input", choices=("whole", "patches"), default=NETWORK_INPUT,
+                        help="whole: the network reads the song (up to 5-minute blocks) in one pass; patches: "
+                             "in the training's 128-frame patches, overlapping by half (twice the work)")
 
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff",
@@ -737,7 +763,7 @@ def main(argv=None):
             written, clipped = separate_file(model, signal_config, path, out_dir, plot=not args.no_plot,
                                              show=args.show, quiet=args.quiet, reconstruction=args.reconstruction,
                                              wiener_iterations=args.wiener, audio_format=args.audio_format,
-                                             bit_depth=args.bit_depth)
+                                             bit_depth=args.bit_depth, network_input=args.network_input)
             if not args.quiet:
                 print(f"{path}: wrote " + ", ".join(written))
             if clipped:

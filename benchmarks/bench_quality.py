@@ -21,9 +21,10 @@ then over the songs of a set, as evaluate.py reports them; then the mean and
 the spread (min..max) over seeds.
 
 --sweep instead compares the full-band reconstruction's settings (synthesis
-window, the mask above 4096 Hz, Wiener iterations) on the toy validation
-songs, which are held out from training but are not a test set: that is
-where defaults are chosen. It adds "HF SNR": the whole-song SNR of the vocals
+window, the mask above 4096 Hz, Wiener iterations, the network's input: the
+whole song or overlapping patches) on the toy validation songs, which are
+held out from training but are not a test set: that is where defaults are
+chosen. It adds "HF SNR": the whole-song SNR of the vocals
 above 4096 Hz, which BSS Eval's SDR barely sees.
 """
 
@@ -61,9 +62,10 @@ SWEEP = [
     ("full, above 4 kHz: mean 0-4 kHz", {"HIGH_BAND_HZ": (0, 4096)}, {}),
     ("full + Wiener 1", {}, {"wiener_iterations": 1}),
     ("full + Wiener 2", {}, {"wiener_iterations": 2}),
-    ("full, patch overlap 0", {"OVERLAP": 0.0}, {}),
-    ("full, patch overlap 1/4", {"OVERLAP": 0.25}, {}),
-    ("full, patch overlap 1/2", {"OVERLAP": 0.5}, {}),
+    ("full, network input: whole song", {}, {"network_input": "whole"}),
+    ("full, network input: patches, overlap 0", {"OVERLAP": 0.0}, {"network_input": "patches"}),
+    ("full, network input: patches, overlap 1/4", {"OVERLAP": 0.25}, {"network_input": "patches"}),
+    ("full, network input: patches, overlap 1/2", {"OVERLAP": 0.5}, {"network_input": "patches"}),
 ]
 
 
@@ -274,7 +276,7 @@ def main():
     p.add_argument("--sweep", action="store_true",
                    help="compare the reconstruction's settings on the toy validation songs instead")
     p.add_argument("--only", default=None, metavar="TEXT",
-                   help="with --sweep: only the settings whose name contains TEXT (e.g. 'overlap')")
+                   help="with --sweep: only the settings whose name contains TEXT (e.g. 'network input')")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--quiet", action="store_true", help="print only the tables")
     args = p.parse_args()

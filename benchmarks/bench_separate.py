@@ -98,37 +98,38 @@ def child(song, checkpoint, out_dir, variant):
     sf.SoundFile.close = lambda self: timed("write", close)(self)
 
     model, signal_config = inference.load_model(checkpoint)
-    patches = [0]
+    inputs = []  # the shape of every network input, (B, F, T), to replay on the bare model
     forward = model.forward
 
-    def counted(x):  # (B, F, P): how many patches the network stage runs
-        patches[0] += x.shape[0]
+    def counted(x):
+        inputs.append(tuple(x.shape))
         return forward(x)
 
     model.forward = counted
     warm = np.zeros((RATE * 5, 2), np.float32)
     inference.separate(model, signal_config, warm, RATE, **VARIANTS[variant])  # first call pays one-time costs
     times.clear()
-    patches[0] = 0
+    inputs.clear()
     start = time.perf_counter()
     inference.separate_file(model, signal_config, song, out_dir, plot=False, quiet=True, **VARIANTS[variant])
     total = time.perf_counter() - start
     seconds = sf.info(song).duration
-    bare = bare_model_seconds(model, forward, signal_config, patches[0])
+    bare = bare_model_seconds(forward, inputs)
+    frames = sum(b * t for b, _, t in inputs)
     print(json.dumps({"seconds": seconds, "total": total, "stages": times, "threads": torch.get_num_threads(),
-                      "patches": patches[0], "bare_network": bare,
+                      "passes": len(inputs), "frames": frames, "bare_network": bare,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def bare_model_seconds(model, forward, signal_config, patches, batch_size=8):
-    """The same number of patches through the bare model (random input, batches of compute_mask's size)."""
+def bare_model_seconds(forward, shapes):
+    """Seconds of the bare model on random inputs of the shapes the network stage ran, after a warm-up."""
     import torch
 
-    x = torch.rand(batch_size, signal_config.freq_bins, signal_config.patch_frames)
+    inputs = [torch.rand(shape) for shape in shapes]
     with torch.inference_mode():
-        forward(x)
+        forward(inputs[0])
         start = time.perf_counter()
-        for _ in range(-(-patches // batch_size)):
+        for x in inputs:
             forward(x)
     return time.perf_counter() - start
 
@@ -185,9 +186,9 @@ def main():
         cells = " ".join(f"{r['stages'].get(s, 0.0):>10.2f}s" for s in stages)
         print(f"{r['minutes']:>4g} m {r['variant']:>12} " + cells
               + f" {r['total']:>6.2f}s {r['seconds'] / r['total']:>10.0f}x {r['peak_rss_mb']:>6.0f} MB")
-        print(f"{'':>8} network stage {r['patches']} patches in {r['stages'].get('network', 0):.2f} s; the bare "
-              f"model: {r['bare_network']:.2f} s ({r['bare_network'] / r['stages'].get('network', 1):.0%} of its speed "
-              "reached)")
+        print(f"{'':>8} network stage {r['passes']} pass(es), {r['frames']} frames in "
+              f"{r['stages'].get('network', 0):.2f} s; the bare model on the same inputs: {r['bare_network']:.2f} s "
+              f"({r['bare_network'] / r['stages'].get('network', 1):.0%} of its speed reached)")
         if "command" in r:
             print(f"{'':>8} whole command `python inference.py --no-plot` (cold start): "
                   f"{r['command']:.2f} s, {r['seconds'] / r['command']:.0f}x real time")

@@ -183,7 +183,7 @@ def test_a_failed_separation_keeps_the_old_outputs(tiny_checkpoint, tmp_path, mo
 @pytest.mark.slow
 def test_evaluate_scores_a_model_that_predicts_silence(toy_root, tiny_checkpoint, tmp_path, monkeypatch):
     # museval refuses an all-zero estimate; a model with an empty mask must still get a (bad) score.
-    monkeypatch.setattr(inference, "compute_mask", lambda model, magnitude, frames: 0 * magnitude)
+    monkeypatch.setattr(inference, "compute_mask", lambda model, magnitude, *args: 0 * magnitude)
     out = tmp_path / "scores.json"
     evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-tracks", "1", "--out", str(out),
                    "--quiet"])
@@ -367,3 +367,20 @@ def test_an_interrupt_while_the_figure_is_drawn_leaves_no_part_of_the_song(tiny_
     with pytest.raises(KeyboardInterrupt):
         separate_file(model, signal, str(tmp_path / "song.wav"), str(tmp_path / "out" / "song"), quiet=True)
     assert sorted(os.listdir(tmp_path)) == ["song.wav"]  # the audio files go with the figure, and the folders
+
+
+@pytest.mark.parametrize("frames", [40, 128, 301])
+def test_the_whole_song_pass_and_the_patches_give_masks_of_the_song_shape(tiny_checkpoint, frames):
+    model, signal = load_model(tiny_checkpoint)
+    magnitude = torch.rand(signal.freq_bins, frames)
+    whole = inference.compute_mask(model, magnitude, signal.patch_frames, "whole")
+    patches = inference.compute_mask(model, magnitude, signal.patch_frames, "patches")
+    assert whole.shape == patches.shape == (signal.freq_bins, frames)
+    assert 0 <= whole.min() and whole.max() <= 1
+    if frames <= signal.patch_frames:  # one patch, padded alike: the two ways are the same computation
+        assert torch.allclose(whole, patches, atol=1e-6)
+    else:
+        # Where the first patch alone counts and sees what the whole pass sees, the masks agree; the
+        # last patch (frames 173-300) sits on another phase of the stride-2 grid, so there they differ.
+        assert torch.allclose(whole[:, :50], patches[:, :50], atol=1e-5)
+        assert not torch.allclose(whole[:, 200:], patches[:, 200:], atol=1e-3)
