@@ -7,6 +7,7 @@ them; spectrograms are torch `(..., freq_bins, frames)`.
 """
 
 import contextlib
+import functools
 import importlib.util
 import os
 import shutil
@@ -18,7 +19,6 @@ from math import gcd
 import numpy as np
 import soundfile as sf
 import torch
-from scipy.signal import resample_poly
 
 from cli import UserError
 from files import atomic_path
@@ -171,18 +171,79 @@ def to_mono(audio):
     return mono
 
 
-def resample(audio, rate_in, rate_out):
-    """Resample along axis 0 with a polyphase filter.
+def resample(audio, rate_in, rate_out, block=64):
+    """Resample along axis 0 by the rational factor up / down = rate_out / rate_in.
 
-    scipy's resample_poly takes about 0.15 s for a 3-minute stereo song
-    between 44100 and 8192 Hz on 2 cores, where torchaudio's resample takes
-    about 0.65 s (measured; see benchmarks/).
+    The result of scipy.signal.resample_poly with its defaults, with which the
+    project's features were first made (the same filter, alignment and
+    length; tests/test_audio.py compares them), computed here because
+    importing scipy.signal costs 0.6-1.5 s at every start of inference.py.
+
+    Output sample k is sum_i x[i] h(k * down - i * up), h the low-pass of
+    `_lowpass`. k + up needs x shifted by down, with the same weights: so
+    each run of `block` outputs of a period of `up` is one small matrix
+    (`_polyphase_matrices`) applied to windows of x that start `down` apart,
+    which is a strided view; one matrix product per run does the song.
+
+    Args:
+        audio: numpy (samples,) or (samples, channels).
+    Returns:
+        float32 numpy array of ceil(samples * up / down) samples, same channels.
     """
     if rate_in == rate_out:
         return audio
     g = gcd(int(rate_in), int(rate_out))
-    out = resample_poly(audio, int(rate_out) // g, int(rate_in) // g, axis=0)
-    return out.astype(np.float32, copy=False)
+    up, down = int(rate_out) // g, int(rate_in) // g
+    x = torch.from_numpy(np.asarray(audio, dtype=np.float32).reshape(len(audio), -1).T.copy())  # (C, n)
+    n = x.shape[1]
+    n_out = -(-n * up // down)
+    periods = -(-n_out // up)
+    runs = _polyphase_matrices(up, down, block)
+    front = max(0, -min(first for _, first, _ in runs))  # zeros before x: windows may start before it
+    back = max(0, (periods - 1) * down + max(first + m.shape[1] for _, first, m in runs) - n)
+    padded = torch.nn.functional.pad(x, (front, back))  # (C, front + n + back)
+    out = torch.empty(x.shape[0], periods, up)
+    for k0, first, matrix in runs:
+        windows = padded.as_strided((x.shape[0], periods, matrix.shape[1]), (padded.shape[1], down, 1),
+                                    front + first)  # (C, periods, width): x[q * down + first + c]
+        out[:, :, k0:k0 + matrix.shape[0]] = windows @ matrix.T  # (C, periods, block)
+    y = out.reshape(x.shape[0], -1)[:, :n_out].T.numpy()  # (n_out, C)
+    return y[:, 0] if np.ndim(audio) == 1 else y
+
+
+@functools.lru_cache(maxsize=8)
+def _lowpass(up, down):
+    """The anti-aliasing filter of resample, as resample_poly designs it by default.
+
+    A sinc with its cutoff at the slower rate's Nyquist frequency, 10 zero
+    crossings on each side, Kaiser window (beta 5), scaled to unit gain at
+    0 Hz, then by `up` (the zeros that upsampling puts between samples).
+    Returns float32 h of 2 * half + 1 taps, centred on tap `half`, and half.
+    """
+    rate = max(up, down)
+    half = 10 * rate
+    m = np.arange(2 * half + 1, dtype=np.float64) - half
+    h = np.sinc(m / rate) / rate
+    h *= np.i0(5.0 * np.sqrt(1 - (m / half) ** 2.0)) / np.i0(5.0)
+    h /= h.sum()
+    return h.astype(np.float32) * np.float32(up), half
+
+
+@functools.lru_cache(maxsize=8)
+def _polyphase_matrices(up, down, block):
+    """[(k0, first, matrix)]: outputs k0 .. k0 + block - 1 of every period are
+    matrix (block, width) times x[first .. first + width - 1] shifted by the period."""
+    h, half = _lowpass(up, down)
+    runs = []
+    for k0 in range(0, up, block):
+        k = np.arange(k0, min(k0 + block, up))  # (b,)
+        first = -((half - k[0] * down) // up)  # ceil((k0 * down - half) / up): the first input in reach
+        last = (k[-1] * down + half) // up
+        offsets = k[:, None] * down - np.arange(first, last + 1)[None, :] * up  # (b, width): k * down - i * up
+        inside = np.abs(offsets) <= half
+        matrix = np.where(inside, h[np.clip(offsets + half, 0, 2 * half)], np.float32(0))
+        runs.append((k0, first, torch.from_numpy(matrix)))
+    return runs
 
 
 def stft(waveform, config):

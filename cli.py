@@ -202,7 +202,7 @@ def describe_device(device, amp_dtype):
 
 
 def exit_quietly_while_starting():
-    """Ctrl-C before main() runs (torch and scipy take a second or two to import): one line, exit 130.
+    """Ctrl-C before main() runs (torch takes a second or more to import): one line, exit 130.
 
     Called by inference.py and evaluate.py before their slow imports; this
     module imports nothing slow, so it can come first.
