@@ -24,7 +24,7 @@ From Python (a notebook), with the model loaded once for many songs:
     vocals, accompaniment = separate(model, signal_config, audio, sample_rate)
 
 How it works: the mono mix is resampled to 8192 Hz and transformed with the
-training STFT, and the network predicts a mask from it, patch by patch. By
+training STFT, and the network predicts a mask from it in one pass. By
 default (full band) that mask is interpolated onto each channel's STFT at the
 input's own rate (93 ms windows, 4 overlapping) and multiplies it there, so
 the mix's phase, its rate and its whole band are kept; above 4096 Hz, where
@@ -445,7 +445,9 @@ def plan_blocks(n, sample_rate, signal_config):
 
     Block edges fall on multiples of the patch hop (in seconds), where the
     resampler's, the STFT's and the patch tiling's grids of a block coincide
-    with the whole song's.
+    with the whole song's; so does the network's own grid (its 4 stride-2
+    levels see frames in groups of 16, and the hop is 64 frames) when it
+    reads a whole block in one pass.
     """
     hop_seconds = patch_hop(signal_config.patch_frames) * signal_config.hop_length / signal_config.sample_rate  # 6 s
     unit = hop_seconds * sample_rate  # samples
@@ -478,8 +480,8 @@ def separate_file(model, signal_config, path, out_dir, plot=True, show=False, qu
     """Separate one audio file into out_dir/{vocals,accompaniment}.<wav|flac> (+ separation.png).
 
     Outputs appear only once complete: a failure or Ctrl-C leaves older files
-    in place and no new folder behind. `reconstruction`,
-    `wiener_iterations` and `network_input` are separate()'s; `bit_depth` is "16", "24" or "32f"
+    in place and no new folder behind. `reconstruction`, `wiener_iterations`
+    and `network_input` are separate()'s; `bit_depth` is "16", "24" or "32f"
     (float, WAV only: it never clips, so the two outputs always sum back to
     the input). Returns (files written, samples clipped to full scale).
     """

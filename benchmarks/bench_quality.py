@@ -3,6 +3,8 @@
     python benchmarks/bench_quality.py --checkpoint checkpoints/best_model.pth
     python benchmarks/bench_quality.py --seeds 42 43 44          # train the default recipe once per seed first
     python benchmarks/bench_quality.py --seeds 42 43 44 --sweep  # the reconstruction's choices, on validation songs
+    python benchmarks/bench_quality.py --checkpoint runs/*/best_model.pth --sweep --only "network input" \
+        --sets valid toy real other                               # one choice, then confirmed on the test sets
 
 Three test sets, none of them used for training or for choosing defaults:
 
@@ -271,8 +273,9 @@ def main():
     p.add_argument("--runs-dir", default=os.path.join(ROOT, "runs", "quality"), help="where --seeds trains")
     p.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                    help="more train.py flags for --seeds (must come last)")
-    p.add_argument("--sets", nargs="+", default=["toy", "real", "other"], choices=["toy", "real", "other", "valid"],
-                   help="test sets to score")
+    p.add_argument("--sets", nargs="+", default=None, choices=["toy", "real", "other", "valid"],
+                   help="sets to score (default: toy real other; with --sweep, valid: the test sets then only "
+                        "confirm a choice made on the validation songs)")
     p.add_argument("--sweep", action="store_true",
                    help="compare the reconstruction's settings on the toy validation songs instead")
     p.add_argument("--only", default=None, metavar="TEXT",
@@ -290,7 +293,7 @@ def main():
     capability = torch.backends.cpu.get_cpu_capability()
     checkpoints = args.checkpoint or train_seeds(args.seeds, args.runs_dir, args.train_args)
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as workdir:
-        sets = test_sets(["valid"] if args.sweep else args.sets, workdir)
+        sets = test_sets(args.sets or (["valid"] if args.sweep else ["toy", "real", "other"]), workdir)
         if args.sweep:
             sweep = [row for row in SWEEP if args.only is None or args.only in row[0]]
             results, seconds = score_models(checkpoints, sets, sweep, with_high_band=True, quiet=args.quiet)

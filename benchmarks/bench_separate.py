@@ -2,7 +2,7 @@
 
     python benchmarks/bench_separate.py                      # 3 and 10 minutes, stages + command
     python benchmarks/bench_separate.py --minutes 3 10 60    # adds the 60-minute memory check
-    python benchmarks/bench_separate.py --variants full lab full+wiener   # reconstructions, interleaved
+    python benchmarks/bench_separate.py --variants full lab full+wiener full+patches   # in one run
 
 For each length it writes a generated stereo 44.1 kHz song (toy_music, the
 same synthesiser as the toy data set) to a temporary WAV, then separates it in
@@ -10,9 +10,11 @@ a fresh Python process through inference.separate_file(), the code path that
 `python inference.py` runs, from the file on disk to the two written WAVs.
 The stages are timed by wrapping the functions that path calls (nothing in
 inference.py is changed for the benchmark); the child reports its peak RSS.
-Each song goes through every reconstruction asked for (`full`, the default;
-`lab`, the lab's 8192 Hz one; `full+wiener`, with one Wiener iteration), one
-after the other on the same song, so that they are compared in one run. Once
+Each song goes through every variant asked for (`full`, the default;
+`lab`, the lab's 8192 Hz reconstruction; `full+wiener`, with one Wiener
+iteration; `full+patches`, the network reading 128-frame patches that overlap
+by half instead of the whole song), one after the other on the same song, so
+that they are compared in one run. Once
 per run, the 3-minute song also goes through the whole command
 `python inference.py --no-plot song.wav` (cold start included).
 
@@ -61,7 +63,8 @@ def default_checkpoint(path):
 
 
 VARIANTS = {"full": {"reconstruction": "full"}, "lab": {"reconstruction": "lab"},
-            "full+wiener": {"reconstruction": "full", "wiener_iterations": 1}}
+            "full+wiener": {"reconstruction": "full", "wiener_iterations": 1},
+            "full+patches": {"reconstruction": "full", "network_input": "patches"}}
 
 
 def child(song, checkpoint, out_dir, variant):
@@ -153,7 +156,7 @@ def main():
     p.add_argument("--checkpoint", default=os.path.join(ROOT, "checkpoints", "best_model.pth"),
                    help="model to use (an untrained default-size one if missing)")
     p.add_argument("--variants", nargs="+", default=["full", "lab"], choices=list(VARIANTS),
-                   help="reconstructions to time on each song (the command is timed with the default, full)")
+                   help="variants to time on each song (the command is timed with the default, full)")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args()

@@ -10,7 +10,9 @@
    PatchDataset from the memory-mapped cache, DataLoader, forward, L1 loss,
    backward, Adam) against the bare model's forward + backward + Adam step on
    random tensors of the same batch, precision and memory layout. Their ratio
-   is what the data pipeline costs.
+   is what the data pipeline costs. The two are timed in turns (--rounds),
+   so that a machine whose speed drifts (turbo, a neighbour on a shared host)
+   shifts both alike; the medians are reported.
 """
 
 import argparse
@@ -20,6 +22,7 @@ import sys
 import tempfile
 import time
 
+import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,21 +59,25 @@ def make_model(args, device):
 
 
 def loop_speed(features, signal_config, args, device):
-    """Patches/s of train.train_one_epoch on real cached patches."""
+    """A function that runs `batches` of train.train_one_epoch on real cached patches and returns patches/s."""
     from torch.utils.data import DataLoader
 
     dataset = PatchDataset(features, signal_config.patch_frames, samples_per_track=10_000)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True)
     model = make_model(args, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for batches in (args.warmup, args.batches):  # untimed warm-up, then the measured pass
+
+    def run(batches):
         _, speed, _ = train.train_one_epoch(model, loader, optimizer, train.L1Loss(), device, epoch=1, step=0,
                                             amp_dtype=args.amp_dtype, max_batches=batches)
-    return speed
+        return speed
+
+    return run
 
 
 def bare_speed(signal_config, args, device):
-    """Patches/s of forward + L1 loss + backward + Adam on random tensors, no data loading."""
+    """A function that runs `batches` of forward + L1 loss + backward + Adam on random tensors (no data
+    loading) and returns patches/s."""
     model = make_model(args, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     mix = torch.rand(args.batch_size, signal_config.freq_bins, signal_config.patch_frames, device=device)
@@ -84,16 +91,17 @@ def bare_speed(signal_config, args, device):
         loss.backward()
         optimizer.step()
 
-    for _ in range(args.warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(args.batches):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return args.batches * args.batch_size / (time.perf_counter() - start)
+    def run(batches):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(batches):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return batches * args.batch_size / (time.perf_counter() - start)
+
+    return run
 
 
 def main():
@@ -101,8 +109,9 @@ def main():
     p.add_argument("--root", default=None, help="data (default: $MUSDB_PATH, else the toy set)")
     p.add_argument("--n-songs", type=int, default=10, help="training songs, as train.py")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--batches", type=int, default=20, help="timed batches for each measurement")
-    p.add_argument("--warmup", type=int, default=3, help="untimed batches first")
+    p.add_argument("--batches", type=int, default=8, help="timed batches per round, for each of the two")
+    p.add_argument("--rounds", type=int, default=3, help="turns of loop then bare model")
+    p.add_argument("--warmup", type=int, default=3, help="untimed batches first, for each of the two")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--cpu", action="store_true")
@@ -116,13 +125,23 @@ def main():
     print(f"Features of {n_tracks} songs ({split.source}): first run {cold:.2f} s (decoding), "
           f"second run {warm:.3f} s (cache only)")
 
-    loop = loop_speed(features, signal_config, args, device)
-    bare = bare_speed(signal_config, args, device)
+    timers = {"loop": loop_speed(features, signal_config, args, device),
+              "bare": bare_speed(signal_config, args, device)}
+    speeds = {name: [] for name in timers}
+    for run in timers.values():
+        run(args.warmup)
+    for _ in range(args.rounds):
+        for name, run in timers.items():
+            speeds[name].append(run(args.batches))
+    loop, bare = (float(np.median(speeds[name])) for name in ("loop", "bare"))
     print(f"Device {device}, {'bf16 autocast' if args.amp_dtype else 'fp32'}, "
           f"{'channels_last' if args.channels_last else 'contiguous'}, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"  training loop (train_one_epoch, cached patches): {loop:6.1f} patches/s")
-    print(f"  bare model (random tensors, same step):          {bare:6.1f} patches/s")
+          f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}; "
+          f"median of {args.rounds} rounds of {args.batches} batches, taken in turns")
+    print(f"  training loop (train_one_epoch, cached patches): {loop:6.1f} patches/s  "
+          f"(rounds: {', '.join(f'{v:.1f}' for v in speeds['loop'])})")
+    print(f"  bare model (random tensors, same step):          {bare:6.1f} patches/s  "
+          f"(rounds: {', '.join(f'{v:.1f}' for v in speeds['bare'])})")
     print(f"  loop / bare: {loop / bare:.0%}")
 
 
