@@ -62,9 +62,14 @@ def open_run_log(state, run_config, model_config, signal_config, resumed):
     return log
 
 
-def log_epoch(log, history, epochs, figure_every, draw_example):
-    """The epoch's scalars, and every `figure_every` epochs the figures and the audio."""
-    from figures import loss_curve_figure
+def log_epoch(log, history, epochs, figure_every, draw_example, loss_curve):
+    """The epoch's scalars, and every `figure_every` epochs the figures and the audio.
+
+    `loss_curve` is the figure write_history has just saved as loss_curve.png
+    (drawing it is the slow part, so it is drawn once for both); it is closed
+    here, since pyplot keeps every figure alive until then.
+    """
+    import matplotlib.pyplot as plt
 
     row = history[-1]
     epoch = row["epoch"]
@@ -73,8 +78,10 @@ def log_epoch(log, history, epochs, figure_every, draw_example):
     log.run.add_scalar("training/learning rate", row["lr"], epoch)
     log.run.add_scalar("training/patches per second", row["patches_per_s"], epoch)
     if epoch == 1 or epoch % figure_every == 0 or epoch == epochs:
-        log.run.add_figure("figures/loss curve", loss_curve_figure(history), epoch)
+        log.run.add_figure("figures/loss curve", loss_curve, epoch)  # closes it too
         draw_example(epoch)
+    else:
+        plt.close(loss_curve)
     log.flush()
 
 
@@ -100,7 +107,7 @@ def log_example(log, model, patch, signal_config, device, epoch):
 
 
 def write_history(save_dir, history):
-    """history.csv and loss_curve.png, both rewritten after every epoch."""
+    """history.csv and loss_curve.png, both rewritten after every epoch; returns loss_curve.png's figure."""
     from figures import loss_curve_figure
 
     with atomic_path(os.path.join(save_dir, "history.csv")) as tmp, open(tmp, "w", newline="") as f:
@@ -110,7 +117,7 @@ def write_history(save_dir, history):
     fig = loss_curve_figure(history)
     with atomic_path(os.path.join(save_dir, "loss_curve.png")) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
-    fig.clf()  # matplotlib keeps every figure alive until closed; a long run makes one per epoch
+    return fig
 
 
 def epoch_line(state, epochs):

@@ -411,9 +411,9 @@ def _train(args, dist, started):
             improved = record_epoch(state, train_loss, valid_loss, speed, optimizer.param_groups[0]["lr"],
                                     time.time() - start)
             if dist.is_main:
-                log_epoch(log, state["history"], args.epochs, args.figure_every, draw_example)
                 save_epoch(args.save_dir, checkpoint(), epoch, args.epochs, improved, args.checkpoint_every)
-                write_history(args.save_dir, state["history"])
+                loss_curve = write_history(args.save_dir, state["history"])
+                log_epoch(log, state["history"], args.epochs, args.figure_every, draw_example, loss_curve)
                 print(epoch_line(state, args.epochs))
     except KeyboardInterrupt:
         # The epoch in progress is not counted: --resume runs it again from these weights.
