@@ -187,6 +187,7 @@ def resample(audio, rate_in, rate_out, block=64):
 
     Args:
         audio: numpy (samples,) or (samples, channels).
+        block: outputs per matrix product (speed only, not the result).
     Returns:
         float32 numpy array of ceil(samples * up / down) samples, same channels.
     """
@@ -194,7 +195,8 @@ def resample(audio, rate_in, rate_out, block=64):
         return audio
     g = gcd(int(rate_in), int(rate_out))
     up, down = int(rate_out) // g, int(rate_in) // g
-    x = torch.from_numpy(np.asarray(audio, dtype=np.float32).reshape(len(audio), -1).T.copy())  # (C, n)
+    audio = np.asarray(audio, dtype=np.float32)
+    x = torch.from_numpy((audio[:, None] if audio.ndim == 1 else audio).T.copy())  # (C, n)
     n = x.shape[1]
     n_out = -(-n * up // down)
     periods = -(-n_out // up)
@@ -208,7 +210,7 @@ def resample(audio, rate_in, rate_out, block=64):
                                     front + first)  # (C, periods, width): x[q * down + first + c]
         out[:, :, k0:k0 + matrix.shape[0]] = windows @ matrix.T  # (C, periods, block)
     y = out.reshape(x.shape[0], -1)[:, :n_out].T.numpy()  # (n_out, C)
-    return y[:, 0] if np.ndim(audio) == 1 else y
+    return y[:, 0] if audio.ndim == 1 else y
 
 
 @functools.lru_cache(maxsize=8)
