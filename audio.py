@@ -196,20 +196,21 @@ def resample(audio, rate_in, rate_out, block=64):
     g = gcd(int(rate_in), int(rate_out))
     up, down = int(rate_out) // g, int(rate_in) // g
     audio = np.asarray(audio, dtype=np.float32)
-    x = torch.from_numpy((audio[:, None] if audio.ndim == 1 else audio).T.copy())  # (C, n)
-    n = x.shape[1]
+    x = torch.from_numpy(audio[:, None] if audio.ndim == 1 else audio).T  # (C, n), a view
+    channels, n = x.shape
     n_out = -(-n * up // down)
     periods = -(-n_out // up)
     runs = _polyphase_matrices(up, down, block)
     front = max(0, -min(first for _, first, _ in runs))  # zeros before x: windows may start before it
     back = max(0, (periods - 1) * down + max(first + m.shape[1] for _, first, m in runs) - n)
-    padded = torch.nn.functional.pad(x, (front, back))  # (C, front + n + back)
-    out = torch.empty(x.shape[0], periods, up)
+    padded = torch.zeros(channels, front + n + back)  # x, channels first, between zeros: the one copy
+    padded[:, front:front + n] = x
+    out = torch.empty(channels, periods, up)
     for k0, first, matrix in runs:
-        windows = padded.as_strided((x.shape[0], periods, matrix.shape[1]), (padded.shape[1], down, 1),
+        windows = padded.as_strided((channels, periods, matrix.shape[1]), (padded.shape[1], down, 1),
                                     front + first)  # (C, periods, width): x[q * down + first + c]
         out[:, :, k0:k0 + matrix.shape[0]] = windows @ matrix.T  # (C, periods, block)
-    y = out.reshape(x.shape[0], -1)[:, :n_out].T.numpy()  # (n_out, C)
+    y = out.reshape(channels, -1)[:, :n_out].T.numpy()  # (n_out, C)
     return y[:, 0] if audio.ndim == 1 else y
 
 
