@@ -286,6 +286,18 @@ def test_a_folder_is_separated_song_by_song_and_same_names_never_collide(tiny_ch
     assert sorted(os.listdir(tmp_path / "out" / "a (2)")) == ["accompaniment.wav", "vocals.wav"]
 
 
+def test_quantize_rounds_to_the_nearest_step_and_counts_what_it_clips():
+    lsb = 2.0 ** -15
+    audio = np.array([[0.4 * lsb, 0.6 * lsb], [-1.0, 1.0], [1.6 * lsb, -0.99999], [1.2, -1.2]], dtype=np.float32)
+    ints, over = inference.quantize(audio, 16)
+    assert ints.dtype == np.int16 and ints.shape == audio.shape
+    assert ints.tolist() == [[0, 1], [-32768, 32767], [2, -32768], [32767, -32768]]
+    assert over == 3  # 1.0 is one step past the largest 16-bit value; 1.2 and -1.2
+    ints, over = inference.quantize(audio[:1] / 256, 24)  # 24 bits: int32 with the value in the top 24 bits
+    assert ints.dtype == np.int32 and (ints >> 8).tolist() == [[0, 1]] and over == 0
+    assert inference.quantize(np.zeros((0, 2), np.float32), 16)[0].shape == (0, 2)
+
+
 @pytest.mark.parametrize("audio_format, bit_depth", [("wav", "16"), ("flac", "16"), ("wav", "24"), ("flac", "24"),
                                                      ("wav", "32f")])
 def test_every_format_sums_back_to_the_input_within_one_step(tiny_checkpoint, tmp_path, audio_format, bit_depth):
