@@ -75,12 +75,7 @@ def loss_curve_figure(history):
     best = min(range(len(valid)), key=valid.__getitem__)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    if "raw_valid_loss" in history[0]:  # --ema: valid_loss is the averaged weights'
-        ax.plot(epochs, [h["raw_valid_loss"] for h in history], ".:", color="tab:orange", alpha=0.6,
-                label="validation, trained weights")
-        ax.plot(epochs, valid, "s-", color="tab:orange", label="validation, averaged weights")
-    else:
-        ax.plot(epochs, valid, "s-", label="validation")
+    ax.plot(epochs, valid, "s-", label="validation")
     ax.plot(epochs[best], valid[best], "*", markersize=16, color="tab:red",
             label=f"best epoch ({epochs[best]}): best_model.pth")
     ax.axhline(history[0]["constant_mask_loss"], color="gray", linestyle="--",

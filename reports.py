@@ -4,8 +4,7 @@ TensorBoard: one folder per run (kept on --resume), laid out for a lab report.
 The run's three loss lines are three sub-runs, train/, valid/ and
 constant_mask/, writing the same tag, so TensorBoard draws them on one chart:
 
-    loss/per epoch (x 1e-3)       train, valid and constant_mask (the baseline); with --ema, valid
-                                  is the averaged weights' and raw_valid the trained weights' own
+    loss/per epoch (x 1e-3)       train, valid and constant_mask (the baseline)
     loss/per step (x 1e-3)        train, every batch
     training/learning rate, training/patches per second       per epoch
     figures/loss curve            loss_curve.png's figure (all epochs, best marked)
@@ -28,28 +27,20 @@ from audio import istft
 from files import atomic_path
 
 LOSS_SCALE = 1000
-LINES = ("train", "valid", "constant_mask", "raw_valid")
+LINES = ("train", "valid", "constant_mask")
 
 
 class RunLog:
-    """The TensorBoard writers of one run: the run's own folder and its loss lines."""
+    """The TensorBoard writers of one run: the run's own folder and its three loss lines."""
 
     def __init__(self, run_dir):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.run_dir, self.run = run_dir, SummaryWriter(run_dir)
-        # Created on first use: a run without --ema gets no empty raw_valid folder.
-        self.lines = {}
-
-    def line(self, name):
-        from torch.utils.tensorboard import SummaryWriter
-
-        if name not in self.lines:
-            self.lines[name] = SummaryWriter(os.path.join(self.run_dir, name))
-        return self.lines[name]
+        self.run = SummaryWriter(run_dir)
+        self.lines = {name: SummaryWriter(os.path.join(run_dir, name)) for name in LINES}
 
     def step(self, loss, step):
-        self.line("train").add_scalar("loss/per step (x 1e-3)", loss * LOSS_SCALE, step)
+        self.lines["train"].add_scalar("loss/per step (x 1e-3)", loss * LOSS_SCALE, step)
 
     def flush(self):
         for writer in (self.run, *self.lines.values()):
@@ -82,9 +73,8 @@ def log_epoch(log, history, epochs, figure_every, draw_example, loss_curve):
 
     row = history[-1]
     epoch = row["epoch"]
-    for line in LINES:
-        if line + "_loss" in row:
-            log.line(line).add_scalar("loss/per epoch (x 1e-3)", row[line + "_loss"] * LOSS_SCALE, epoch)
+    for line, key in zip(LINES, ("train_loss", "valid_loss", "constant_mask_loss")):
+        log.lines[line].add_scalar("loss/per epoch (x 1e-3)", row[key] * LOSS_SCALE, epoch)
     log.run.add_scalar("training/learning rate", row["lr"], epoch)
     log.run.add_scalar("training/patches per second", row["patches_per_s"], epoch)
     if epoch == 1 or epoch % figure_every == 0 or epoch == epochs:
@@ -141,7 +131,6 @@ def epoch_line(state, epochs):
     left = (epochs - row["epoch"]) * sum(recent) / len(recent)
     eta = "" if row["epoch"] >= epochs else f"  about {left:.0f} s left" if left < 90 else \
         f"  about {left / 60:.1f} min left"
-    raw = f" (raw {row['raw_valid_loss']:.5f})" if "raw_valid_loss" in row else ""
-    return (f"epoch {row['epoch']:3d}/{epochs}  train {row['train_loss']:.5f}  valid {row['valid_loss']:.5f}{raw}  "
+    return (f"epoch {row['epoch']:3d}/{epochs}  train {row['train_loss']:.5f}  valid {row['valid_loss']:.5f}  "
             f"best {state['best_valid_loss']:.5f} (epoch {state['best_epoch']})  "
             f"{row['seconds']:5.1f} s  {row['patches_per_s']:5.1f} patches/s{eta}")

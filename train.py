@@ -23,7 +23,6 @@ in a single process.
 """
 
 import argparse
-import copy
 import math
 import os
 import shlex
@@ -61,30 +60,6 @@ class TrainingError(UserError):
     """A problem that stops training."""
 
 
-class WeightAverage:
-    """An exponential moving average of the model's weights and BatchNorm statistics.
-
-    After every step: average = decay * average + (1 - decay) * weights, so the
-    average spans about the last 1 / (1 - decay) steps. Training itself is
-    untouched; the averaged copy is what gets validated and saved. The raw
-    weights move a lot from step to step (the validation loss jumps by 10-40 %
-    between epochs), and an average over a few epochs sits nearer the middle
-    of where they wander.
-    """
-
-    def __init__(self, model, decay):
-        self.decay = decay
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model):
-        for average, current in zip(self.model.state_dict().values(), model.state_dict().values()):
-            if average.is_floating_point():
-                average.lerp_(current, 1 - self.decay)
-            else:  # BatchNorm's step counter
-                average.copy_(current)
-
-
 # --------------------------------------------------------------------------
 # Flags
 # --------------------------------------------------------------------------
@@ -108,10 +83,6 @@ def build_parser():
                         "song's accompaniment; measured to lower the validation loss (see README)")
     g.add_argument("--augment-eq", action=argparse.BooleanOptionalAction, default=False,
                    help="also tilt the accompaniment's spectrum by up to +-6 dB across the band (an EQ change)")
-    g.add_argument("--ema", type=bounded_number(float, 0.0, 0.9999), default=0.0, metavar="DECAY",
-                   help="keep an exponential moving average of the weights, updated after every step with this "
-                        "decay (0.99: about the last 100 steps); it is what gets validated, chosen as best and "
-                        "saved. 0: off, the lab's plain weights")
     g.add_argument("--seed", type=bounded_number(int, 0, 2**32 - 1), default=42,
                    help="seed for python, numpy and torch")
     g.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is available")
@@ -231,21 +202,15 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, *, epoch, step, a
 
 
 @torch.inference_mode()
-def validate(models, loader, loss_fn, device, progress=False):
-    """Mean validation loss of each model over the fixed validation tiling.
-
-    One pass for all of them: each pass over a DataLoader draws from torch's
-    random generator, and a second pass would change the next epoch's patches.
-    """
-    totals, count = [0.0] * len(models), 0
-    for model in models:
-        model.eval()
+def validate(model, loader, loss_fn, device, progress=False):
+    """Mean validation loss over the fixed validation tiling."""
+    model.eval()
+    total, count = 0.0, 0
     for mix_mag, vocals_mag in progress_bar(loader, not progress, desc="validation", leave=False, unit="batch"):
         mix_mag, vocals_mag = mix_mag.to(device), vocals_mag.to(device)  # (B, F, T) each
-        for i, model in enumerate(models):
-            totals[i] += loss_fn(model(mix_mag), mix_mag, vocals_mag).item() * len(mix_mag)
+        total += loss_fn(model(mix_mag), mix_mag, vocals_mag).item() * len(mix_mag)
         count += len(mix_mag)
-    return [total / count for total in totals]
+    return total / count
 
 
 # --------------------------------------------------------------------------
@@ -322,8 +287,7 @@ def build_scheduler(optimizer, args, steps_per_epoch):
 
 
 def build_training(args, model_config, device, resumed, steps_per_epoch):
-    """(model, weight average or None, optimizer, scheduler, run state), fresh or as the resumed
-    checkpoint left them."""
+    """(model, optimizer, scheduler, run state), fresh or as the resumed checkpoint left them."""
     model = UNet(model_config).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -331,15 +295,11 @@ def build_training(args, model_config, device, resumed, steps_per_epoch):
     scheduler = build_scheduler(optimizer, args, steps_per_epoch)
     state = new_run_state(args.save_dir)
     if resumed:
-        # With --ema the checkpoint's "model" is the average; the weights being trained are beside it.
-        model.load_state_dict(resumed.get("training_model", resumed["model"]))
+        model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
         state = {key: resumed[key] for key in state}
-    average = WeightAverage(model, args.ema) if args.ema else None
-    if average and resumed and "training_model" in resumed:
-        average.model.load_state_dict(resumed["model"])
-    return model, average, optimizer, scheduler, state
+    return model, optimizer, scheduler, state
 
 
 def new_run_state(save_dir):
@@ -349,20 +309,14 @@ def new_run_state(save_dir):
             "constant_mask_loss": None}
 
 
-def record_epoch(state, train_loss, valid_loss, speed, lr, seconds, raw_valid_loss=None):
-    """Count the epoch in `state` (history row, best so far); True if it is the best yet.
-
-    valid_loss is that of the weights that are saved: the average with --ema,
-    whose history rows also keep the trained weights' own loss (raw_valid_loss).
-    """
+def record_epoch(state, train_loss, valid_loss, speed, lr, seconds):
+    """Count the epoch in `state` (history row, best so far); True if it is the best yet."""
     state["epoch"] += 1
     improved = valid_loss < state["best_valid_loss"]
     if improved:
         state["best_valid_loss"], state["best_epoch"] = valid_loss, state["epoch"]
-    row = {"epoch": state["epoch"], "train_loss": train_loss, "valid_loss": valid_loss}
-    if raw_valid_loss is not None:
-        row["raw_valid_loss"] = raw_valid_loss
-    state["history"].append({**row, "constant_mask_loss": state["constant_mask_loss"], "lr": lr,
+    state["history"].append({"epoch": state["epoch"], "train_loss": train_loss, "valid_loss": valid_loss,
+                             "constant_mask_loss": state["constant_mask_loss"], "lr": lr,
                              "seconds": round(seconds, 2), "patches_per_s": round(speed, 2)})
     return improved
 
@@ -412,9 +366,7 @@ def _train(args, dist, started):
     example = crop(example, 0, signal_config.patch_frames)  # a fixed validation patch for the figure
 
     steps_per_epoch = min(len(train_loader), args.max_batches or len(train_loader))
-    model, average, optimizer, scheduler, state = build_training(args, model_config, device, resumed,
-                                                                 steps_per_epoch)
-    kept = average.model if average else model  # the weights validated and saved
+    model, optimizer, scheduler, state = build_training(args, model_config, device, resumed, steps_per_epoch)
     per_step = args.lr_schedule == "cosine"
     if resumed and dist.world == 1:
         torch.set_rng_state(resumed["rng"])
@@ -429,18 +381,15 @@ def _train(args, dist, started):
         say(f"Validation loss of the best constant mask (c = {c:.3f}): {state['constant_mask_loss']:.5f}")
     run_config = {k: v for k, v in vars(args).items() if k != "explicit"}
     log = open_run_log(state, run_config, model_config, signal_config, resumed) if dist.is_main else None
-    draw_example = lambda epoch: log_example(log, kept, example, signal_config, device, epoch)  # noqa: E731
-    trained = {"training_model": model.state_dict()} if average else {}
+    draw_example = lambda epoch: log_example(log, model, example, signal_config, device, epoch)  # noqa: E731
     checkpoint = lambda: build_checkpoint(  # noqa: E731
-        kept, model_config, signal_config, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-        args=run_config, rng=torch.get_rng_state(), **trained, **state)
+        model, model_config, signal_config, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+        args=run_config, rng=torch.get_rng_state(), **state)
     progress = dist.is_main and not args.quiet
 
     stop = StopRequests()  # Ctrl-C or SIGTERM: save, then exit (below)
 
     def on_step(loss, step):
-        if average:
-            average.update(model)
         if log:
             log.step(loss, step)
         stop.check()
@@ -454,14 +403,13 @@ def _train(args, dist, started):
                 replica, train_loader, optimizer, loss_fn, device, epoch=epoch, step=state["step"],
                 amp_dtype=amp_dtype, max_batches=args.max_batches, step_scheduler=scheduler if per_step else None,
                 on_step=on_step, progress=progress)
-            losses = validate([model, kept] if average else [model], valid_loader, loss_fn, device, progress=progress)
-            valid_loss, kept_loss = losses[0], losses[-1]
+            valid_loss = validate(model, valid_loader, loss_fn, device, progress=progress)
             stop.check()
             train_loss, valid_loss, speed = dist.agree(train_loss, valid_loss, speed)
             if not per_step:
-                scheduler.step(valid_loss)  # the trained weights' own loss, with or without --ema
-            improved = record_epoch(state, train_loss, kept_loss, speed, optimizer.param_groups[0]["lr"],
-                                    time.time() - start, raw_valid_loss=valid_loss if average else None)
+                scheduler.step(valid_loss)
+            improved = record_epoch(state, train_loss, valid_loss, speed, optimizer.param_groups[0]["lr"],
+                                    time.time() - start)
             if dist.is_main:
                 save_epoch(args.save_dir, checkpoint(), epoch, args.epochs, improved, args.checkpoint_every)
                 loss_curve = write_history(args.save_dir, state["history"])

@@ -230,50 +230,6 @@ def test_same_seed_gives_same_losses_and_weights(toy_root, tmp_path):
         torch.testing.assert_close(weights[0][name], weights[1][name])
 
 
-def test_weight_average_follows_its_formula():
-    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
-    average = train.WeightAverage(model, decay=0.75)
-    start = {k: v.clone() for k, v in model.state_dict().items()}
-    with torch.no_grad():
-        model[0].weight.add_(1.0)
-    model(torch.randn(4, 3))  # training mode: BatchNorm's running statistics and step counter move
-    average.update(model)
-    for name, value in average.model.state_dict().items():
-        current = model.state_dict()[name]
-        if value.is_floating_point():
-            torch.testing.assert_close(value, 0.75 * start[name] + 0.25 * current)
-        else:
-            assert value == current == 1
-    assert not any(p.requires_grad for p in average.model.parameters())
-
-
-def test_ema_keeps_training_as_it_is_and_saves_the_average(toy_root, tmp_path):
-    """--ema changes what is validated and saved, not the training: the same seed without it
-    trains the same weights, and a resumed run goes on averaging."""
-    plain = train.train(train.get_args(tiny_args(toy_root, tmp_path / "plain", "--epochs", "2")))
-    averaged = train.train(train.get_args(tiny_args(toy_root, tmp_path, "--epochs", "2", "--ema", "0.5")))
-    for without, with_ema in zip(plain, averaged):
-        assert with_ema["train_loss"] == pytest.approx(without["train_loss"], rel=1e-6)
-        assert with_ema["raw_valid_loss"] == pytest.approx(without["valid_loss"], rel=1e-6)
-        assert with_ema["valid_loss"] != with_ema["raw_valid_loss"]
-    final = load_checkpoint(str(tmp_path / "ckpt" / "final_model.pth"))
-    trained = load_checkpoint(str(tmp_path / "plain" / "ckpt" / "final_model.pth"))["model"]
-    for name, value in trained.items():
-        torch.testing.assert_close(final["training_model"][name], value)
-    assert any(not torch.equal(final["model"][name], value) for name, value in trained.items())
-    best = min(averaged, key=lambda row: row["valid_loss"])
-    assert load_checkpoint(str(tmp_path / "ckpt" / "best_model.pth"))["epoch"] == best["epoch"]
-
-    train.main(["--resume", "--save-dir", str(tmp_path / "ckpt"), "--epochs", "3", "--quiet",
-                "--root", toy_root, "--cache-dir", str(tmp_path / "cache")])
-    with open(tmp_path / "ckpt" / "history.csv") as f:
-        rows = list(csv.DictReader(f))
-    assert [int(row["epoch"]) for row in rows] == [1, 2, 3] and all(row["raw_valid_loss"] for row in rows)
-    resumed = load_checkpoint(str(tmp_path / "ckpt" / "final_model.pth"))
-    assert resumed["args"]["ema"] == 0.5
-    assert any(not torch.equal(resumed["model"][n], final["model"][n]) for n in trained)
-
-
 @pytest.mark.slow
 def test_sigkill_at_random_moments_never_loses_the_run(toy_root, tmp_path):
     """Kill -9 a run three times at random moments (some land inside a
