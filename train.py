@@ -9,7 +9,6 @@
 Writes, under --save-dir (default checkpoints/):
     best_model.pth            lowest validation loss so far
     final_model.pth           the model after the last epoch
-    averaged_model.pth        with --average-last K: the mean of the last K epochs' weights
     checkpoint_epoch_5.pth    every 5 epochs (10, 15, ...)
     last_model.pth            the newest state, where --resume starts
     history.csv, loss_curve.png, logs/YYYYMMDD_HHMMSS/ (TensorBoard)
@@ -24,7 +23,6 @@ in a single process.
 """
 
 import argparse
-import copy
 import math
 import os
 import shlex
@@ -85,10 +83,6 @@ def build_parser():
                         "song's accompaniment; measured to lower the validation loss (see README)")
     g.add_argument("--augment-eq", action=argparse.BooleanOptionalAction, default=False,
                    help="also tilt the accompaniment's spectrum by up to +-6 dB across the band (an EQ change)")
-    g.add_argument("--average-last", type=bounded_number(int, 0, 100_000), default=0, metavar="K",
-                   help="after the last epoch, average the weights the last K epochs ended with, recompute "
-                        "BatchNorm's statistics for them, and keep that model as best_model.pth if its "
-                        "validation loss is the lowest (also written as averaged_model.pth); 0: off")
     g.add_argument("--seed", type=bounded_number(int, 0, 2**32 - 1), default=42,
                    help="seed for python, numpy and torch")
     g.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is available")
@@ -220,72 +214,6 @@ def validate(model, loader, loss_fn, device, progress=False):
 
 
 # --------------------------------------------------------------------------
-# Weight averaging (--average-last)
-# --------------------------------------------------------------------------
-
-BN_PATCHES = 64  # training patches that measure an averaged model's BatchNorm statistics
-
-
-def add_to_average(state, model, first_epoch):
-    """Fold the weights this epoch ended with into the running mean state["average"].
-
-    It lives in the run state, so every checkpoint carries it and --resume
-    goes on averaging; a resumed run with a larger --epochs, whose last K
-    epochs are others, starts a new mean.
-    """
-    weights = {name: p.detach().float().cpu().clone() for name, p in model.named_parameters()}
-    average = state.get("average")
-    if average is None or average["first_epoch"] != first_epoch:
-        state["average"] = {"first_epoch": first_epoch, "epochs": [state["epoch"]], "weights": weights}
-        return
-    average["epochs"].append(state["epoch"])
-    for name, value in weights.items():
-        average["weights"][name].lerp_(value, 1 / len(average["epochs"]))
-
-
-def averaged_model(model, average, bn_patches, device, batch_size):
-    """A copy of `model` with the averaged weights, and BatchNorm statistics measured for them.
-
-    The running statistics belong to the weights they were measured with: an
-    average of weights needs its own, so they are measured again (torch's
-    update_bn) on fixed, unaugmented training patches. Averaging the
-    statistics as well gave a model whose validation loss was twice the
-    trained weights' (docs/training.md).
-    """
-    from torch.optim.swa_utils import update_bn
-    from torch.utils.data import DataLoader
-
-    averaged = copy.deepcopy(model)
-    with torch.no_grad():
-        for name, p in averaged.named_parameters():
-            p.copy_(average["weights"][name])
-    update_bn(DataLoader(bn_patches, batch_size=batch_size), averaged, device)
-    return averaged.eval()
-
-
-def bn_patch_set(train_features, patch_frames):
-    """Up to BN_PATCHES patches spread evenly over the training songs' fixed tiling (no augmentation)."""
-    from torch.utils.data import Subset
-
-    tiles = PatchDataset(train_features, patch_frames)
-    count = min(len(tiles), BN_PATCHES)
-    return Subset(tiles, [round(i * (len(tiles) - 1) / max(count - 1, 1)) for i in range(count)])
-
-
-def keep_average(args, state, model, bn_patches, valid_loader, loss_fn, device, checkpoint):
-    """--average-last at the end of a run: validate the averaged model, write averaged_model.pth,
-    and best_model.pth too if its validation loss is the lowest. Returns that loss."""
-    average = state["average"]
-    averaged = averaged_model(model, average, bn_patches, device, args.batch_size)
-    loss = validate(averaged, valid_loader, loss_fn, device)
-    saved = {**checkpoint(averaged), "averaged_epochs": average["epochs"], "averaged_valid_loss": loss}
-    save_checkpoint(os.path.join(args.save_dir, "averaged_model.pth"), saved)
-    if loss < state["best_valid_loss"]:
-        save_checkpoint(os.path.join(args.save_dir, "best_model.pth"), saved)
-    return loss
-
-
-# --------------------------------------------------------------------------
 # The run: start or resume, data, epochs, saving, summary
 # --------------------------------------------------------------------------
 
@@ -308,8 +236,7 @@ def start_or_resume(args):
 
 
 def prepare_data(args, signal_config, dist):
-    """(train_loader, valid_loader, valid_set, first validation song's features, sampler, the patches
-    that measure BatchNorm's statistics for --average-last)."""
+    """(train_loader, valid_loader, valid_set, first validation song's features, sampler)."""
     from torch.utils.data import DataLoader
 
     quiet = args.quiet or not dist.is_main
@@ -335,8 +262,7 @@ def prepare_data(args, signal_config, dist):
         per_process = f", {len(train_set) // dist.world} per process" if dist.world > 1 else ""
         print(f"Data: {split.source}, {len(split.train)} training songs ({len(train_set)} random patches per "
               f"epoch{per_process}), {len(split.valid)} validation songs (tiled by {len(valid_set)} patches)")
-    bn_patches = bn_patch_set(train_features, signal_config.patch_frames)
-    return train_loader, valid_loader, valid_set, valid_features[0], sampler, bn_patches
+    return train_loader, valid_loader, valid_set, valid_features[0], sampler
 
 
 def build_scheduler(optimizer, args, steps_per_epoch):
@@ -372,7 +298,7 @@ def build_training(args, model_config, device, resumed, steps_per_epoch):
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
-        state = {key: resumed.get(key, value) for key, value in state.items()}
+        state = {key: resumed[key] for key in state}
     return model, optimizer, scheduler, state
 
 
@@ -380,7 +306,7 @@ def new_run_state(save_dir):
     """The bookkeeping a checkpoint carries from epoch to epoch, for a run that starts now."""
     return {"epoch": 0, "step": 0, "best_valid_loss": float("inf"), "best_epoch": 0, "history": [],
             "run_dir": os.path.join(save_dir, "logs", datetime.now().strftime("%Y%m%d_%H%M%S")),
-            "constant_mask_loss": None, "average": None}
+            "constant_mask_loss": None}
 
 
 def record_epoch(state, train_loss, valid_loss, speed, lr, seconds):
@@ -395,20 +321,11 @@ def record_epoch(state, train_loss, valid_loss, speed, lr, seconds):
     return improved
 
 
-def summary(state, args, started, averaged_loss=None):
-    """The closing lines: time, best model against the baseline, where everything is."""
-    best, where, aside = state["best_valid_loss"], f"at epoch {state['best_epoch']}", ""
-    if averaged_loss is not None:
-        epochs = state["average"]["epochs"]
-        mean = f"the mean of epochs {epochs[0]}-{epochs[-1]}"
-        if averaged_loss < best:
-            aside = f"; the best epoch alone, {state['best_epoch']}: {best:.5f}"
-            best, where = averaged_loss, f"for {mean}"
-        else:
-            aside = f"; {mean}: {averaged_loss:.5f}, in averaged_model.pth"
-    ratio = best / state["constant_mask_loss"]
-    lines = [f"Done in {(time.time() - started) / 60:.1f} min: best validation loss {best:.5f} {where} "
-             f"({ratio:.2f} x the constant-mask baseline{aside})."]
+def summary(state, args, started):
+    """The closing lines: time, best epoch against the baseline, where everything is."""
+    ratio = state["best_valid_loss"] / state["constant_mask_loss"]
+    lines = [f"Done in {(time.time() - started) / 60:.1f} min: best validation loss {state['best_valid_loss']:.5f} "
+             f"at epoch {state['best_epoch']} ({ratio:.2f} x the constant-mask baseline)."]
     if ratio > 0.95:
         lines.append("That is no better than a constant mask: the model has not learned; "
                      "train longer, or see docs/troubleshooting.md.")
@@ -443,7 +360,7 @@ def _train(args, dist, started):
     device = dist.device(pick_device(args.cpu))
     amp_dtype, loss_fn = pick_precision(args.precision, device), L1Loss()
     say(describe_device(device, amp_dtype) + (f", {dist.world} processes" if dist.world > 1 else ""))
-    train_loader, valid_loader, valid_set, example, sampler, bn_patches = prepare_data(args, signal_config, dist)
+    train_loader, valid_loader, valid_set, example, sampler = prepare_data(args, signal_config, dist)
     if dist.is_main:  # only now: a failed --resume or a wrong --root leaves no empty save folder
         prepare_save_dir(args.save_dir)
     example = crop(example, 0, signal_config.patch_frames)  # a fixed validation patch for the figure
@@ -456,9 +373,7 @@ def _train(args, dist, started):
     say(f"Model: {count_parameters(model):,} parameters, {model_config}")
     state["run_dir"] = dist.share(state["run_dir"])  # one TensorBoard folder: rank 0's name
     replica = dist.wrap(model, device)  # the model itself, or under torchrun its DistributedDataParallel wrapper
-    averaging = args.average_last > 0 and dist.is_main
-    average_missing = averaging and not os.path.exists(os.path.join(args.save_dir, "averaged_model.pth"))
-    if state["epoch"] >= args.epochs and not average_missing:  # (a run killed while averaging goes on to it)
+    if state["epoch"] >= args.epochs:
         say(f"This run already has {state['epoch']} epochs; pass a larger --epochs to train further.")
         return state["history"]
     if state["constant_mask_loss"] is None:
@@ -467,8 +382,8 @@ def _train(args, dist, started):
     run_config = {k: v for k, v in vars(args).items() if k != "explicit"}
     log = open_run_log(state, run_config, model_config, signal_config, resumed) if dist.is_main else None
     draw_example = lambda epoch: log_example(log, model, example, signal_config, device, epoch)  # noqa: E731
-    checkpoint = lambda weights=model: build_checkpoint(  # noqa: E731
-        weights, model_config, signal_config, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+    checkpoint = lambda: build_checkpoint(  # noqa: E731
+        model, model_config, signal_config, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
         args=run_config, rng=torch.get_rng_state(), **state)
     progress = dist.is_main and not args.quiet
 
@@ -495,16 +410,11 @@ def _train(args, dist, started):
                 scheduler.step(valid_loss)
             improved = record_epoch(state, train_loss, valid_loss, speed, optimizer.param_groups[0]["lr"],
                                     time.time() - start)
-            if averaging and epoch > args.epochs - args.average_last:
-                add_to_average(state, model, first_epoch=max(1, args.epochs - args.average_last + 1))
             if dist.is_main:
                 save_epoch(args.save_dir, checkpoint(), epoch, args.epochs, improved, args.checkpoint_every)
                 loss_curve = write_history(args.save_dir, state["history"])
                 log_epoch(log, state["history"], args.epochs, args.figure_every, draw_example, loss_curve)
                 print(epoch_line(state, args.epochs))
-        averaged = None
-        if averaging and state["average"]:
-            averaged = keep_average(args, state, model, bn_patches, valid_loader, loss_fn, device, checkpoint)
     except KeyboardInterrupt:
         # The epoch in progress is not counted: --resume runs it again from these weights.
         if dist.is_main:
@@ -518,7 +428,7 @@ def _train(args, dist, started):
 
     if log:
         log.close()
-    say(summary(state, args, started, averaged))
+    say(summary(state, args, started))
     return state["history"]
 
 

@@ -120,7 +120,6 @@ def test_tiny_run_writes_everything_and_resumes_in_the_same_run(toy_root, tmp_pa
     for name in ("best_model.pth", "final_model.pth", "last_model.pth", "checkpoint_epoch_1.pth",
                  "checkpoint_epoch_2.pth", "history.csv", "loss_curve.png"):
         assert (save_dir / name).is_file(), name
-    assert not (save_dir / "averaged_model.pth").exists()  # only with --average-last
     state = load_checkpoint(str(save_dir / "final_model.pth"))
     assert state["epoch"] == 2 and state["model_config"]["channels"] == (4, 8)
     assert state["signal"]["sample_rate"] == 8192 and state["signal"]["hop_length"] == 768
@@ -229,33 +228,6 @@ def test_same_seed_gives_same_losses_and_weights(toy_root, tmp_path):
         assert first["valid_loss"] == pytest.approx(second["valid_loss"], rel=1e-6)
     for name in weights[0]:
         torch.testing.assert_close(weights[0][name], weights[1][name])
-
-
-def test_average_last_keeps_the_mean_of_the_last_epochs_with_its_own_batchnorm(toy_root, tmp_path, capsys):
-    save_dir = tmp_path / "ckpt"
-    history = train.train(train.get_args(tiny_args(toy_root, tmp_path, "--epochs", "3", "--average-last", "2")))
-    averaged = load_checkpoint(str(save_dir / "averaged_model.pth"))
-    epochs = [load_checkpoint(str(save_dir / f"checkpoint_epoch_{e}.pth"))["model"] for e in (2, 3)]
-    assert averaged["averaged_epochs"] == [2, 3]
-    for name, value in averaged["model"].items():
-        if name.endswith(("weight", "bias")):  # parameters: the mean of the two epochs'
-            torch.testing.assert_close(value, (epochs[0][name] + epochs[1][name]) / 2)
-        elif name.endswith("running_var"):  # BatchNorm statistics: measured again for the mean
-            assert not torch.allclose(value, epochs[1][name])
-    best = load_checkpoint(str(save_dir / "best_model.pth"))
-    lowest = min(row["valid_loss"] for row in history)
-    out = capsys.readouterr().out
-    if averaged["averaged_valid_loss"] < lowest:
-        assert "averaged_epochs" in best and "for the mean of epochs 2-3" in out
-    else:
-        assert "averaged_epochs" not in best and "the mean of epochs 2-3: " in out
-
-    # A run killed after its last epoch but before the average was written goes on to it when resumed.
-    os.unlink(save_dir / "averaged_model.pth")
-    train.main(["--resume", "--save-dir", str(save_dir), "--quiet", "--root", toy_root,
-                "--cache-dir", str(tmp_path / "cache")])
-    again = load_checkpoint(str(save_dir / "averaged_model.pth"))
-    assert again["averaged_valid_loss"] == pytest.approx(averaged["averaged_valid_loss"], rel=1e-6)
 
 
 @pytest.mark.slow
