@@ -542,7 +542,7 @@ def quantize(audio, bits):
     top = 2.0 ** (bits - 1)  # float32 holds every integer up to 2^24 exactly
     steps = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)).mul(top).round_()
     over = 0
-    low, high = torch.aminmax(steps) if steps.numel() else (torch.zeros(()), torch.zeros(()))
+    low, high = torch.aminmax(steps) if steps.numel() else (0, 0)
     if high > top - 1 or low < -top:  # rare: count only then
         over = int(((steps > top - 1) | (steps < -top)).sum())
         steps.clamp_(-top, top - 1)
