@@ -77,9 +77,11 @@ OVERLAP = 0.5
 BLOCK_SECONDS = 300
 MARGIN_SECONDS = 18
 # The full-band reconstruction's STFT: windows of about 93 ms (4096 samples at
-# 44.1 kHz), hop a quarter window (see synthesis_config; chosen by measured SDR
-# in benchmarks/README.md).
+# 44.1 kHz), SYNTHESIS_OVERLAP windows over every sample, so a hop of a
+# quarter window (see synthesis_config; both chosen by measured SDR in
+# benchmarks/README.md).
 SYNTHESIS_SECONDS = 4096 / 44100
+SYNTHESIS_OVERLAP = 4
 # Above 4096 Hz (the model's band) every frame's mask is the mean of its top band.
 HIGH_BAND_HZ = (3000, 4096)
 WIENER_EPS = 1e-10  # regularises the Wiener filter's matrices where the mix is silent
@@ -188,12 +190,12 @@ def synthesis_config(sample_rate):
     """The STFT the full-band reconstruction uses at the input's rate.
 
     Windows of about SYNTHESIS_SECONDS (a power of two: 4096 samples at 44.1
-    or 48 kHz) with a hop of a quarter window: four overlapping windows smooth
-    the mask's steps, where the model's STFT (hop 3/4 of the window) barely
-    overlaps.
+    or 48 kHz) with a hop of 1/SYNTHESIS_OVERLAP window: four overlapping
+    windows smooth the mask's steps, where the model's STFT (hop 3/4 of the
+    window) barely overlaps; two lose 0.06-0.09 dB, eight gain nothing.
     """
     n_fft = 2 ** max(4, round(math.log2(sample_rate * SYNTHESIS_SECONDS)))
-    return SignalConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=n_fft // 4)
+    return SignalConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=n_fft // SYNTHESIS_OVERLAP)
 
 
 def _lerp(x, positions, dim):
