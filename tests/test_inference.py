@@ -238,6 +238,19 @@ def test_the_mask_is_interpolated_linearly_and_extended_above_the_model_band():
     np.testing.assert_allclose(out[~inside][:, 0], top[0], atol=1e-6)  # every bin above: that frame's mean
 
 
+@pytest.mark.parametrize("rate, samples, chunk_frames", [(44100, 30000, 7), (44100, 4096 * 3, 512), (8000, 999, 2)])
+def test_the_chunked_masked_synthesis_is_the_istft_of_the_masked_stft(rate, samples, chunk_frames):
+    from audio import istft, stft
+
+    synthesis = inference.synthesis_config(rate)
+    waveform = torch.from_numpy(np.random.default_rng(3).standard_normal(samples).astype(np.float32))
+    frames = 1 + samples // synthesis.hop_length
+    mask = torch.from_numpy(np.random.default_rng(4).uniform(0, 1, (frames, synthesis.freq_bins)).astype(np.float32)).T
+    expected = istft(stft(waveform, synthesis) * mask, synthesis, samples)
+    out = inference.masked_synthesis(waveform, mask, synthesis, chunk_frames=chunk_frames)
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), atol=1e-5)
+
+
 def test_the_wiener_filter_of_a_mono_mix_is_the_power_ratio_mask():
     rng = np.random.default_rng(0)
     spec = rng.standard_normal((1, 30, 50)) + 1j * rng.standard_normal((1, 30, 50))  # (C, F, T)
