@@ -71,8 +71,8 @@ def oracle_full_band(mix, vocals, accompaniment, rate):
     synthesis = synthesis_config(rate)
     magnitudes = [stft(pad_for_synthesis(source, synthesis).mean(0), synthesis).abs()
                   for source in (vocals, accompaniment)]  # (F', T') each: the mono sources
-    estimate = apply_mask(pad_for_synthesis(mix, synthesis), ratio_mask(*magnitudes), synthesis)  # (C, n + n_fft)
-    estimate = estimate[:, :mix.shape[0]].numpy().T  # (samples, channels)
+    estimate = apply_mask(pad_for_synthesis(mix, synthesis), ratio_mask(*magnitudes), synthesis)  # (n + n_fft, C)
+    estimate = estimate[:mix.shape[0]].numpy()  # (samples, channels)
     return estimate, mix - estimate
 
 
