@@ -251,6 +251,17 @@ def test_the_chunked_masked_synthesis_is_the_istft_of_the_masked_stft(rate, samp
     np.testing.assert_allclose(out.numpy(), expected.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_blocks_are_read_as_libsndfile_reads_them_as_float(tmp_path, subtype):
+    path = str(tmp_path / "song.wav")
+    sf.write(path, noisy_song(0.5, 8000, 2) * 3 - 0.2, 8000, subtype=subtype)  # past full scale: clipped in PCM
+    expected, _ = sf.read(path, dtype="float32", always_2d=True)
+    with sf.SoundFile(path) as f:
+        block = inference.read_block(f, 100, 3000)
+    assert block.dtype == np.float32 and block.shape == (2900, 2)
+    np.testing.assert_array_equal(block, expected[100:3000])
+
+
 def test_the_wiener_filter_of_a_mono_mix_is_the_power_ratio_mask():
     rng = np.random.default_rng(0)
     spec = rng.standard_normal((1, 30, 50)) + 1j * rng.standard_normal((1, 30, 50))  # (C, F, T)
