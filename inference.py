@@ -292,11 +292,11 @@ def masked_synthesis(waveform, mask, synthesis, chunk_frames=512):
     pieces that land on output rows j, j+1, ..., j+overlap-1.
 
     Most of the time goes to passes over memory, not to the FFTs (0.09 s of
-    the 0.22-0.30 s per channel of a 3-minute song, AVX2), hence two
-    shortcuts, which took it to 0.22 s where it had taken 0.28-0.30: the
-    synthesis window is applied while overlap-adding (addcmul_), and the
-    summed squared windows, the same on every row but the first and last
-    overlap-1, divide out as one row instead of a whole song's envelope.
+    0.22 s per channel of a 3-minute song, AVX2; 0.28-0.30 s before these
+    two shortcuts): the synthesis window is applied while overlap-adding
+    (addcmul_), and the summed squared windows, the same on every row but
+    the first and last overlap-1, divide out as one row instead of as a
+    whole song's envelope.
 
     Args:
         waveform: (samples,); mask: (freq_bins, frames) over its STFT.
@@ -318,10 +318,9 @@ def masked_synthesis(waveform, mask, synthesis, chunk_frames=512):
         for i in range(overlap):
             out[start + i:start + i + pieces.shape[0]].addcmul_(pieces[:, i], window_pieces[i])
     squares = window_pieces.square()  # (overlap, hop)
-    out[overlap - 1:total] /= squares.sum(0)  # rows under `overlap` windows
-    for i in range(overlap - 1):  # the first and last rows lie under fewer
-        out[i] /= squares[:i + 1].sum(0).clamp(min=1e-11)
-        out[total + i] /= squares[i + 1:].sum(0).clamp(min=1e-11)
+    out[overlap - 1:total] /= squares.sum(0)  # rows under all `overlap` windows
+    for row in set(range(overlap - 1)) | set(range(total, total + overlap - 1)):  # the first and last: fewer
+        out[row] /= squares[max(0, row - total + 1):min(overlap - 1, row) + 1].sum(0).clamp(min=1e-11)
     samples = out.flatten()  # (centred length,)
     return samples[n_fft // 2:n_fft // 2 + waveform.shape[0]]
 

@@ -238,11 +238,14 @@ def test_the_mask_is_interpolated_linearly_and_extended_above_the_model_band():
     np.testing.assert_allclose(out[~inside][:, 0], top[0], atol=1e-6)  # every bin above: that frame's mean
 
 
-@pytest.mark.parametrize("rate, samples, chunk_frames", [(44100, 30000, 7), (44100, 4096 * 3, 512), (8000, 999, 2)])
-def test_the_chunked_masked_synthesis_is_the_istft_of_the_masked_stft(rate, samples, chunk_frames):
-    from audio import istft, stft
+@pytest.mark.parametrize("n_fft, hop, samples, chunk_frames", [
+    (4096, 1024, 30000, 7), (4096, 1024, 4096 * 3, 512), (1024, 256, 999, 2),
+    (256, 32, 130, 3),  # 8 windows overlap, and the song is shorter than 7 hops
+])
+def test_the_chunked_masked_synthesis_is_the_istft_of_the_masked_stft(n_fft, hop, samples, chunk_frames):
+    from audio import SignalConfig, istft, stft
 
-    synthesis = inference.synthesis_config(rate)
+    synthesis = SignalConfig(sample_rate=44100, n_fft=n_fft, hop_length=hop)
     waveform = torch.from_numpy(np.random.default_rng(3).standard_normal(samples).astype(np.float32))
     frames = 1 + samples // synthesis.hop_length
     mask = torch.from_numpy(np.random.default_rng(4).uniform(0, 1, (frames, synthesis.freq_bins)).astype(np.float32)).T
