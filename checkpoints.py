@@ -64,18 +64,21 @@ def save_epoch(save_dir, checkpoint, epoch, epochs, improved, checkpoint_every):
         save_checkpoint(os.path.join(save_dir, name), checkpoint)
 
 
-def load_checkpoint(path):
+def load_checkpoint(path, flag="--checkpoint"):
     """Load a checkpoint written by train.py, with one clear error if it is not one.
 
-    weights_only=True: loading a .pth from elsewhere can never run code.
+    `flag` is the command-line flag the path came from (train.py: --resume),
+    so that the error names the right one. weights_only=True: loading a .pth
+    from elsewhere can never run code.
     """
     if os.path.isdir(path):
+        example = "last_model.pth" if flag == "--resume" else "best_model.pth"
         raise CheckpointError(f"{os.path.abspath(path)} is a folder: pass the checkpoint file in it, "
-                              f"e.g. --checkpoint {os.path.join(path, 'best_model.pth')}")
+                              f"e.g. {flag} {pasteable(os.path.join(path, example))}")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {os.path.abspath(path)} does not exist: train a model first "
                               f"with `{runnable()} {pasteable(os.path.join(os.path.dirname(__file__), 'train.py'))}`, "
-                              "or pass --checkpoint")
+                              f"or give {flag} the path of an existing one")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

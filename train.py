@@ -224,7 +224,7 @@ def start_or_resume(args):
     path = find_latest_checkpoint(args.save_dir) if args.resume == "latest" else args.resume
     if path is None:
         raise TrainingError(f"--resume found no checkpoint in {args.save_dir}; train without --resume first")
-    resumed = load_checkpoint(path)
+    resumed = load_checkpoint(path, flag="--resume")
     for key, value in resumed["args"].items():
         if key not in args.explicit and key not in ("resume", "explicit"):
             setattr(args, key, value)
