@@ -729,6 +729,8 @@ def songs_to_separate(args):
     if files:
         paths = []
         for path in files:
+            if not os.path.exists(path):  # before any song is separated, not after the ones before it
+                raise AudioError(f"audio file not found: {path}")
             if os.path.isdir(path):
                 found = audio_files_in(path, args.recursive)
                 if not found:

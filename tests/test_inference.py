@@ -313,6 +313,15 @@ def test_a_folder_is_separated_song_by_song_and_same_names_never_collide(tiny_ch
     assert sorted(os.listdir(tmp_path / "out" / "a (2)")) == ["accompaniment.wav", "vocals.wav"]
 
 
+def test_a_missing_file_is_reported_before_any_song_is_separated(tiny_checkpoint, tmp_path):
+    sf.write(tmp_path / "good.wav", noisy_song(1.0, 16000, 2), 16000)
+    with pytest.raises(SystemExit) as exit_info:
+        inference.main([str(tmp_path / "good.wav"), str(tmp_path / "typo.wav"), "--checkpoint", tiny_checkpoint,
+                        "--out-dir", str(tmp_path / "out"), "--no-plot", "--quiet"])
+    assert str(exit_info.value.code) == f"error: audio file not found: {tmp_path / 'typo.wav'}"
+    assert not (tmp_path / "out").exists()  # good.wav, first in line, was not separated either
+
+
 def test_quantize_rounds_to_the_nearest_step_and_counts_what_it_clips():
     lsb = 2.0 ** -15
     audio = np.array([[0.4 * lsb, 0.6 * lsb], [-1.0, 1.0], [1.6 * lsb, -0.99999], [1.2, -1.2]], dtype=np.float32)
