@@ -109,6 +109,14 @@ def soundfile_name(path):
     return os.fsencode(path) if os.name != "nt" else path
 
 
+def require_file(path):
+    """`path` as a string, or one clear AudioError if no file is there."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AudioError(f"audio file not found: {path}")
+    return path
+
+
 @contextlib.contextmanager
 def open_audio(path):
     """Open any audio file as a soundfile.SoundFile (to read whole or block by block).
@@ -118,9 +126,7 @@ def open_audio(path):
     into a temporary float WAV: its first audio stream, which is the mixture
     in a stem file.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise AudioError(f"audio file not found: {path}")
+    path = require_file(path)
     with tempfile.TemporaryDirectory(prefix="unet-audio-") as workdir:
         try:
             f = sf.SoundFile(soundfile_name(path))

@@ -53,8 +53,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audio import (AudioError, SignalConfig, istft, magnitude_scale, open_audio, resample, soundfile_name, stft,
-                   to_mono)
+from audio import (AudioError, SignalConfig, istft, magnitude_scale, open_audio, require_file, resample,
+                   soundfile_name, stft, to_mono)
 from checkpoints import load_model
 from cli import (HelpFormatter, UserError, add_root_flag, add_song_flags, bounded_number, find_song,
                  pick_device, progress_bar)
@@ -729,16 +729,14 @@ def songs_to_separate(args):
     if files:
         paths = []
         for path in files:
-            if not os.path.exists(path):  # before any song is separated, not after the ones before it
-                raise AudioError(f"audio file not found: {path}")
             if os.path.isdir(path):
                 found = audio_files_in(path, args.recursive)
                 if not found:
                     raise InferenceError(f"{path} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})"
                                          + ("" if args.recursive else "; add --recursive to look in its subfolders"))
                 paths += found
-            else:
-                paths.append(path)
+            else:  # checked now, before any song is separated, not after the ones before it
+                paths.append(require_file(path))
         return distinct_names(paths)
     from data import find_tracks
 

@@ -23,11 +23,11 @@ then over the songs of a set, as evaluate.py reports them; then the mean and
 the spread (min..max) over seeds.
 
 --sweep instead compares the full-band reconstruction's settings (synthesis
-window and overlap, the mask above 4096 Hz, Wiener iterations, the network's input: the
-whole song or overlapping patches) on the toy validation songs, which are
-held out from training but are not a test set: that is where defaults are
-chosen. It adds "HF SNR": the whole-song SNR of the vocals above 4096 Hz,
-which BSS Eval's SDR barely sees.
+window and overlap, the mask above 4096 Hz, Wiener iterations, the network's
+input: the whole song or overlapping patches) on the toy validation songs,
+which are held out from training but are not a test set: that is where
+defaults are chosen. It adds "HF SNR": the whole-song SNR of the vocals
+above 4096 Hz, which BSS Eval's SDR barely sees.
 """
 
 import argparse

@@ -229,7 +229,7 @@ CASES = [
     ("train: WAV data without ffmpeg", "train", no_ffmpeg_wav, "ffmpeg is needed to read MUSDB data"),
     ("train: save dir is a file", "train", save_dir_is_a_file, "taken"),
     ("train: resume with nothing", "train", resume_nothing, "--resume found no checkpoint"),
-    ("train: resume a missing file", "train", lambda ctx: train_flags("--resume", "gone.pth")(ctx),
+    ("train: resume a missing file", "train", train_flags("--resume", "gone.pth"),
      "or give --resume the path of an existing one"),
     ("train: resume a folder", "train", lambda ctx: train_flags("--resume", str(ctx.tmp))(ctx),
      "is a folder: pass the checkpoint file in it, e.g. --resume "),
