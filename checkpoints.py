@@ -1,4 +1,4 @@
-"""The checkpoint format: build, save atomically, load, find the newest, rebuild the model.
+"""The checkpoint format: build, save atomically, load, find the newest or the default, rebuild the model.
 
 A checkpoint is one dict saved with torch.save:
 
@@ -23,6 +23,8 @@ from files import atomic_path
 from unet_model import UNet, UNetConfig
 
 CHECKPOINT_FORMAT = 1
+PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_CHECKPOINT = os.path.join("checkpoints", "best_model.pth")  # where `python train.py` writes it
 
 
 class CheckpointError(UserError):
@@ -77,7 +79,7 @@ def load_checkpoint(path, flag="--checkpoint"):
                               f"e.g. {flag} {pasteable(os.path.join(path, example))}")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint {os.path.abspath(path)} does not exist: train a model first "
-                              f"with `{runnable()} {pasteable(os.path.join(os.path.dirname(__file__), 'train.py'))}`, "
+                              f"with `{runnable()} {pasteable(os.path.join(PROJECT_DIR, 'train.py'))}`, "
                               f"or give {flag} the path of an existing one")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -104,6 +106,23 @@ def find_latest_checkpoint(save_dir):
         if epoch > best_epoch or (epoch == best_epoch and path.endswith("last_model.pth")):
             best, best_epoch = path, epoch
     return best
+
+
+def find_checkpoint(path=None, quiet=False):
+    """The checkpoint to separate with: `path` if given, else DEFAULT_CHECKPOINT in the current
+    folder, else in this project's folder (train.py run from there, inference.py from elsewhere)."""
+    if path is not None:
+        return path
+    places = list(dict.fromkeys([os.getcwd(), PROJECT_DIR]))  # one place when run from the project
+    for folder in places:
+        found = os.path.join(folder, DEFAULT_CHECKPOINT)
+        if os.path.isfile(found):
+            if folder != os.getcwd() and not quiet:
+                print(f"Using {found}")
+            return found
+    raise CheckpointError(f"no trained model: {DEFAULT_CHECKPOINT} is not in {' nor in '.join(places)}; train one "
+                          f"with `{runnable()} {pasteable(os.path.join(PROJECT_DIR, 'train.py'))}`, or give "
+                          "--checkpoint the path of one")
 
 
 def model_from_checkpoint(state):

@@ -11,6 +11,7 @@ and ends as `error: <message>` and exit code 1, never a traceback.
 """
 
 import argparse
+import gc
 import os
 import shlex
 import shutil
@@ -30,6 +31,20 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False:
             return action.help
         return super()._get_help_string(action)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser with HelpFormatter, whose usage errors are one line.
+
+    argparse prints the whole usage (15 lines for train.py) before the line
+    that says what is wrong; here that line comes alone, with where to look.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(formatter_class=HelpFormatter, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def bounded_number(kind, low, high, low_open=False):
@@ -214,11 +229,21 @@ def exit_quietly_while_starting():
     signal.signal(signal.SIGINT, interrupted)
 
 
-def interrupts_raise_keyboard_interrupt():
-    """From here on Ctrl-C and SIGTERM (`kill`) both raise KeyboardInterrupt, which main() turns into one line
-    after the temporary files are gone (files.atomic_path)."""
+def run_command(main):
+    """Run a script's main() as a command, once its imports are done.
+
+    From here on Ctrl-C and SIGTERM (`kill`) both raise KeyboardInterrupt,
+    which main() turns into one line after the temporary files are gone
+    (files.atomic_path). And the 160,000 objects the imports leave (nearly
+    all torch's), which live until the end, are frozen: the garbage
+    collector then skips them in its passes and at exit (0.75 s -> 0.3 s
+    after `import torch`; `python inference.py` on a 3-minute song 6.7-7.5 s
+    -> 5.3-6.6 s, 4 runs each in turns, AVX2).
+    """
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    gc.freeze()
+    main()
 
 
 class StopRequests:

@@ -30,20 +30,19 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load ends in one li
     cli.exit_quietly_while_starting()
 
 # The imports come after the handler on purpose: they are the slow part it covers.
-import argparse
 import json
 import os
 import sys
 
 import numpy as np
 
-from audio import stft, write_audio
-from checkpoints import load_model
-from cli import HelpFormatter, UserError, add_root_flag, add_song_flags, find_song, pick_device, progress_bar
+from audio import write_audio
+from checkpoints import find_checkpoint, load_model
+from cli import UserError, add_root_flag, add_song_flags, find_song, pick_device, progress_bar
+from data import find_tracks
 from files import atomic_path
-from inference import (DEFAULT_CHECKPOINT, NETWORK_INPUT, add_reconstruction_flags, apply_mask,
-                       check_reconstruction_flags, mix_magnitude, pad_for_synthesis, reconstruct, separate,
-                       synthesis_config)
+from inference import add_checkpoint_flag, add_separation_flags, separation_options
+from separation import SeparationOptions, mix_magnitude, reconstruct, separate, synthesis_config
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 TARGETS = ("vocals", "accompaniment")
@@ -60,20 +59,16 @@ def ratio_mask(vocals, accompaniment):
 
 
 def oracle_model_band(mix, vocals, accompaniment, rate, signal_config, reconstruction="full"):
-    """(vocals, accompaniment) from the ideal mask at the model's STFT, applied as the model's mask is."""
-    magnitudes = [mix_magnitude(source, rate, signal_config) for source in (vocals, accompaniment)]  # (F, T) each
-    mask = ratio_mask(*magnitudes)  # (F, T)
-    return reconstruct(mix, rate, mask, signal_config, reconstruction)
+    """(vocals, accompaniment) from the ideal mask at the model's STFT, rebuilt as the model's mask is."""
+    mask = ratio_mask(*(mix_magnitude(source, rate, signal_config) for source in (vocals, accompaniment)))  # (F, T)
+    return reconstruct(mix, rate, mask, signal_config, SeparationOptions(reconstruction))
 
 
 def oracle_full_band(mix, vocals, accompaniment, rate):
     """(vocals, accompaniment) from the ideal mask of the mono mix over the full-band STFT at the input's rate."""
     synthesis = synthesis_config(rate)
-    magnitudes = [stft(pad_for_synthesis(source, synthesis).mean(0), synthesis).abs()
-                  for source in (vocals, accompaniment)]  # (F', T') each: the mono sources
-    estimate = apply_mask(pad_for_synthesis(mix, synthesis), ratio_mask(*magnitudes), synthesis)  # (n + n_fft, C)
-    estimate = estimate[:mix.shape[0]].numpy()  # (samples, channels)
-    return estimate, mix - estimate
+    mask = ratio_mask(*(mix_magnitude(source, rate, synthesis) for source in (vocals, accompaniment)))  # (F', T')
+    return reconstruct(mix, rate, mask, synthesis)
 
 
 def bss_eval(references, estimates, rate):
@@ -103,8 +98,7 @@ def finite_median(values):
     return float(np.median(values)) if values.size else float("nan")
 
 
-def evaluate_track(track, model, signal_config, reconstruction="full", wiener_iterations=0,
-                   network_input=NETWORK_INPUT):
+def evaluate_track(track, model, signal_config, options=SeparationOptions()):
     """{method: {target: {metric: dB}}} for one musdb track, and the model's estimates;
     (None, None) when a reference is silent, where BSS Eval is undefined."""
     mix = track.audio.astype(np.float32)  # (samples, channels)
@@ -114,10 +108,10 @@ def evaluate_track(track, model, signal_config, reconstruction="full", wiener_it
     if not vocals.any() or not accompaniment.any():
         return None, None
     estimates = {
-        "U-Net": separate(model, signal_config, mix, track.rate, reconstruction=reconstruction,
-                          wiener_iterations=wiener_iterations, network_input=network_input),
+        "U-Net": separate(model, signal_config, mix, track.rate, options),
         "mixture": (mix, mix),
-        "oracle 8 kHz": oracle_model_band(mix, vocals, accompaniment, track.rate, signal_config, reconstruction),
+        "oracle 8 kHz": oracle_model_band(mix, vocals, accompaniment, track.rate, signal_config,
+                                          options.reconstruction),
         "oracle full": oracle_full_band(mix, vocals, accompaniment, track.rate),
     }
     scores = {method: bss_eval(references, est, track.rate) for method, est in estimates.items()}
@@ -152,27 +146,23 @@ def write_json(path, content):
 
 
 def get_args(argv=None):
-    p = argparse.ArgumentParser(
-        description="BSS Eval v4 scores (museval) of the U-Net, the mixture and the oracle ratio mask "
-                    "on the test songs.",
-        formatter_class=HelpFormatter)
-    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help="model written by train.py")
+    p = cli.ArgumentParser(description="BSS Eval v4 scores (museval) of the U-Net, the mixture and the oracle "
+                                       "ratio mask on the test songs.")
+    add_checkpoint_flag(p)
     add_root_flag(p)
     add_song_flags(p, count=True)
     p.add_argument("--out", default=os.path.join("outputs", "scores.json"), help="JSON file of the scores")
     p.add_argument("--estimates-dir", default=None,
                    help="also write the model's estimates as DIR/test/<song>/{vocals,accompaniment}.wav")
-    add_reconstruction_flags(p)
+    add_separation_flags(p)
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--quiet", action="store_true", help="print only the tables and errors")
     args = p.parse_args(argv)
-    check_reconstruction_flags(p, args)
+    args.options = separation_options(p, args)
     return args
 
 
 def pick_tracks(args):
-    from data import find_tracks
-
     root, tracks = find_tracks(args.root, subsets=("test",), quiet=args.quiet)
     if not tracks:
         raise EvaluationError(f"{root} has no test songs under test/ to score")
@@ -184,12 +174,12 @@ def pick_tracks(args):
 def main(argv=None):
     args = get_args(argv)
     try:
-        model, signal_config = load_model(args.checkpoint, pick_device(args.cpu))
+        checkpoint = find_checkpoint(args.checkpoint, args.quiet)
+        model, signal_config = load_model(checkpoint, pick_device(args.cpu))
         root, tracks = pick_tracks(args)
         per_track = {}
         for track in progress_bar(tracks, args.quiet, desc="scoring", unit="song"):
-            scores, estimates = evaluate_track(track, model, signal_config, args.reconstruction, args.wiener,
-                                                 args.network_input)
+            scores, estimates = evaluate_track(track, model, signal_config, args.options)
             if scores is None:
                 print(f"Skipping {track.name}: its vocals or accompaniment is silent, where BSS Eval "
                       "is undefined.")
@@ -203,7 +193,7 @@ def main(argv=None):
         if not per_track:
             raise EvaluationError("no song could be scored: every one has a silent source")
         medians = median_over_tracks(per_track)
-        write_json(args.out, {"checkpoint": os.path.abspath(args.checkpoint), "root": root,
+        write_json(args.out, {"checkpoint": os.path.abspath(checkpoint), "root": root,
                               "reconstruction": args.reconstruction, "wiener_iterations": args.wiener,
                               "network_input": args.network_input,
                               "windows": "1 s, BSS Eval v4 (museval)", "median": medians,
@@ -222,5 +212,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    cli.interrupts_raise_keyboard_interrupt()
-    main()
+    cli.run_command(main)

@@ -59,6 +59,13 @@ def spectrogram_figure(mix, panels, seconds, max_hz, grid=False, title=None, int
     return fig
 
 
+def show_figures():
+    """Open the figures drawn with interactive=True in windows, until they are closed."""
+    import matplotlib.pyplot as plt
+
+    plt.show()
+
+
 def loss_curve_figure(history):
     """Training and validation loss per epoch, the constant-mask baseline, the best epoch marked.
 

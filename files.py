@@ -1,4 +1,5 @@
-"""Writing files so that a crash never leaves a half-written one.
+"""Files and folders: writing them so that a crash never leaves a half-written
+one, and finding and naming the songs a folder holds.
 
 Every file the project writes (checkpoints, feature caches, WAVs, figures,
 CSV, JSON) goes through `atomic_path`, so a crash, Ctrl-C or `kill -9` never
@@ -8,6 +9,7 @@ until the new one is complete.
 
 import contextlib
 import os
+import re
 import tempfile
 
 
@@ -38,3 +40,76 @@ def make_readable(path, mode=0o666):
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, mode & ~umask)
+
+
+@contextlib.contextmanager
+def removed_on_failure(folder):
+    """If the block fails, remove `folder` and those of its parents that did not exist before it, while empty.
+
+    For the outputs of one song: a failure or Ctrl-C leaves no new empty folder behind.
+    """
+    folder = os.path.abspath(folder)
+    top_new, parent = None, folder  # the outermost folder the block may create
+    while not os.path.exists(parent):
+        top_new, parent = parent, os.path.dirname(parent)
+    try:
+        yield
+    except BaseException:
+        while top_new and os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+            if folder == top_new:
+                break
+            folder = os.path.dirname(folder)
+        raise
+
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff",
+                    ".wma", ".webm", ".mka")
+
+
+def audio_files_in(folder, recursive):
+    """The audio files in `folder` (and its subfolders if `recursive`), by extension, sorted."""
+    found = []
+    for parent, subfolders, names in os.walk(folder):
+        subfolders.sort()
+        found += [os.path.join(parent, name) for name in sorted(names)
+                  if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith(".")]
+        if not recursive:
+            break
+    return found
+
+
+def song_name(path):
+    """The name of the song in an audio file: its file name without the extension(s).
+
+    A MUSDB18-HQ song folder's mixture.wav is named after its folder.
+    """
+    name = os.path.basename(path)
+    if name in ("mixture.wav", "mixture.flac"):
+        name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    name = re.sub(r"(\.stem)?\.[A-Za-z0-9]+$", "", name)
+    return name or "song"
+
+
+def distinct_names(paths):
+    """[(output folder name, path)]: the song's name, made unique where two inputs share one.
+
+    song.wav and song.mp3 would both write outputs/song/, the second over the
+    first: the second gets "song (mp3)", and a third of the same name and
+    type "song (2)". The same file given twice is separated once.
+    """
+    named, taken = [], set()
+    seen = set()
+    for path in paths:
+        if os.path.realpath(path) in seen:
+            continue
+        seen.add(os.path.realpath(path))
+        name = song_name(path)
+        if name.lower() in taken:  # case-insensitive: macOS and Windows folders are
+            extension = os.path.splitext(path)[1].lstrip(".").lower()
+            candidates = [f"{name} ({extension})"] if extension else []
+            candidates += [f"{name} ({i})" for i in range(2, len(paths) + 2)]
+            name = next(c for c in candidates if c.lower() not in taken)
+        taken.add(name.lower())
+        named.append((name, path))
+    return named

@@ -200,7 +200,10 @@ def _bass(rng, sr, n, spb, chords, deg2midi):
              for b, c in enumerate(chords) for i, d in zip(on, durs)]
     amps = np.arange(1, 9) ** -rng.uniform(1.2, 2.2)
     tau, sus = rng.uniform(0.15, 0.5), rng.uniform(0.3, 0.7)
-    voice = lambda m, midi: _osc(np.full(m, _hz(midi)), sr, amps) * _env(m, sr, 0.005, tau, sus)
+
+    def voice(m, midi):
+        return _osc(np.full(m, _hz(midi)), sr, amps) * _env(m, sr, 0.005, tau, sus)
+
     return _pan(_add_notes(np.zeros(n), sr, notes, voice), rng.uniform(-0.05, 0.05))
 
 
@@ -221,8 +224,9 @@ def _other(rng, sr, n, spb, chords, deg2midi, lead_pitches, voc_amp, voc_bars):
              for b, c in enumerate(chords) for h0, hd in hits for m in deg2midi(c + np.array(degs), 2)]
     pad, spread = np.zeros((n, 2)), rng.uniform(0.4, 0.8)
     for ch, cents in enumerate(rng.uniform(4, 12) * np.array([-1, 1])):
-        voice = lambda m, midi: (_osc(np.full(m, _hz(midi + cents / 100)), sr, amps, rng.random())
-                                 * _env(m, sr, att, tau, sus, rel))
+        def voice(m, midi, cents=cents):
+            return _osc(np.full(m, _hz(midi + cents / 100)), sr, amps, rng.random()) * _env(m, sr, att, tau, sus, rel)
+
         pad += _pan(_add_notes(np.zeros(n), sr, notes, voice), spread * (2 * ch - 1))
     # Lead: modes per bar 0 = silent, 1 = fill vocal rests, 2 = play freely.
     n_slots = len(voc_bars) * 8

@@ -45,14 +45,14 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 METRICS = ("SDR", "SIR", "SAR")
-# What a model is scored with: (name, separate() keyword arguments).
+# What a model is scored with: (name, SeparationOptions arguments).
 MODEL_METHODS = [
     ("U-Net, lab 8 kHz", {"reconstruction": "lab"}),
     ("U-Net, full band", {"reconstruction": "full"}),
     ("U-Net, full + Wiener 1", {"reconstruction": "full", "wiener_iterations": 1}),
 ]
 ORACLE_METHODS = ("mixture", "oracle 8 kHz, lab", "oracle 8 kHz, full", "oracle full")
-# --sweep: (name, inference.py settings to change, separate() keyword arguments).
+# --sweep: (name, separation.py settings to change, SeparationOptions arguments).
 SWEEP = [
     ("lab 8 kHz", {}, {"reconstruction": "lab"}),
     ("full, window 1024@44.1k", {"SYNTHESIS_SECONDS": 1024 / 44100}, {}),
@@ -155,46 +155,48 @@ def oracle_estimates(song, signal_config):
             "oracle full": oracle_full_band(mix, vocals, accompaniment, rate)}
 
 
-def set_inference(settings):
-    """Change inference.py's module settings (a sweep row); returns the old values."""
-    import inference
+def set_separation(settings):
+    """Change separation.py's module settings (a sweep row); returns the old values."""
+    import separation
 
     old = {}
     for key, value in settings.items():
         if key == "HIGH_BAND_HZ" and value is None:  # "zero above 4096 Hz": wrap interpolate_mask
-            old["interpolate_mask"] = inference.interpolate_mask
-            inference.interpolate_mask = zero_above_model_band(old["interpolate_mask"])
+            old["interpolate_mask"] = separation.interpolate_mask
+            separation.interpolate_mask = zero_above_model_band(old["interpolate_mask"])
             continue
-        old[key] = getattr(inference, key)
-        setattr(inference, key, value)
+        old[key] = getattr(separation, key)
+        setattr(separation, key, value)
     return old
 
 
 def zero_above_model_band(interpolate_mask):
-    def wrapped(mask, signal_config, synthesis, frames, offset=0):
-        out = interpolate_mask(mask, signal_config, synthesis, frames, offset)
+    def wrapped(mask, mask_config, synthesis, frames, offset=0):
+        out = interpolate_mask(mask, mask_config, synthesis, frames, offset)
         hz = np.arange(out.shape[0]) * synthesis.sample_rate / synthesis.n_fft
-        out[hz > signal_config.sample_rate / 2] = 0
+        out[hz > mask_config.sample_rate / 2] = 0
         return out
     return wrapped
 
 
 def score_models(checkpoints, sets, methods, with_high_band=False, quiet=False):
     """{method: {set: [per-model median over songs of {metric: dB}]}} and {method: seconds per song-minute}."""
-    import inference
+    import separation
+    from checkpoints import load_model
     from evaluate import finite_median
 
     results, seconds = {}, {}
     for checkpoint in checkpoints:
-        model, signal_config = inference.load_model(checkpoint)
+        model, signal_config = load_model(checkpoint)
         for method, settings, kwargs in methods:
-            old = set_inference(settings)
+            old = set_separation(settings)
             try:
                 for set_name, songs in sets.items():
                     per_song = []
                     for song in songs:
                         start = time.perf_counter()
-                        estimate = inference.separate(model, signal_config, song[2], song[1], **kwargs)
+                        estimate = separation.separate(model, signal_config, song[2], song[1],
+                                                       separation.SeparationOptions(**kwargs))
                         elapsed = time.perf_counter() - start
                         seconds.setdefault(method, []).append(elapsed / (len(song[2]) / song[1] / 60))
                         per_song.append(score(song, estimate, with_high_band))
@@ -204,7 +206,7 @@ def score_models(checkpoints, sets, methods, with_high_band=False, quiet=False):
                         print(f"{os.path.relpath(checkpoint, ROOT)}  {method:32} {set_name:6} "
                               + "  ".join(f"{m} {v:6.2f}" for m, v in summary.items()), flush=True)
             finally:
-                set_inference(old)
+                set_separation(old)
     return results, {m: float(np.median(v)) for m, v in seconds.items()}
 
 

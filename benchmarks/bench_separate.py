@@ -9,7 +9,7 @@ same synthesiser as the toy data set) to a temporary WAV, then separates it in
 a fresh Python process through inference.separate_file(), the code path that
 `python inference.py` runs, from the file on disk to the two written WAVs.
 The stages are timed by wrapping the functions that path calls (nothing in
-inference.py is changed for the benchmark); the child reports its peak RSS.
+inference.py or separation.py is changed for the benchmark); the child reports its peak RSS.
 Each song goes through every variant asked for (`full`, the default;
 `lab`, the lab's 8192 Hz reconstruction; `full+wiener`, with one Wiener
 iteration; `full+patches`, the network reading 128-frame patches that overlap
@@ -64,7 +64,7 @@ def default_checkpoint(path):
 
 VARIANTS = {"full": {"reconstruction": "full"}, "lab": {"reconstruction": "lab"},
             "full+wiener": {"reconstruction": "full", "wiener_iterations": 1},
-            "full+patches": {"reconstruction": "full", "network_input": "patches"}}
+            "full+patches": {"reconstruction": "full", "network_input": "patches"}}  # SeparationOptions
 
 
 def child(song, checkpoint, out_dir, variant):
@@ -74,6 +74,7 @@ def child(song, checkpoint, out_dir, variant):
 
     import audio
     import inference
+    import separation
 
     times = {}
 
@@ -85,16 +86,17 @@ def child(song, checkpoint, out_dir, variant):
             return result
         return wrapper
 
+    # Each stage is timed where the code that runs it looks its function up.
     signal_rate = 8192
     resample = audio.resample
-    inference.resample = lambda x, rate_in, rate_out: timed(
+    separation.resample = lambda x, rate_in, rate_out: timed(
         "resample back" if rate_in == signal_rate else "resample", resample)(x, rate_in, rate_out)
-    inference.stft = timed("STFT", inference.stft)
-    inference.istft = timed("ISTFT", inference.istft)
-    inference.compute_mask = timed("network", inference.compute_mask)
-    inference.interpolate_mask = timed("mask to full rate", inference.interpolate_mask)
-    inference.masked_synthesis = timed("full-rate synthesis", inference.masked_synthesis)
-    inference.wiener_vocals = timed("Wiener", inference.wiener_vocals)
+    separation.stft = timed("STFT", separation.stft)
+    separation.istft = timed("ISTFT", separation.istft)
+    separation.compute_mask = timed("network", separation.compute_mask)
+    separation.interpolate_mask = timed("mask to full rate", separation.interpolate_mask)
+    separation.istft_of_masked_stft = timed("full-rate synthesis", separation.istft_of_masked_stft)
+    separation.wiener_vocals = timed("Wiener", separation.wiener_vocals)
     inference.read_block = timed("read", inference.read_block)
     write, close = sf.SoundFile.write, sf.SoundFile.close  # only the outputs are written
     sf.SoundFile.write = lambda self, x: timed("write", write)(self, x)
@@ -110,11 +112,12 @@ def child(song, checkpoint, out_dir, variant):
 
     model.forward = counted
     warm = np.zeros((RATE * 5, 2), np.float32)
-    inference.separate(model, signal_config, warm, RATE, **VARIANTS[variant])  # first call pays one-time costs
+    options = separation.SeparationOptions(**VARIANTS[variant])
+    separation.separate(model, signal_config, warm, RATE, options)  # the first call pays one-time costs
     times.clear()
     inputs.clear()
     start = time.perf_counter()
-    inference.separate_file(model, signal_config, song, out_dir, plot=False, quiet=True, **VARIANTS[variant])
+    inference.separate_file(model, signal_config, song, out_dir, options, plot=False, quiet=True)
     total = time.perf_counter() - start
     seconds = sf.info(song).duration
     bare = bare_model_seconds(forward, inputs)

@@ -347,7 +347,10 @@ def render_singer(rng, syllables, singer, n_samples, sample_rate):
     keep = np.exp(-BLOCK_SECONDS / singer['glide'])
     pitch = lfilter([1 - keep], [1, -keep], pitch - pitch[0]) + pitch[0]
     pitch += vibrato + 0.4 * lfilter([0.03], [1, -0.97], rng.standard_normal(control.n_blocks))
-    smooth = lambda values, width: np.convolve(values, np.ones(width) / width, mode='same')
+
+    def smooth(values, width):
+        return np.convolve(values, np.ones(width) / width, mode='same')
+
     voicing, nasal = smooth(voicing, 4), smooth(nasal, 3)
 
     # Formants move linearly from one phoneme's target to the next (coarticulation).
@@ -386,8 +389,12 @@ def render_vocals(rng, plan):
 # ---------------------------------------------------------------- drums and bass
 def make_drum_kit(rng, sample_rate):
     """One-shot samples (each with its level) for kick, snare, clap, hats, ride, crash and toms."""
-    times = lambda seconds: np.arange(int(seconds * sample_rate)) / sample_rate
-    noise = lambda seconds: rng.standard_normal(int(seconds * sample_rate))
+    def times(seconds):
+        return np.arange(int(seconds * sample_rate)) / sample_rate
+
+    def noise(seconds):
+        return rng.standard_normal(int(seconds * sample_rate))
+
     t = times(0.5)
     body = np.sin(2 * np.pi * rng.uniform(45, 62) * t) * np.exp(-t / rng.uniform(0.12, 0.25))
     click = sosfilt(bandpass(1500, 8000, sample_rate), noise(0.5)) * np.exp(-t / 0.002)

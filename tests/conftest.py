@@ -5,6 +5,7 @@ import os
 import shutil
 import sys
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -15,6 +16,15 @@ import data  # noqa: E402
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: several seconds each (subprocesses, museval); "
                                        "the default run runs them too, `-m 'not slow'` skips them")
+
+def noisy_song(seconds, rate, channels, seed=0):
+    """A 220 Hz tone, swelling and fading every 2 s, over white noise: float32 (samples, channels)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
+    audio = tone[:, None] + 0.05 * rng.standard_normal((len(t), channels))
+    return audio.astype(np.float32)
+
 
 # 4 training songs and 2 test songs of 14 s at 11025 Hz: long enough for more
 # than one 128-frame patch at 8192 Hz, small enough to build in about a second.

@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
-from audio import (AudioError, SignalConfig, istft, magnitude_scale, read_audio, resample, stft,
-                   to_mono, write_audio)
+from audio import (AudioError, SignalConfig, istft, istft_of_masked_stft, magnitude_scale, quantize, read_audio,
+                   read_block, resample, stft, to_mono, write_audio)
+from conftest import noisy_song
 
 
 def test_stft_istft_gives_back_the_signal():
@@ -63,7 +65,7 @@ def test_to_mono_is_the_channel_mean():
 
 def test_write_then_read(tmp_path):
     x = (0.5 * np.sin(np.linspace(0, 100, 8000))[:, None] * [1, -1]).astype(np.float32)
-    path = tmp_path / "dir with spaces é" 
+    path = tmp_path / "dir with spaces é"
     path.mkdir()
     write_audio(path / "out.wav", x, 8000)
     y, rate = read_audio(path / "out.wav")
@@ -84,3 +86,40 @@ def test_unreadable_file_is_a_clear_error(tmp_path):
         read_audio(bad)
     with pytest.raises(AudioError, match="not found"):
         read_audio(tmp_path / "missing.wav")
+
+
+@pytest.mark.parametrize("n_fft, hop, samples, chunk_frames", [
+    (4096, 1024, 30000, 7), (4096, 1024, 4096 * 3, 512), (1024, 256, 999, 2),
+    (256, 32, 130, 3),  # 8 windows overlap, and the song is shorter than 7 hops
+])
+def test_the_chunked_masked_synthesis_is_the_istft_of_the_masked_stft(n_fft, hop, samples, chunk_frames):
+    synthesis = SignalConfig(sample_rate=44100, n_fft=n_fft, hop_length=hop)
+    waveform = torch.from_numpy(np.random.default_rng(3).standard_normal(samples).astype(np.float32))
+    frames = 1 + samples // synthesis.hop_length
+    mask = torch.from_numpy(np.random.default_rng(4).uniform(0, 1, (frames, synthesis.freq_bins)).astype(np.float32)).T
+    expected = istft(stft(waveform, synthesis) * mask, synthesis, samples)
+    out = istft_of_masked_stft(waveform, mask, synthesis, chunk_frames=chunk_frames)
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+def test_blocks_are_read_as_libsndfile_reads_them_as_float(tmp_path, subtype):
+    path = str(tmp_path / "song.wav")
+    sf.write(path, noisy_song(0.5, 8000, 2) * 3 - 0.2, 8000, subtype=subtype)  # past full scale: clipped in PCM
+    expected, _ = sf.read(path, dtype="float32", always_2d=True)
+    with sf.SoundFile(path) as f:
+        block = read_block(f, 100, 3000)
+    assert block.dtype == np.float32 and block.shape == (2900, 2)
+    np.testing.assert_array_equal(block, expected[100:3000])
+
+
+def test_quantize_rounds_to_the_nearest_step_and_counts_what_it_clips():
+    lsb = 2.0 ** -15
+    audio = np.array([[0.4 * lsb, 0.6 * lsb], [-1.0, 1.0], [1.6 * lsb, -0.99999], [1.2, -1.2]], dtype=np.float32)
+    ints, over = quantize(audio, 16)
+    assert ints.dtype == np.int16 and ints.shape == audio.shape
+    assert ints.tolist() == [[0, 1], [-32768, 32767], [2, -32768], [32767, -32768]]
+    assert over == 3  # 1.0 is one step past the largest 16-bit value; 1.2 and -1.2
+    ints, over = quantize(audio[:1] / 256, 24)  # 24 bits: int32 with the value in the top 24 bits
+    assert ints.dtype == np.int32 and (ints >> 8).tolist() == [[0, 1]] and over == 0
+    assert quantize(np.zeros((0, 2), np.float32), 16)[0].shape == (0, 2)

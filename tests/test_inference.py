@@ -15,17 +15,12 @@ import torch
 
 import evaluate
 import inference
+import separation
+from conftest import noisy_song
 from inference import load_model, separate, separate_file
+from separation import predict_mask
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def noisy_song(seconds, rate, channels, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    tone = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
-    audio = tone[:, None] + 0.05 * rng.standard_normal((len(t), channels))
-    return audio.astype(np.float32)
 
 
 def check_outputs(out_dir, mix, rate):
@@ -61,28 +56,14 @@ def test_any_rate_and_channel_count(tiny_checkpoint, tmp_path, rate, channels):
     check_outputs(tmp_path / "out", mix, rate)
 
 
-def test_separate_keeps_shape_and_sums_back(tiny_checkpoint):
-    model, signal = load_model(tiny_checkpoint)
-    mono = noisy_song(2.0, 16000, 1)[:, 0]
-    vocals, accompaniment = separate(model, signal, mono, 16000)
-    assert vocals.shape == accompaniment.shape == mono.shape
-    np.testing.assert_allclose(vocals + accompaniment, mono, atol=1e-6)
-
-
-def test_silent_input_gives_silent_outputs(tiny_checkpoint):
-    model, signal = load_model(tiny_checkpoint)
-    vocals, accompaniment = separate(model, signal, np.zeros((5000, 2), np.float32), 44100)
-    assert vocals.shape == (5000, 2) and not vocals.any() and not accompaniment.any()
-
-
 def test_long_songs_go_block_by_block_with_the_same_result(tiny_checkpoint, tmp_path, monkeypatch):
-    monkeypatch.setattr(inference, "BLOCK_SECONDS", 6)
-    monkeypatch.setattr(inference, "MARGIN_SECONDS", 12)
+    monkeypatch.setattr(separation, "BLOCK_SECONDS", 6)
+    monkeypatch.setattr(separation, "MARGIN_SECONDS", 12)
     rate = 8000
     mix = noisy_song(45.0, rate, 2)
     sf.write(tmp_path / "long.wav", mix, rate, subtype="FLOAT")
     model, signal = load_model(tiny_checkpoint)
-    assert len(inference.plan_blocks(len(mix), rate, signal)) == 8
+    assert len(separation.plan_blocks(len(mix), rate, signal)) == 8
     separate_file(model, signal, str(tmp_path / "long.wav"), str(tmp_path / "out"), plot=True, quiet=True)
     vocals, _ = check_outputs(tmp_path / "out", mix, rate)
     whole, _ = separate(model, signal, mix, rate)
@@ -91,8 +72,8 @@ def test_long_songs_go_block_by_block_with_the_same_result(tiny_checkpoint, tmp_
 
 def test_the_figure_has_three_spectrogram_panels(tiny_checkpoint):
     model, signal = load_model(tiny_checkpoint)
-    _, _, info = separate(model, signal, noisy_song(3.0, 8192, 1), 8192, details=True)
-    fig = inference.plot_separation(info["mix"], info["mask"], signal, "test")
+    mix, mask = predict_mask(model, signal, noisy_song(3.0, 8192, 1), 8192)
+    fig = inference.plot_separation(mix, mask, signal, "test")
     panels = [ax for ax in fig.axes if ax.images]
     assert [ax.get_title() for ax in panels] == ["Mix", "Predicted vocals mask", "Estimated vocals (mask x mix)"]
     assert all(ax.get_ylabel() == "frequency (Hz)" for ax in panels)
@@ -172,7 +153,7 @@ def test_a_failed_separation_keeps_the_old_outputs(tiny_checkpoint, tmp_path, mo
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C in the middle of the work
 
-    monkeypatch.setattr(inference, "separate", crash)
+    monkeypatch.setattr(inference, "reconstruct", crash)
     model, signal = load_model(tiny_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         separate_file(model, signal, str(tmp_path / "song.wav"), str(out), quiet=True)
@@ -181,121 +162,20 @@ def test_a_failed_separation_keeps_the_old_outputs(tiny_checkpoint, tmp_path, mo
 
 
 @pytest.mark.slow
-def test_evaluate_scores_a_model_that_predicts_silence(toy_root, tiny_checkpoint, tmp_path, monkeypatch):
+def test_evaluate_scores_a_model_that_predicts_silence(toy_root, tiny_checkpoint, tmp_path):
     # museval refuses an all-zero estimate; a model with an empty mask must still get a (bad) score.
-    monkeypatch.setattr(inference, "compute_mask", lambda model, magnitude, *args: 0 * magnitude)
+    state = torch.load(tiny_checkpoint, weights_only=True)
+    state["model"]["head.weight"].zero_()
+    state["model"]["head.bias"].fill_(-1e4)  # sigmoid(-1e4) is 0 in float32: the mask is 0 everywhere
+    silent = str(tmp_path / "silent.pth")
+    torch.save(state, silent)
+    model, signal = load_model(silent)
+    assert not separate(model, signal, noisy_song(1.0, 8000, 2), 8000)[0].any()
     out = tmp_path / "scores.json"
-    evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-tracks", "1", "--out", str(out),
+    evaluate.main(["--root", toy_root, "--checkpoint", silent, "--n-tracks", "1", "--out", str(out),
                    "--quiet"])
     medians = json.loads(out.read_text())["median"]
     assert medians["U-Net"]["vocals"]["SIR"] < medians["oracle 8 kHz"]["vocals"]["SIR"]
-
-
-def band_energy(audio, rate, low, high):
-    spectrum = np.abs(np.fft.rfft(audio, axis=0)) ** 2
-    hz = np.fft.rfftfreq(audio.shape[0], 1 / rate)
-    return spectrum[(hz >= low) & (hz < high)].sum()
-
-
-@pytest.mark.parametrize("rate", [44100, 8000])
-def test_a_constant_mask_scales_the_whole_band_in_the_full_reconstruction(rate):
-    from audio import SignalConfig
-
-    signal = SignalConfig()
-    mix = noisy_song(3.0, rate, 2)
-    frames = mix.shape[0] * signal.sample_rate // rate // signal.hop_length + 3
-    vocals = inference.full_band_vocals(mix, rate, torch.full((signal.freq_bins, frames), 0.3), signal)
-    np.testing.assert_allclose(vocals, 0.3 * mix, atol=1e-5)
-
-
-def test_only_the_full_reconstruction_keeps_the_vocals_above_4096_hz(tiny_checkpoint):
-    model, signal = load_model(tiny_checkpoint)
-    rate = 44100
-    mix = noisy_song(4.0, rate, 2)  # a tone in white noise: energy up to 22 kHz
-    kept = {}  # the share of the input's energy in 5-20 kHz that the vocals keep
-    for reconstruction in ("full", "lab"):
-        vocals, _ = separate(model, signal, mix, rate, reconstruction=reconstruction)
-        kept[reconstruction] = band_energy(vocals, rate, 5000, 20000) / band_energy(mix, rate, 5000, 20000)
-    assert kept["lab"] < 1e-6  # the lab's vocals stop at 4096 Hz
-    assert kept["full"] > 0.01  # the full-band vocals go on (the mask there is that of 3-4 kHz)
-
-
-def test_the_mask_is_interpolated_linearly_and_extended_above_the_model_band():
-    from audio import SignalConfig
-
-    signal = SignalConfig()
-    synthesis = inference.synthesis_config(44100)
-    assert (synthesis.n_fft, synthesis.hop_length) == (4096, 1024)
-    bins, frames = torch.meshgrid(torch.arange(513.0), torch.arange(40.0), indexing="ij")
-    mask = (bins / 512 + frames / 40) / 2  # linear in both axes
-    out = inference.interpolate_mask(mask, signal, synthesis, frames=100)
-    hz = torch.arange(synthesis.freq_bins) * 44100 / 4096
-    seconds = torch.arange(100) * 1024 / 44100
-    inside = hz <= 4096
-    expected = (hz[inside, None] / 4096 + seconds[None] * 8192 / 768 / 40) / 2
-    np.testing.assert_allclose(out[inside], expected, atol=1e-5)
-    top = mask[round(3000 / 8):].mean(0)  # the mean of 3000-4096 Hz, per model frame
-    np.testing.assert_allclose(out[~inside][:, 0], top[0], atol=1e-6)  # every bin above: that frame's mean
-
-
-@pytest.mark.parametrize("n_fft, hop, samples, chunk_frames", [
-    (4096, 1024, 30000, 7), (4096, 1024, 4096 * 3, 512), (1024, 256, 999, 2),
-    (256, 32, 130, 3),  # 8 windows overlap, and the song is shorter than 7 hops
-])
-def test_the_chunked_masked_synthesis_is_the_istft_of_the_masked_stft(n_fft, hop, samples, chunk_frames):
-    from audio import SignalConfig, istft, stft
-
-    synthesis = SignalConfig(sample_rate=44100, n_fft=n_fft, hop_length=hop)
-    waveform = torch.from_numpy(np.random.default_rng(3).standard_normal(samples).astype(np.float32))
-    frames = 1 + samples // synthesis.hop_length
-    mask = torch.from_numpy(np.random.default_rng(4).uniform(0, 1, (frames, synthesis.freq_bins)).astype(np.float32)).T
-    expected = istft(stft(waveform, synthesis) * mask, synthesis, samples)
-    out = inference.masked_synthesis(waveform, mask, synthesis, chunk_frames=chunk_frames)
-    np.testing.assert_allclose(out.numpy(), expected.numpy(), atol=1e-5)
-
-
-@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
-def test_blocks_are_read_as_libsndfile_reads_them_as_float(tmp_path, subtype):
-    path = str(tmp_path / "song.wav")
-    sf.write(path, noisy_song(0.5, 8000, 2) * 3 - 0.2, 8000, subtype=subtype)  # past full scale: clipped in PCM
-    expected, _ = sf.read(path, dtype="float32", always_2d=True)
-    with sf.SoundFile(path) as f:
-        block = inference.read_block(f, 100, 3000)
-    assert block.dtype == np.float32 and block.shape == (2900, 2)
-    np.testing.assert_array_equal(block, expected[100:3000])
-
-
-def test_the_wiener_filter_of_a_mono_mix_is_the_power_ratio_mask():
-    rng = np.random.default_rng(0)
-    spec = rng.standard_normal((1, 30, 50)) + 1j * rng.standard_normal((1, 30, 50))  # (C, F, T)
-    spec = torch.from_numpy(spec).to(torch.complex64)
-    mask = torch.from_numpy(rng.uniform(0, 1, (30, 50)).astype(np.float32))
-    vocals = inference.wiener_vocals(spec, mask, iterations=1, chunk_frames=7)
-    expected = mask ** 2 / (mask ** 2 + (1 - mask) ** 2) * spec
-    np.testing.assert_allclose(vocals.numpy(), expected.numpy(), atol=1e-5)
-
-
-def test_the_wiener_filter_uses_where_the_sources_sit_in_the_stereo_image():
-    # Vocals only on the left, accompaniment only on the right, and the mono ratio mask, which
-    # puts part of each source in both channels: the spatial model learns where each one sits.
-    rng = np.random.default_rng(1)
-    left = rng.standard_normal((513, 64)) + 1j * rng.standard_normal((513, 64))
-    right = rng.standard_normal((513, 64)) + 1j * rng.standard_normal((513, 64))
-    true_vocals = np.stack([left, np.zeros_like(left)])  # (2, F, T)
-    mix = torch.from_numpy(true_vocals + np.stack([np.zeros_like(right), right])).to(torch.complex64)
-    mask = torch.from_numpy(np.abs(left) / (np.abs(left) + np.abs(right))).float()
-    errors = [np.abs((mask * mix).numpy() - true_vocals).mean()]
-    errors += [np.abs(inference.wiener_vocals(mix, mask, n).numpy() - true_vocals).mean() for n in (1, 2)]
-    assert errors[1] < 0.7 * errors[0] and errors[2] < 0.9 * errors[1]  # each iteration helps
-
-
-def test_the_wiener_post_filter_keeps_shape_and_sum(tiny_checkpoint):
-    model, signal = load_model(tiny_checkpoint)
-    for channels in (1, 2, 3):
-        mix = noisy_song(2.0, 22050, channels)
-        vocals, accompaniment = separate(model, signal, mix, 22050, wiener_iterations=2)
-        assert vocals.shape == mix.shape and np.isfinite(vocals).all()
-        np.testing.assert_allclose(vocals + accompaniment, mix, atol=1e-6)
 
 
 def test_a_folder_is_separated_song_by_song_and_same_names_never_collide(tiny_checkpoint, tmp_path, capsys):
@@ -320,18 +200,6 @@ def test_a_missing_file_is_reported_before_any_song_is_separated(tiny_checkpoint
                         "--out-dir", str(tmp_path / "out"), "--no-plot", "--quiet"])
     assert str(exit_info.value.code) == f"error: audio file not found: {tmp_path / 'typo.wav'}"
     assert not (tmp_path / "out").exists()  # good.wav, first in line, was not separated either
-
-
-def test_quantize_rounds_to_the_nearest_step_and_counts_what_it_clips():
-    lsb = 2.0 ** -15
-    audio = np.array([[0.4 * lsb, 0.6 * lsb], [-1.0, 1.0], [1.6 * lsb, -0.99999], [1.2, -1.2]], dtype=np.float32)
-    ints, over = inference.quantize(audio, 16)
-    assert ints.dtype == np.int16 and ints.shape == audio.shape
-    assert ints.tolist() == [[0, 1], [-32768, 32767], [2, -32768], [32767, -32768]]
-    assert over == 3  # 1.0 is one step past the largest 16-bit value; 1.2 and -1.2
-    ints, over = inference.quantize(audio[:1] / 256, 24)  # 24 bits: int32 with the value in the top 24 bits
-    assert ints.dtype == np.int32 and (ints >> 8).tolist() == [[0, 1]] and over == 0
-    assert inference.quantize(np.zeros((0, 2), np.float32), 16)[0].shape == (0, 2)
 
 
 @pytest.mark.parametrize("audio_format, bit_depth", [("wav", "16"), ("flac", "16"), ("wav", "24"), ("flac", "24"),
@@ -415,20 +283,3 @@ def test_an_interrupt_while_the_figure_is_drawn_leaves_no_part_of_the_song(tiny_
     with pytest.raises(KeyboardInterrupt):
         separate_file(model, signal, str(tmp_path / "song.wav"), str(tmp_path / "out" / "song"), quiet=True)
     assert sorted(os.listdir(tmp_path)) == ["song.wav"]  # the audio files go with the figure, and the folders
-
-
-@pytest.mark.parametrize("frames", [40, 128, 301])
-def test_the_whole_song_pass_and_the_patches_give_masks_of_the_song_shape(tiny_checkpoint, frames):
-    model, signal = load_model(tiny_checkpoint)
-    magnitude = torch.rand(signal.freq_bins, frames)
-    whole = inference.compute_mask(model, magnitude, signal.patch_frames, "whole")
-    patches = inference.compute_mask(model, magnitude, signal.patch_frames, "patches")
-    assert whole.shape == patches.shape == (signal.freq_bins, frames)
-    assert 0 <= whole.min() and whole.max() <= 1
-    if frames <= signal.patch_frames:  # one patch, padded alike: the two ways are the same computation
-        assert torch.allclose(whole, patches, atol=1e-6)
-    else:
-        # Where the first patch alone counts and sees what the whole pass sees, the masks agree; the
-        # last patch (frames 173-300) sits on another phase of the stride-2 grid, so there they differ.
-        assert torch.allclose(whole[:, :50], patches[:, :50], atol=1e-5)
-        assert not torch.allclose(whole[:, 200:], patches[:, 200:], atol=1e-3)
