@@ -18,6 +18,12 @@ import shutil
 import signal
 import sys
 
+from tqdm import tqdm
+
+# torch is imported inside the few functions that need it, not here: inference.py and evaluate.py
+# import this module first, to catch Ctrl-C during their slow imports, and torch alone takes 2.1-2.5 s
+# to import (AVX2).
+
 
 class UserError(Exception):
     """A problem the user can fix; the message is one sentence saying what to do."""
@@ -44,7 +50,7 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(formatter_class=HelpFormatter, **kwargs)
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def bounded_number(kind, low, high, low_open=False):
@@ -86,9 +92,12 @@ def add_root_flag(parser):
                         help="MUSDB18 or MUSDB18-HQ folder; if not given: $MUSDB_PATH, else the generated toy set")
 
 
+DEFAULT_N_SONGS = 10
+
+
 def add_training_songs_flag(parser):
     """--n-songs for the scripts that train on (or summarise) the training songs."""
-    parser.add_argument("--n-songs", type=positive_int_or_all, default=10,
+    parser.add_argument("--n-songs", type=positive_int_or_all, default=DEFAULT_N_SONGS,
                         help="training songs to use, or 'all'; a data set with fewer than the default 10 is "
                              "used whole")
 
@@ -112,18 +121,6 @@ def find_song(tracks, name, root, subset=""):
             return track
     some = ", ".join(t.name for t in tracks[:5])
     raise UserError(f"no {subset + ' ' if subset else ''}song named {name!r} in {root}; some there are: {some}")
-
-
-def typed_flags(parser, argv):
-    """The destinations of the flags actually typed on the command line (not defaults)."""
-    saved = [(action, action.default) for action in parser._actions]
-    for action, _ in saved:
-        action.default = argparse.SUPPRESS
-    try:
-        return set(vars(parser.parse_args(argv)))
-    finally:
-        for action, default in saved:
-            action.default = default
 
 
 def runnable(program="python"):
@@ -157,8 +154,6 @@ def progress_bar(items, quiet=False, **tqdm_args):
     into one huge line; the scripts print their own per-epoch or per-file
     lines anyway, so there the bar is simply off.
     """
-    from tqdm import tqdm
-
     return tqdm(items, disable=quiet or not sys.stderr.isatty(), **tqdm_args)
 
 

@@ -14,6 +14,9 @@ import contextlib
 import os
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 
 
 class Distributed:
@@ -23,8 +26,6 @@ class Distributed:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank, self.local_rank = 0, 0
         if self.world > 1:
-            import torch.distributed as dist
-
             dist.init_process_group("nccl" if torch.cuda.is_available() and not force_cpu else "gloo")
             self.rank, self.local_rank = dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0"))
 
@@ -43,8 +44,6 @@ class Distributed:
     @contextlib.contextmanager
     def main_first(self):
         """Rank 0 runs the block first (it builds the toy set and the feature cache); the others then read them."""
-        import torch.distributed as dist
-
         if self.world > 1 and not self.is_main:
             dist.barrier()
         yield
@@ -55,24 +54,18 @@ class Distributed:
         """A sampler giving this process its own shard of `dataset` (None: a single process shuffles)."""
         if self.world == 1:
             return None
-        from torch.utils.data import DistributedSampler
-
         return DistributedSampler(dataset, self.world, self.rank, shuffle=True, seed=seed)
 
     def wrap(self, model, device):
         """The model to train: wrapped in DistributedDataParallel, which averages the gradients."""
         if self.world == 1:
             return model
-        from torch.nn.parallel import DistributedDataParallel
-
         return DistributedDataParallel(model, device_ids=[self.local_rank] if device.type == "cuda" else None)
 
     def share(self, value):
         """Rank 0's `value` on every process (e.g. the name of the TensorBoard run folder)."""
         if self.world == 1:
             return value
-        import torch.distributed as dist
-
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
@@ -83,8 +76,6 @@ class Distributed:
         process steps its learning-rate scheduler alike."""
         if self.world == 1:
             return train_loss, valid_loss, speed
-        import torch.distributed as dist
-
         summed = torch.tensor([train_loss, speed], dtype=torch.float64)
         dist.all_reduce(summed)
         valid = torch.tensor([valid_loss], dtype=torch.float64)
@@ -95,8 +86,6 @@ class Distributed:
         """Tear the process group down; after a finished run, wait for rank 0's last writes first."""
         if self.world == 1:
             return
-        import torch.distributed as dist
-
         if finished:
             dist.barrier()
         dist.destroy_process_group()

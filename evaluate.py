@@ -73,7 +73,7 @@ def oracle_full_band(mix, vocals, accompaniment, rate):
 
 def bss_eval(references, estimates, rate):
     """{target: {metric: median over 1 s windows}} with museval's BSS Eval v4."""
-    import museval
+    import museval  # here, not at the top: it imports stempeg, which needs ffmpeg on PATH (data.find_tracks)
 
     n = min(references[0].shape[0], estimates[0].shape[0])
     refs = np.stack([r[:n] for r in references])  # (2, n, channels)

@@ -22,8 +22,10 @@ import os
 
 import numpy as np
 import torch
+from torch.utils.tensorboard import SummaryWriter
 
 from audio import istft
+from figures import close_figure, loss_curve_figure, spectrogram_figure
 from files import atomic_path
 
 LOSS_SCALE = 1000
@@ -31,13 +33,26 @@ LINES = ("train", "valid", "constant_mask")
 
 
 class RunLog:
-    """The TensorBoard writers of one run: the run's own folder and its three loss lines."""
+    """The TensorBoard writers of one run: the run's own folder and its three loss lines.
 
-    def __init__(self, run_dir):
-        from torch.utils.tensorboard import SummaryWriter
+    A resumed run opens them at the step and epoch it starts from: TensorBoard
+    then hides whatever a killed run had logged beyond those (purge_step), so
+    no chart goes back on itself. The per-step chart counts steps, the others
+    epochs. Used as a context manager, it closes the writers on the way out.
+    """
 
-        self.run = SummaryWriter(run_dir)
-        self.lines = {name: SummaryWriter(os.path.join(run_dir, name)) for name in LINES}
+    def __init__(self, run_dir, step=0, epoch=0):
+        def writer(folder, done):
+            return SummaryWriter(folder, purge_step=done + 1 if done else None)
+
+        self.run = writer(run_dir, epoch)
+        self.lines = {name: writer(os.path.join(run_dir, name), step if name == "train" else epoch) for name in LINES}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def step(self, loss, step):
         self.lines["train"].add_scalar("loss/per step (x 1e-3)", loss * LOSS_SCALE, step)
@@ -51,45 +66,39 @@ class RunLog:
             writer.close()
 
 
-def open_run_log(state, run_config, model_config, signal_config, resumed):
-    """The run's TensorBoard log; a new run also gets config.json and its flags as text."""
-    log = RunLog(state["run_dir"])
+def open_run_log(run, run_config, model_config, signal_config, resumed):
+    """The run's TensorBoard log (run: train.RunState); a new run also gets config.json and its flags as text."""
+    log = RunLog(run.run_dir, run.step, run.epoch)
     if not resumed:
-        with open(os.path.join(state["run_dir"], "config.json"), "w") as f:
+        with open(os.path.join(run.run_dir, "config.json"), "w") as f:
             json.dump({"args": run_config, "model": model_config.to_dict(), "signal": signal_config.to_dict()},
                       f, indent=2)
         log.run.add_text("config", "```\n" + json.dumps(run_config, indent=2) + "\n```", 0)
     return log
 
 
-def log_epoch(log, history, epochs, figure_every, draw_example, loss_curve):
-    """The epoch's scalars, and every `figure_every` epochs the figures and the audio.
+def log_epoch(log, row, loss_curve, with_figures):
+    """The epoch's scalars (row: its history row), and with_figures the loss curve too.
 
     `loss_curve` is the figure write_history has just saved as loss_curve.png
     (drawing it is the slow part, so it is drawn once for both); it is closed
     here, since pyplot keeps every figure alive until then.
     """
-    import matplotlib.pyplot as plt
-
-    row = history[-1]
     epoch = row["epoch"]
     for line, key in zip(LINES, ("train_loss", "valid_loss", "constant_mask_loss")):
         log.lines[line].add_scalar("loss/per epoch (x 1e-3)", row[key] * LOSS_SCALE, epoch)
     log.run.add_scalar("training/learning rate", row["lr"], epoch)
     log.run.add_scalar("training/patches per second", row["patches_per_s"], epoch)
-    if epoch == 1 or epoch % figure_every == 0 or epoch == epochs:
+    if with_figures:
         log.run.add_figure("figures/loss curve", loss_curve, epoch)  # closes it too
-        draw_example(epoch)
     else:
-        plt.close(loss_curve)
+        close_figure(loss_curve)
     log.flush()
 
 
 def log_example(log, model, patch, signal_config, device, epoch):
     """Figure of mix / predicted mask / estimated vocals / true vocals for one
     fixed validation patch, plus the estimated vocals as audio (mix phase)."""
-    from figures import spectrogram_figure
-
     vocals_spec, accompaniment_spec = (torch.from_numpy(np.array(p)) for p in patch)  # complex (F, T) each
     mix_spec = vocals_spec + accompaniment_spec  # (F, T)
     model.eval()
@@ -108,8 +117,6 @@ def log_example(log, model, patch, signal_config, device, epoch):
 
 def write_history(save_dir, history):
     """history.csv and loss_curve.png, both rewritten after every epoch; returns loss_curve.png's figure."""
-    from figures import loss_curve_figure
-
     with atomic_path(os.path.join(save_dir, "history.csv")) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(history[0]))
         writer.writeheader()
@@ -120,17 +127,17 @@ def write_history(save_dir, history):
     return fig
 
 
-def epoch_line(state, epochs):
-    """The console line of the epoch just recorded in `state`, with the time the run still needs.
+def epoch_line(run, epochs):
+    """The console line of the epoch just recorded in `run` (train.RunState), with the time the run still needs.
 
     The estimate is the mean of the last 5 epochs (the first one is often
     slower: caches, allocator, CPU clocks) times the epochs left.
     """
-    row = state["history"][-1]
-    recent = [r["seconds"] for r in state["history"][-5:]]
+    row = run.history[-1]
+    recent = [r["seconds"] for r in run.history[-5:]]
     left = (epochs - row["epoch"]) * sum(recent) / len(recent)
     eta = "" if row["epoch"] >= epochs else f"  about {left:.0f} s left" if left < 90 else \
         f"  about {left / 60:.1f} min left"
     return (f"epoch {row['epoch']:3d}/{epochs}  train {row['train_loss']:.5f}  valid {row['valid_loss']:.5f}  "
-            f"best {state['best_valid_loss']:.5f} (epoch {state['best_epoch']})  "
+            f"best {run.best_valid_loss:.5f} (epoch {run.best_epoch})  "
             f"{row['seconds']:5.1f} s  {row['patches_per_s']:5.1f} patches/s{eta}")

@@ -11,9 +11,11 @@ plays over it.  All randomness comes from ``np.random.default_rng(seed)``, so a
 song is reproducible.  Synthesis is vectorised (wavetables, FFT convolution, one
 STFT for the formants), so a 30 s song renders in a fraction of a second.
 """
+import os
 import time
 
 import numpy as np
+import soundfile as sf
 from scipy import signal
 from scipy.ndimage import uniform_filter1d
 
@@ -315,10 +317,6 @@ def synth_song(seed: int, seconds: float, sample_rate: int) -> dict[str, np.ndar
 
 
 if __name__ == "__main__":
-    import os
-
-    import soundfile as sf
-
     sr, t0 = 22050, time.perf_counter()
     song = synth_song(0, 30.0, sr)
     print(f"synth_song(0, 30 s, {sr} Hz): {time.perf_counter() - t0:.3f} s")

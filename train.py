@@ -14,31 +14,37 @@ Writes, under --save-dir (default checkpoints/):
     history.csv, loss_curve.png, logs/YYYYMMDD_HHMMSS/ (TensorBoard)
 
 The file reads top to bottom: the loss, the flags, one epoch of training and
-one of validation, the steps of a run, then `train()`, which strings them
-together. What the run writes for its reader (TensorBoard, history.csv,
-loss_curve.png) is in reports.py, the checkpoint format in checkpoints.py.
-Running on several processes (torchrun) is all in distributed.py; here it
-shows only as `dist.is_main` (rank 0 writes) and a few calls that do nothing
-in a single process.
+one of validation, the run's bookkeeping (RunState) and what a checkpoint
+holds, then `train()`, whose loop is one epoch of a run: train, validate,
+count, save, report. What the run writes for its reader (TensorBoard,
+history.csv, loss_curve.png) is in reports.py, the checkpoint format in
+checkpoints.py. Running on several processes (torchrun) is all in
+distributed.py; here it shows only as `dist.is_main` (rank 0 writes) and a
+few calls that do nothing in a single process.
 """
 
 import argparse
+import itertools
 import math
 import os
+import random
 import shlex
 import sys
 import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.utils.data import DataLoader
 
 from audio import SignalConfig
-from checkpoints import (build_checkpoint, find_latest_checkpoint, load_checkpoint, prepare_save_dir,
-                         save_checkpoint, save_epoch)
-from cli import (HelpFormatter, StopRequests, UserError, add_root_flag, add_training_songs_flag, bounded_number,
-                 describe_device, pasteable, pick_device, pick_precision, progress_bar, runnable, typed_flags)
+from checkpoints import (build_checkpoint, find_latest_checkpoint, load_checkpoint, prepare_save_dir, save_checkpoint,
+                         save_epoch)
+from cli import (ArgumentParser, StopRequests, UserError, add_root_flag, add_training_songs_flag, bounded_number,
+                 describe_device, pasteable, pick_device, pick_precision, progress_bar, runnable)
 from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, load_features, split_data
 from distributed import Distributed
 from reports import epoch_line, log_epoch, log_example, open_run_log, write_history
@@ -65,9 +71,7 @@ class TrainingError(UserError):
 # --------------------------------------------------------------------------
 
 def build_parser():
-    p = argparse.ArgumentParser(
-        description="Train the singing-voice U-Net (masked L1 loss) on MUSDB18 or the toy set.",
-        formatter_class=HelpFormatter)
+    p = ArgumentParser(description="Train the singing-voice U-Net (masked L1 loss) on MUSDB18 or the toy set.")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=bounded_number(int, 1, 100_000), default=20, help="total number of epochs")
     g.add_argument("--batch-size", type=bounded_number(int, 1, 4096), default=16, help="patches per batch")
@@ -131,10 +135,18 @@ def build_parser():
 
 
 def get_args(argv=None):
+    """The flags. With --resume, the resumed run's own flags are the starting point
+    and those typed now override them; args.resume is then the checkpoint's path."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Which flags were typed: a resumed run keeps its stored values for the others.
-    args.explicit = typed_flags(parser, argv)
+    if args.resume:
+        path = find_latest_checkpoint(args.save_dir) if args.resume == "latest" else args.resume
+        if path is None:
+            raise TrainingError(f"--resume found no checkpoint in {args.save_dir}; train without --resume first")
+        flags = vars(parser.parse_args([]))  # every flag, to skip what an older version stored
+        stored = {key: value for key, value in load_checkpoint(path, flag="--resume")["args"].items() if key in flags}
+        args = parser.parse_args(argv, namespace=argparse.Namespace(**stored))  # typed flags replace stored ones
+        args.resume = path
     return args
 
 
@@ -148,8 +160,6 @@ def model_config_from(args):
 
 
 def seed_everything(seed):
-    import random
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -159,24 +169,26 @@ def seed_everything(seed):
 # One epoch of training, one of validation
 # --------------------------------------------------------------------------
 
-def train_one_epoch(model, loader, optimizer, loss_fn, device, *, epoch, step, amp_dtype=None,
-                    max_batches=None, step_scheduler=None, on_step=None, progress=False):
-    """One pass over the training patches.
+def train_one_epoch(model, loader, optimizer, loss_fn, device, run, *, batches, amp_dtype=None,
+                    step_scheduler=None, log=None, stop=None, progress=False):
+    """`batches` steps over the training patches: an epoch, or the rest of an interrupted one.
+
+    Each step is counted in `run` (RunState) as soon as it is taken, so that
+    an interrupt between two steps (stop.check()) leaves `run` matching the
+    weights, the optimizer and the scheduler.
 
     Args:
-        epoch, step: the epoch being run (from 1) and the global step count so far.
         amp_dtype: torch.bfloat16 for autocast, None for fp32.
         step_scheduler: a learning-rate schedule stepped after every batch (cosine), or None.
-        on_step: called as on_step(loss, step) after every step (TensorBoard).
+        log: the run's TensorBoard log (reports.RunLog), which gets every step's loss.
     Returns:
-        (mean loss, patches per second, the new global step count).
+        patches per second.
     """
     model.train()
-    total, count, start = 0.0, 0, time.time()
-    bar = progress_bar(loader, not progress, desc=f"epoch {epoch}", leave=False, unit="batch")
-    for i, (mix_mag, vocals_mag) in enumerate(bar):
-        if max_batches and i >= max_batches:
-            break
+    start, patches = time.time(), 0
+    bar = progress_bar(itertools.islice(loader, batches), not progress, total=batches, desc=f"epoch {run.epoch + 1}",
+                       leave=False, unit="batch")
+    for mix_mag, vocals_mag in bar:
         mix_mag = mix_mag.to(device, non_blocking=True)  # (B, F, T)
         vocals_mag = vocals_mag.to(device, non_blocking=True)  # (B, F, T)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -184,21 +196,22 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, *, epoch, step, a
         loss = loss_fn(mask.float(), mix_mag, vocals_mag)  # the loss itself in fp32
         value = loss.item()  # one host sync per step
         if not math.isfinite(value):
-            raise TrainingError(f"the loss became {value} at epoch {epoch}, step {step + 1}; the checkpoints "
-                                "already written are intact: try a lower --lr")
+            raise TrainingError(f"the loss became {value} at epoch {run.epoch + 1}, step {run.step + 1}; the "
+                                "checkpoints already written are intact: try a lower --lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if step_scheduler:
             step_scheduler.step()
 
-        step += 1
-        total += value * len(mix_mag)
-        count += len(mix_mag)
-        if on_step:
-            on_step(value, step)
-        bar.set_postfix(loss=f"{total / count:.5f}")
-    return total / max(count, 1), count / (time.time() - start), step
+        run.count_step(value, len(mix_mag))
+        patches += len(mix_mag)
+        if log:
+            log.step(value, run.step)
+        bar.set_postfix(loss=f"{run.epoch_loss / run.epoch_patches:.5f}")
+        if stop:
+            stop.check()  # Ctrl-C or SIGTERM: raises KeyboardInterrupt here, between two steps
+    return patches / max(time.time() - start, 1e-9)
 
 
 @torch.inference_mode()
@@ -214,34 +227,62 @@ def validate(model, loader, loss_fn, device, progress=False):
 
 
 # --------------------------------------------------------------------------
-# The run: start or resume, data, epochs, saving, summary
+# The run's bookkeeping, and what a checkpoint holds
 # --------------------------------------------------------------------------
 
-def start_or_resume(args):
-    """The checkpoint to resume (None for a new run); a resumed run's flags stand unless typed again."""
-    if not args.resume:
-        return None
-    path = find_latest_checkpoint(args.save_dir) if args.resume == "latest" else args.resume
-    if path is None:
-        raise TrainingError(f"--resume found no checkpoint in {args.save_dir}; train without --resume first")
-    resumed = load_checkpoint(path, flag="--resume")
-    for key, value in resumed["args"].items():
-        if key not in args.explicit and key not in ("resume", "explicit"):
-            setattr(args, key, value)
-    stored = UNetConfig(**resumed["model_config"])
-    if model_config_from(args) != stored:
-        raise TrainingError(f"{path} holds a model with {stored}; drop the model flags to resume it")
-    resumed["path"] = path
-    return resumed
+@dataclass
+class RunState:
+    """What a run counts, saved field by field in every checkpoint and restored by --resume."""
 
+    run_dir: str  # its TensorBoard folder, logs/YYYYMMDD_HHMMSS (kept on --resume)
+    epoch: int = 0  # epochs done
+    step: int = 0  # optimizer steps done: the x axis of the per-step chart and of the cosine schedule
+    best_valid_loss: float = math.inf
+    best_epoch: int = 0
+    constant_mask_loss: float = None  # the baseline, measured once per run
+    history: list = field(default_factory=list)  # one row per epoch (history.csv)
+    # The epoch in progress: its batches done and their loss summed over patches, non-zero only
+    # in a checkpoint saved by Ctrl-C mid-epoch, so that --resume runs only the rest of it.
+    epoch_batches: int = 0
+    epoch_loss: float = 0.0
+    epoch_patches: int = 0
+
+    def count_step(self, loss, patches):
+        self.step += 1
+        self.epoch_batches += 1
+        self.epoch_loss += loss * patches
+        self.epoch_patches += patches
+
+    def end_epoch(self, train_loss, valid_loss, lr, seconds, speed):
+        """Count the epoch (history row, best so far); True if its validation loss is the best yet."""
+        self.epoch += 1
+        improved = valid_loss < self.best_valid_loss
+        if improved:
+            self.best_valid_loss, self.best_epoch = valid_loss, self.epoch
+        self.history.append({"epoch": self.epoch, "train_loss": train_loss, "valid_loss": valid_loss,
+                             "constant_mask_loss": self.constant_mask_loss, "lr": lr,
+                             "seconds": round(seconds, 2), "patches_per_s": round(speed, 2)})
+        self.epoch_batches, self.epoch_loss, self.epoch_patches = 0, 0.0, 0
+        return improved
+
+
+def checkpoint_of(model, optimizer, scheduler, run, model_config, signal_config, run_config):
+    """Everything --resume needs: the model (weights, both configs; checkpoints.build_checkpoint),
+    the optimizer, the scheduler, the random state, the run's flags and its RunState, field by field."""
+    return build_checkpoint(model, model_config, signal_config, optimizer=optimizer.state_dict(),
+                            scheduler=scheduler.state_dict(), rng=torch.get_rng_state(), args=run_config,
+                            **asdict(run))
+
+
+# --------------------------------------------------------------------------
+# The run: data, model, epochs
+# --------------------------------------------------------------------------
 
 def prepare_data(args, signal_config, dist):
     """(train_loader, valid_loader, valid_set, first validation song's features, sampler)."""
-    from torch.utils.data import DataLoader
-
     quiet = args.quiet or not dist.is_main
     with dist.main_first():  # rank 0 builds the toy set and the feature cache, the others then read them
-        split = split_data(args.root, args.n_songs, quiet=quiet, strict="n_songs" in args.explicit)
+        split = split_data(args.root, args.n_songs, quiet=quiet)
         if not split.train:
             raise TrainingError(f"{split.root} has no training songs under train/")
         if not split.valid:
@@ -286,46 +327,124 @@ def build_scheduler(optimizer, args, steps_per_epoch):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def build_training(args, model_config, device, resumed, steps_per_epoch):
-    """(model, optimizer, scheduler, run state), fresh or as the resumed checkpoint left them."""
+def train(args):
+    """Run (or resume) training as the flags say; returns the history rows."""
+    started = time.time()
+    dist = Distributed(args.cpu)
+    stop = StopRequests()  # from here on Ctrl-C or SIGTERM only asks to stop, at the next step
+    finished = False
+    try:
+        history = train_epochs(args, dist, stop, started)
+        finished = True
+        return history
+    finally:
+        stop.release()
+        dist.close(finished)
+
+
+def train_epochs(args, dist, stop, started):
+    resumed = load_checkpoint(args.resume, flag="--resume") if args.resume else None
+    model_config = model_config_from(args)
+    if resumed and UNetConfig(**resumed["model_config"]) != model_config:
+        raise TrainingError(f"{args.resume} holds a model with {UNetConfig(**resumed['model_config'])}; "
+                            "drop the model flags to resume it")
+    signal_config = SignalConfig(**resumed["signal"]) if resumed else SignalConfig()
+    # Each process draws its own random patches; a resumed run draws new ones.
+    seed_everything(args.seed + (resumed["epoch"] if resumed else 0) + 1000 * dist.rank)
+    device = dist.device(pick_device(args.cpu))
+    amp_dtype, loss_fn = pick_precision(args.precision, device), L1Loss()
+    if dist.is_main:
+        if resumed:
+            print(f"Resuming from {args.resume} (epoch {resumed['epoch']}, step {resumed['step']})")
+        print(describe_device(device, amp_dtype) + (f", {dist.world} processes" if dist.world > 1 else ""))
+    train_loader, valid_loader, valid_set, example, sampler = prepare_data(args, signal_config, dist)
+    if dist.is_main:  # only now: a failed --resume or a wrong --root leaves no empty save folder
+        prepare_save_dir(args.save_dir)
+    example = crop(example, 0, signal_config.patch_frames)  # a fixed validation patch for the figure
+
+    steps_per_epoch = min(len(train_loader), args.max_batches or len(train_loader))
     model = UNet(model_config).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = build_scheduler(optimizer, args, steps_per_epoch)
-    state = new_run_state(args.save_dir)
+    run = RunState(run_dir=os.path.join(args.save_dir, "logs", datetime.now().strftime("%Y%m%d_%H%M%S")))
     if resumed:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
-        state = {key: resumed[key] for key in state}
-    return model, optimizer, scheduler, state
+        run = RunState(**{key: resumed[key] for key in asdict(run) if key in resumed})
+        if dist.world == 1:
+            torch.set_rng_state(resumed["rng"])
+    run.run_dir = dist.share(run.run_dir)  # one TensorBoard folder: rank 0's name
+    if dist.is_main:
+        print(f"Model: {count_parameters(model):,} parameters, {model_config}")
+    replica = dist.wrap(model, device)  # the model itself, or under torchrun its DistributedDataParallel wrapper
+    if run.epoch >= args.epochs:
+        if dist.is_main:
+            print(f"This run already has {run.epoch} epochs; pass a larger --epochs to train further.")
+        return run.history
+    if run.constant_mask_loss is None:
+        run.constant_mask_loss, c = best_constant_mask_loss(valid_set)
+        if dist.is_main:
+            print(f"Validation loss of the best constant mask (c = {c:.3f}): {run.constant_mask_loss:.5f}")
+    run_config = vars(args)
+    log = open_run_log(run, run_config, model_config, signal_config, resumed) if dist.is_main else None
+    progress = dist.is_main and not args.quiet
+    per_step = args.lr_schedule == "cosine"
+
+    try:
+        with log or nullcontext():
+            while run.epoch < args.epochs:
+                epoch, start = run.epoch + 1, time.time()
+                if sampler is not None:
+                    sampler.set_epoch(epoch - 1)
+                # Train (only the batches an interrupted epoch still lacks), then validate.
+                speed = train_one_epoch(replica, train_loader, optimizer, loss_fn, device, run,
+                                        batches=steps_per_epoch - run.epoch_batches, amp_dtype=amp_dtype,
+                                        step_scheduler=scheduler if per_step else None, log=log, stop=stop,
+                                        progress=progress)
+                valid_loss = validate(model, valid_loader, loss_fn, device, progress=progress)
+                stop.check()
+                # Count the epoch: every process agrees on the figures and steps its scheduler alike.
+                train_loss, valid_loss, speed = dist.agree(run.epoch_loss / run.epoch_patches, valid_loss, speed)
+                if not per_step:
+                    scheduler.step(valid_loss)
+                improved = run.end_epoch(train_loss, valid_loss, optimizer.param_groups[0]["lr"], time.time() - start,
+                                         speed)
+                if not dist.is_main:
+                    continue
+                # Save, then report: history.csv, loss_curve.png, TensorBoard, the console line.
+                save_epoch(args.save_dir, checkpoint_of(model, optimizer, scheduler, run, model_config,
+                                                        signal_config, run_config),
+                           epoch, args.epochs, improved, args.checkpoint_every)
+                loss_curve = write_history(args.save_dir, run.history)
+                with_figures = epoch == 1 or epoch % args.figure_every == 0 or epoch == args.epochs
+                log_epoch(log, run.history[-1], loss_curve, with_figures)
+                if with_figures:
+                    log_example(log, model, example, signal_config, device, epoch)
+                print(epoch_line(run, args.epochs))
+    except KeyboardInterrupt:
+        # Saved as it stands, mid-epoch too: run.step, the weights, the optimizer and the scheduler
+        # all stop at the same step, and --resume runs only the rest of the epoch.
+        if dist.is_main:
+            last = os.path.join(args.save_dir, "last_model.pth")
+            save_checkpoint(last, checkpoint_of(model, optimizer, scheduler, run, model_config, signal_config,
+                                                run_config))
+            print(f"\nInterrupted: saved {last} after {run.epoch} epoch{'' if run.epoch == 1 else 's'} and "
+                  f"{run.step} steps; continue with: {runnable()} {pasteable(__file__)} --resume --save-dir "
+                  f"{shlex.quote(args.save_dir)}")
+        sys.exit(130)
+    if dist.is_main:
+        print(summary(run, args, started))
+    return run.history
 
 
-def new_run_state(save_dir):
-    """The bookkeeping a checkpoint carries from epoch to epoch, for a run that starts now."""
-    return {"epoch": 0, "step": 0, "best_valid_loss": float("inf"), "best_epoch": 0, "history": [],
-            "run_dir": os.path.join(save_dir, "logs", datetime.now().strftime("%Y%m%d_%H%M%S")),
-            "constant_mask_loss": None}
-
-
-def record_epoch(state, train_loss, valid_loss, speed, lr, seconds):
-    """Count the epoch in `state` (history row, best so far); True if it is the best yet."""
-    state["epoch"] += 1
-    improved = valid_loss < state["best_valid_loss"]
-    if improved:
-        state["best_valid_loss"], state["best_epoch"] = valid_loss, state["epoch"]
-    state["history"].append({"epoch": state["epoch"], "train_loss": train_loss, "valid_loss": valid_loss,
-                             "constant_mask_loss": state["constant_mask_loss"], "lr": lr,
-                             "seconds": round(seconds, 2), "patches_per_s": round(speed, 2)})
-    return improved
-
-
-def summary(state, args, started):
+def summary(run, args, started):
     """The closing lines: time, best epoch against the baseline, where everything is."""
-    ratio = state["best_valid_loss"] / state["constant_mask_loss"]
-    lines = [f"Done in {(time.time() - started) / 60:.1f} min: best validation loss {state['best_valid_loss']:.5f} "
-             f"at epoch {state['best_epoch']} ({ratio:.2f} x the constant-mask baseline)."]
+    ratio = run.best_valid_loss / run.constant_mask_loss
+    lines = [f"Done in {(time.time() - started) / 60:.1f} min: best validation loss {run.best_valid_loss:.5f} "
+             f"at epoch {run.best_epoch} ({ratio:.2f} x the constant-mask baseline)."]
     if ratio > 0.95:
         lines.append("That is no better than a constant mask: the model has not learned; "
                      "train longer, or see docs/troubleshooting.md.")
@@ -335,112 +454,14 @@ def summary(state, args, started):
     return "\n".join(lines)
 
 
-def train(args):
-    """Run (or resume) training as the flags say; returns the history rows."""
-    started = time.time()
-    dist = Distributed(args.cpu)
-    finished = False
-    try:
-        history = _train(args, dist, started)
-        finished = True
-        return history
-    finally:
-        dist.close(finished)
-
-
-def _train(args, dist, started):
-    say = print if dist.is_main else (lambda *a, **k: None)
-    resumed = start_or_resume(args)
-    if resumed:
-        say(f"Resuming from {resumed['path']} (epoch {resumed['epoch']})")
-    model_config = model_config_from(args)
-    signal_config = SignalConfig(**resumed["signal"]) if resumed else SignalConfig()
-    # Each process draws its own random patches; a resumed run draws new ones.
-    seed_everything(args.seed + (resumed["epoch"] if resumed else 0) + 1000 * dist.rank)
-    device = dist.device(pick_device(args.cpu))
-    amp_dtype, loss_fn = pick_precision(args.precision, device), L1Loss()
-    say(describe_device(device, amp_dtype) + (f", {dist.world} processes" if dist.world > 1 else ""))
-    train_loader, valid_loader, valid_set, example, sampler = prepare_data(args, signal_config, dist)
-    if dist.is_main:  # only now: a failed --resume or a wrong --root leaves no empty save folder
-        prepare_save_dir(args.save_dir)
-    example = crop(example, 0, signal_config.patch_frames)  # a fixed validation patch for the figure
-
-    steps_per_epoch = min(len(train_loader), args.max_batches or len(train_loader))
-    model, optimizer, scheduler, state = build_training(args, model_config, device, resumed, steps_per_epoch)
-    per_step = args.lr_schedule == "cosine"
-    if resumed and dist.world == 1:
-        torch.set_rng_state(resumed["rng"])
-    say(f"Model: {count_parameters(model):,} parameters, {model_config}")
-    state["run_dir"] = dist.share(state["run_dir"])  # one TensorBoard folder: rank 0's name
-    replica = dist.wrap(model, device)  # the model itself, or under torchrun its DistributedDataParallel wrapper
-    if state["epoch"] >= args.epochs:
-        say(f"This run already has {state['epoch']} epochs; pass a larger --epochs to train further.")
-        return state["history"]
-    if state["constant_mask_loss"] is None:
-        state["constant_mask_loss"], c = best_constant_mask_loss(valid_set)
-        say(f"Validation loss of the best constant mask (c = {c:.3f}): {state['constant_mask_loss']:.5f}")
-    run_config = {k: v for k, v in vars(args).items() if k != "explicit"}
-    log = open_run_log(state, run_config, model_config, signal_config, resumed) if dist.is_main else None
-    draw_example = lambda epoch: log_example(log, model, example, signal_config, device, epoch)  # noqa: E731
-    checkpoint = lambda: build_checkpoint(  # noqa: E731
-        model, model_config, signal_config, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-        args=run_config, rng=torch.get_rng_state(), **state)
-    progress = dist.is_main and not args.quiet
-
-    stop = StopRequests()  # Ctrl-C or SIGTERM: save, then exit (below)
-
-    def on_step(loss, step):
-        if log:
-            log.step(loss, step)
-        stop.check()
-
-    try:
-        while state["epoch"] < args.epochs:
-            epoch, start = state["epoch"] + 1, time.time()
-            if sampler is not None:
-                sampler.set_epoch(epoch - 1)
-            train_loss, speed, state["step"] = train_one_epoch(
-                replica, train_loader, optimizer, loss_fn, device, epoch=epoch, step=state["step"],
-                amp_dtype=amp_dtype, max_batches=args.max_batches, step_scheduler=scheduler if per_step else None,
-                on_step=on_step, progress=progress)
-            valid_loss = validate(model, valid_loader, loss_fn, device, progress=progress)
-            stop.check()
-            train_loss, valid_loss, speed = dist.agree(train_loss, valid_loss, speed)
-            if not per_step:
-                scheduler.step(valid_loss)
-            improved = record_epoch(state, train_loss, valid_loss, speed, optimizer.param_groups[0]["lr"],
-                                    time.time() - start)
-            if dist.is_main:
-                save_epoch(args.save_dir, checkpoint(), epoch, args.epochs, improved, args.checkpoint_every)
-                loss_curve = write_history(args.save_dir, state["history"])
-                log_epoch(log, state["history"], args.epochs, args.figure_every, draw_example, loss_curve)
-                print(epoch_line(state, args.epochs))
-    except KeyboardInterrupt:
-        # The epoch in progress is not counted: --resume runs it again from these weights.
-        if dist.is_main:
-            last = os.path.join(args.save_dir, "last_model.pth")
-            save_checkpoint(last, checkpoint())
-            log.close()
-            print(f"\nInterrupted: saved {last} after {state['epoch']} epoch{'' if state['epoch'] == 1 else 's'}; "
-                  f"continue with: {runnable()} {pasteable(__file__)} --resume --save-dir {shlex.quote(args.save_dir)}")
-        sys.exit(130)
-    stop.release()
-
-    if log:
-        log.close()
-    say(summary(state, args, started))
-    return state["history"]
-
-
 def main(argv=None):
-    args = get_args(argv)
     try:
-        train(args)
+        train(get_args(argv))
     except UserError as err:
         sys.exit(f"error: {err}")
     except OSError as err:  # a save folder that cannot be created or written
-        sys.exit(f"error: cannot write {err.filename or args.save_dir} ({err.strerror}): "
-                 "pick another --save-dir or --cache-dir")
+        save_dir = getattr(err, "filename", None) or "the save folder"
+        sys.exit(f"error: cannot write {save_dir} ({err.strerror}): pick another --save-dir or --cache-dir")
 
 
 if __name__ == "__main__":

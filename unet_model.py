@@ -32,6 +32,7 @@ Names used in every file of the project (shape comments use the letters):
 This file is the model alone: it reads and writes no files (checkpoints.py does).
 """
 
+import argparse
 from dataclasses import asdict, dataclass
 
 import torch
@@ -253,8 +254,6 @@ def test_unet():
 
 
 if __name__ == "__main__":
-    import argparse
-
     argparse.ArgumentParser(description="The lab's check of the default U-Net: parameter count, shapes, "
                                         "mask range (exit status 1 if any is wrong).").parse_args()
     test_unet()

@@ -68,9 +68,8 @@ def loop_speed(features, signal_config, args, device):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def run(batches):
-        _, speed, _ = train.train_one_epoch(model, loader, optimizer, train.L1Loss(), device, epoch=1, step=0,
-                                            amp_dtype=args.amp_dtype, max_batches=batches)
-        return speed
+        return train.train_one_epoch(model, loader, optimizer, train.L1Loss(), device, train.RunState(run_dir=""),
+                                     batches=batches, amp_dtype=args.amp_dtype)
 
     return run
 

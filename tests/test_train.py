@@ -92,7 +92,7 @@ def test_non_finite_loss_stops_with_a_clear_message():
     nan_loss = lambda mask, mix, vocals: (mask * float("nan")).mean()  # noqa: E731
     with pytest.raises(TrainingError, match="loss became nan .* try a lower --lr"):
         train.train_one_epoch(model, loader, torch.optim.Adam(model.parameters()), nan_loss,
-                              torch.device("cpu"), epoch=1, step=0)
+                              torch.device("cpu"), train.RunState(run_dir=""), batches=1)
 
 
 def check_tensorboard(run_dir, epochs):
@@ -284,3 +284,35 @@ def test_a_failed_start_leaves_no_save_folder(toy_root, tmp_path, flags, message
                    + ([] if "--root" in flags else ["--root", toy_root]))
     assert message in str(stop.value.code)
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_ctrl_c_in_the_middle_of_an_epoch_resumes_on_the_same_step(toy_root, tmp_path, monkeypatch):
+    """Ctrl-C after the first step of epoch 2 (of 3, 2 steps each), then --resume: the checkpoint's step,
+    weights, optimizer and scheduler belong together, so the per-step axis never goes back and the cosine
+    schedule ends on its last step."""
+    calls = []
+
+    class CtrlCOnStep3(train.L1Loss):
+        def forward(self, mask, mix_mag, vocals_mag):
+            if mask.requires_grad:  # a training step, not validation
+                calls.append(1)
+                if len(calls) == 3:
+                    signal.raise_signal(signal.SIGINT)  # noted now, acted on once the step is done
+            return super().forward(mask, mix_mag, vocals_mag)
+
+    monkeypatch.setattr(train, "L1Loss", CtrlCOnStep3)
+    flags = tiny_args(toy_root, tmp_path, "--epochs", "3", "--lr-schedule", "cosine")
+    with pytest.raises(SystemExit) as stop:
+        train.main(flags)
+    assert stop.value.code == 130
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers were given back
+    interrupted = load_checkpoint(str(tmp_path / "ckpt" / "last_model.pth"))
+    assert interrupted["epoch"] == 1 and interrupted["step"] == 3 == interrupted["scheduler"]["last_epoch"]
+
+    train.main(flags + ["--resume"])
+    final = load_checkpoint(str(tmp_path / "ckpt" / "final_model.pth"))
+    assert final["step"] == 6 == final["scheduler"]["last_epoch"]  # 3 epochs of 2 steps, each step once
+    assert [row["epoch"] for row in final["history"]] == [1, 2, 3]
+    (run,) = glob.glob(str(tmp_path / "ckpt" / "logs" / "*"))
+    steps = [e.step for e in read_events(os.path.join(run, "train")).Scalars("loss/per step (x 1e-3)")]
+    assert steps == [1, 2, 3, 4, 5, 6]
