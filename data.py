@@ -375,6 +375,21 @@ def load_features(tracks, signal_config, cache_dir=DEFAULT_CACHE_DIR, quiet=Fals
     return features
 
 
+def training_features(root, n_songs, signal_config, cache_dir=DEFAULT_CACHE_DIR, quiet=False):
+    """(split, features of the training songs, of the validation songs) for train.py.
+
+    A data set that cannot train (no training song, or a single one, which
+    leaves none for validation) is a DataError.
+    """
+    split = split_data(root, n_songs, quiet=quiet)
+    if not split.train:
+        raise DataError(f"{split.root} has no training songs under train/")
+    if not split.valid:
+        raise DataError(f"{split.root} has a single training song; validation needs at least two")
+    return (split, load_features(split.train, signal_config, cache_dir, quiet),
+            load_features(split.valid, signal_config, cache_dir, quiet))
+
+
 def _read_cache(path, signal_config):
     if not os.path.exists(path):
         return None

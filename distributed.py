@@ -34,6 +34,11 @@ class Distributed:
         """Rank 0: the process that prints, logs and writes files."""
         return self.rank == 0
 
+    def print(self, *args, **kwargs):
+        """print(), on rank 0 only: one process speaks for the run."""
+        if self.is_main:
+            print(*args, **kwargs)
+
     def device(self, device):
         """This process's GPU when each process has one, else `device` unchanged."""
         if device.type == "cuda" and self.world > 1:

@@ -19,12 +19,14 @@ cut off for numbers as small as the raw ones.
 import csv
 import json
 import os
+import shlex
 
 import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from audio import istft
+from cli import runnable
 from figures import close_figure, loss_curve_figure, spectrogram_figure
 from files import atomic_path
 
@@ -141,3 +143,17 @@ def epoch_line(run, epochs):
     return (f"epoch {row['epoch']:3d}/{epochs}  train {row['train_loss']:.5f}  valid {row['valid_loss']:.5f}  "
             f"best {run.best_valid_loss:.5f} (epoch {run.best_epoch})  "
             f"{row['seconds']:5.1f} s  {row['patches_per_s']:5.1f} patches/s{eta}")
+
+
+def run_summary(run, save_dir, seconds):
+    """The closing lines of a run (train.RunState): time, best epoch against the baseline, where everything is."""
+    ratio = run.best_valid_loss / run.constant_mask_loss
+    lines = [f"Done in {seconds / 60:.1f} min: best validation loss {run.best_valid_loss:.5f} at epoch "
+             f"{run.best_epoch} ({ratio:.2f} x the constant-mask baseline)."]
+    if ratio > 0.95:
+        lines.append("That is no better than a constant mask: the model has not learned; "
+                     "train longer, or see docs/troubleshooting.md.")
+    lines.append(f"Checkpoints in {os.path.join(save_dir, '')}, loss curve in "
+                 f"{os.path.join(save_dir, 'loss_curve.png')}; TensorBoard: {runnable('tensorboard')} --logdir "
+                 f"{shlex.quote(os.path.join(save_dir, 'logs'))}")
+    return "\n".join(lines)

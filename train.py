@@ -14,13 +14,11 @@ Writes, under --save-dir (default checkpoints/):
     history.csv, loss_curve.png, logs/YYYYMMDD_HHMMSS/ (TensorBoard)
 
 The file reads top to bottom: the loss, the flags, one epoch of training and
-one of validation, the run's bookkeeping (RunState) and what a checkpoint
-holds, then `train()`, whose loop is one epoch of a run: train, validate,
-count, save, report. What the run writes for its reader (TensorBoard,
-history.csv, loss_curve.png) is in reports.py, the checkpoint format in
-checkpoints.py. Running on several processes (torchrun) is all in
-distributed.py; here it shows only as `dist.is_main` (rank 0 writes) and a
-few calls that do nothing in a single process.
+one of validation, the run's bookkeeping (RunState), then the run, whose loop
+is one epoch: train, validate, count, save, report. reports.py writes what
+the run shows its reader, checkpoints.py the checkpoint files. Several
+processes (torchrun) are all in distributed.py: `dist` calls do nothing in a
+single process, and `dist.print` prints on the first process only.
 """
 
 import argparse
@@ -45,9 +43,9 @@ from checkpoints import (build_checkpoint, find_latest_checkpoint, load_checkpoi
                          save_epoch)
 from cli import (ArgumentParser, StopRequests, UserError, add_root_flag, add_training_songs_flag, bounded_number,
                  describe_device, pasteable, pick_device, pick_precision, progress_bar, runnable)
-from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, load_features, split_data
+from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, training_features
 from distributed import Distributed
-from reports import epoch_line, log_epoch, log_example, open_run_log, write_history
+from reports import epoch_line, log_epoch, log_example, open_run_log, run_summary, write_history
 from unet_model import UNet, UNetConfig, count_parameters
 
 
@@ -66,9 +64,7 @@ class TrainingError(UserError):
     """A problem that stops training."""
 
 
-# --------------------------------------------------------------------------
-# Flags
-# --------------------------------------------------------------------------
+# --- Flags ---
 
 def build_parser():
     p = ArgumentParser(description="Train the singing-voice U-Net (masked L1 loss) on MUSDB18 or the toy set.")
@@ -78,13 +74,12 @@ def build_parser():
     g.add_argument("--lr", type=bounded_number(float, 0.0, 1.0, low_open=True), default=1e-3,
                    help="Adam learning rate (the peak one with --lr-schedule cosine)")
     g.add_argument("--lr-schedule", choices=("plateau", "cosine"), default="plateau",
-                   help="plateau: halve the rate after 3 epochs without a better validation loss; cosine: "
-                        "warm up over the first epoch, then decay to 1/100 of --lr by the last step")
+                   help="plateau: halve it after 3 epochs without a better validation loss; cosine: warm up "
+                        "over the first epoch, then decay to 1/100 of --lr at the last step")
     g.add_argument("--samples-per-track", type=bounded_number(int, 1, 100_000), default=48,
                    help="random patches drawn from each training song per epoch")
-    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
-                   help="random gain per source (0.25-1.25) and, half the time, the vocals over another "
-                        "song's accompaniment; measured to lower the validation loss (see README)")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="random gain per "
+                   "source (0.25-1.25) and, half the time, the vocals over another song's accompaniment")
     g.add_argument("--augment-eq", action=argparse.BooleanOptionalAction, default=False,
                    help="also tilt the accompaniment's spectrum by up to +-6 dB across the band (an EQ change)")
     g.add_argument("--seed", type=bounded_number(int, 0, 2**32 - 1), default=42,
@@ -95,15 +90,13 @@ def build_parser():
                         "where the hardware computes it natively (recent x86 CPUs, Ampere+ GPUs)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="channels_last memory layout for the convolutions (faster on CPU and GPU)")
-    g.add_argument("--num-workers", type=bounded_number(int, 0, 256), default=0,
-                   help="DataLoader worker processes (patches come from a memory-mapped cache, "
-                        "so 0 is usually fastest on a laptop)")
+    g.add_argument("--num-workers", type=bounded_number(int, 0, 256), default=0, help="DataLoader worker "
+                   "processes (patches come from a memory-mapped cache: 0 is usually fastest on a laptop)")
     g.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
                    help="continue a run: a checkpoint path, or no value for the newest in --save-dir")
     g.add_argument("--max-batches", type=bounded_number(int, 1, 10**9), default=None,
                    help="stop each epoch after this many batches (quick checks)")
-    g.add_argument("--quiet", action="store_true",
-                   help="no progress bars (they show only on a terminal anyway); the epoch lines stay")
+    g.add_argument("--quiet", action="store_true", help="no progress bars; the epoch lines stay")
 
     g = p.add_argument_group("data")
     add_root_flag(g)
@@ -150,24 +143,13 @@ def get_args(argv=None):
     return args
 
 
-def model_config_from(args):
-    try:
-        return UNetConfig(channels=tuple(args.channels), kernel_size=args.kernel_size,
-                          batch_norm=args.batch_norm, decoder_activation=args.decoder_activation,
-                          dropout=args.dropout, input_compression=args.input_compression)
-    except ValueError as err:
-        raise TrainingError(f"bad model flags: {err}") from err
-
-
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
-# --------------------------------------------------------------------------
-# One epoch of training, one of validation
-# --------------------------------------------------------------------------
+# --- One epoch of training, one of validation ---
 
 def train_one_epoch(model, loader, optimizer, loss_fn, device, run, *, batches, amp_dtype=None,
                     step_scheduler=None, log=None, stop=None, progress=False):
@@ -185,7 +167,7 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, run, *, batches, 
         patches per second.
     """
     model.train()
-    start, patches = time.time(), 0
+    start, patches_before = time.time(), run.epoch_patches
     bar = progress_bar(itertools.islice(loader, batches), not progress, total=batches, desc=f"epoch {run.epoch + 1}",
                        leave=False, unit="batch")
     for mix_mag, vocals_mag in bar:
@@ -203,15 +185,13 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, run, *, batches, 
         optimizer.step()
         if step_scheduler:
             step_scheduler.step()
-
-        run.count_step(value, len(mix_mag))
-        patches += len(mix_mag)
+        run.count_step(value, len(mix_mag))  # counted at once: Ctrl-C now saves weights and step together
         if log:
             log.step(value, run.step)
         bar.set_postfix(loss=f"{run.epoch_loss / run.epoch_patches:.5f}")
         if stop:
             stop.check()  # Ctrl-C or SIGTERM: raises KeyboardInterrupt here, between two steps
-    return patches / max(time.time() - start, 1e-9)
+    return (run.epoch_patches - patches_before) / max(time.time() - start, 1e-9)
 
 
 @torch.inference_mode()
@@ -226,9 +206,7 @@ def validate(model, loader, loss_fn, device, progress=False):
     return total / count
 
 
-# --------------------------------------------------------------------------
-# The run's bookkeeping, and what a checkpoint holds
-# --------------------------------------------------------------------------
+# --- The run's bookkeeping, and what a checkpoint holds ---
 
 @dataclass
 class RunState:
@@ -274,21 +252,14 @@ def checkpoint_of(model, optimizer, scheduler, run, model_config, signal_config,
                             **asdict(run))
 
 
-# --------------------------------------------------------------------------
-# The run: data, model, epochs
-# --------------------------------------------------------------------------
+# --- The run: data, model, epochs ---
 
 def prepare_data(args, signal_config, dist):
-    """(train_loader, valid_loader, valid_set, first validation song's features, sampler)."""
+    """(train_loader, valid_loader, valid_set, a fixed validation patch for the figure, sampler)."""
     quiet = args.quiet or not dist.is_main
     with dist.main_first():  # rank 0 builds the toy set and the feature cache, the others then read them
-        split = split_data(args.root, args.n_songs, quiet=quiet)
-        if not split.train:
-            raise TrainingError(f"{split.root} has no training songs under train/")
-        if not split.valid:
-            raise TrainingError(f"{split.root} has a single training song; validation needs at least two")
-        train_features = load_features(split.train, signal_config, args.cache_dir, quiet)
-        valid_features = load_features(split.valid, signal_config, args.cache_dir, quiet)
+        split, train_features, valid_features = training_features(args.root, args.n_songs, signal_config,
+                                                                   args.cache_dir, quiet)
     train_set = PatchDataset(train_features, signal_config.patch_frames, args.samples_per_track, args.augment,
                              args.augment_eq)
     valid_set = PatchDataset(valid_features, signal_config.patch_frames)
@@ -297,23 +268,19 @@ def prepare_data(args, signal_config, dist):
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
                               num_workers=args.num_workers, pin_memory=pin, persistent_workers=args.num_workers > 0)
     valid_loader = DataLoader(valid_set, batch_size=args.batch_size, num_workers=0, pin_memory=pin)
-    if dist.is_main:
-        for note in split.notes:
-            print(note)
-        per_process = f", {len(train_set) // dist.world} per process" if dist.world > 1 else ""
-        print(f"Data: {split.source}, {len(split.train)} training songs ({len(train_set)} random patches per "
-              f"epoch{per_process}), {len(split.valid)} validation songs (tiled by {len(valid_set)} patches)")
-    return train_loader, valid_loader, valid_set, valid_features[0], sampler
+    per_process = f", {len(train_set) // dist.world} per process" if dist.world > 1 else ""
+    dist.print("\n".join(split.notes + [
+        f"Data: {split.source}, {len(split.train)} training songs ({len(train_set)} random patches per epoch"
+        f"{per_process}), {len(split.valid)} validation songs (tiled by {len(valid_set)} patches)"]))
+    return train_loader, valid_loader, valid_set, crop(valid_features[0], 0, signal_config.patch_frames), sampler
 
 
 def build_scheduler(optimizer, args, steps_per_epoch):
     """The learning-rate schedule: per epoch on the validation loss (plateau), or per step (cosine).
 
-    Cosine warms up linearly over the first epoch (Adam's early steps on a
-    freshly initialised BatchNorm network are the unsteady ones), then follows
-    half a cosine from --lr down to --lr / 100 at the last step, so the last
-    epochs make small, steady changes and the validation loss settles.
-    """
+    Cosine warms up linearly over the first epoch (Adam's first steps on a fresh BatchNorm network are the
+    unsteady ones), then follows half a cosine from --lr to --lr / 100 at the last step, so that the last
+    epochs make small, steady changes."""
     if args.lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
     warmup, total = steps_per_epoch, args.epochs * steps_per_epoch
@@ -329,22 +296,28 @@ def build_scheduler(optimizer, args, steps_per_epoch):
 
 def train(args):
     """Run (or resume) training as the flags say; returns the history rows."""
-    started = time.time()
-    dist = Distributed(args.cpu)
+    dist = Distributed(args.cpu)  # dist.print: rank 0 alone prints
     stop = StopRequests()  # from here on Ctrl-C or SIGTERM only asks to stop, at the next step
     finished = False
     try:
-        history = train_epochs(args, dist, stop, started)
+        history = train_epochs(args, dist, stop)
         finished = True
-        return history
     finally:
         stop.release()
         dist.close(finished)
+    return history
 
 
-def train_epochs(args, dist, stop, started):
+def train_epochs(args, dist, stop):
+    """The run, from the flags to the last epoch (its loop is one epoch); returns the history rows."""
+    started = time.time()
     resumed = load_checkpoint(args.resume, flag="--resume") if args.resume else None
-    model_config = model_config_from(args)
+    try:
+        model_config = UNetConfig(channels=tuple(args.channels), kernel_size=args.kernel_size,
+                                  batch_norm=args.batch_norm, decoder_activation=args.decoder_activation,
+                                  dropout=args.dropout, input_compression=args.input_compression)
+    except ValueError as err:
+        raise TrainingError(f"bad model flags: {err}") from err
     if resumed and UNetConfig(**resumed["model_config"]) != model_config:
         raise TrainingError(f"{args.resume} holds a model with {UNetConfig(**resumed['model_config'])}; "
                             "drop the model flags to resume it")
@@ -353,15 +326,14 @@ def train_epochs(args, dist, stop, started):
     seed_everything(args.seed + (resumed["epoch"] if resumed else 0) + 1000 * dist.rank)
     device = dist.device(pick_device(args.cpu))
     amp_dtype, loss_fn = pick_precision(args.precision, device), L1Loss()
-    if dist.is_main:
-        if resumed:
-            print(f"Resuming from {args.resume} (epoch {resumed['epoch']}, step {resumed['step']})")
-        print(describe_device(device, amp_dtype) + (f", {dist.world} processes" if dist.world > 1 else ""))
+    if resumed:
+        dist.print(f"Resuming from {args.resume} (epoch {resumed['epoch']}, step {resumed['step']})")
+    dist.print(describe_device(device, amp_dtype) + (f", {dist.world} processes" if dist.world > 1 else ""))
     train_loader, valid_loader, valid_set, example, sampler = prepare_data(args, signal_config, dist)
     if dist.is_main:  # only now: a failed --resume or a wrong --root leaves no empty save folder
         prepare_save_dir(args.save_dir)
-    example = crop(example, 0, signal_config.patch_frames)  # a fixed validation patch for the figure
 
+    # The model, its optimizer and schedule, and the run's bookkeeping: new, or as the checkpoint left them.
     steps_per_epoch = min(len(train_loader), args.max_batches or len(train_loader))
     model = UNet(model_config).to(device)
     if args.channels_last:
@@ -377,25 +349,21 @@ def train_epochs(args, dist, stop, started):
         if dist.world == 1:
             torch.set_rng_state(resumed["rng"])
     run.run_dir = dist.share(run.run_dir)  # one TensorBoard folder: rank 0's name
-    if dist.is_main:
-        print(f"Model: {count_parameters(model):,} parameters, {model_config}")
+    dist.print(f"Model: {count_parameters(model):,} parameters, {model_config}")
     replica = dist.wrap(model, device)  # the model itself, or under torchrun its DistributedDataParallel wrapper
     if run.epoch >= args.epochs:
-        if dist.is_main:
-            print(f"This run already has {run.epoch} epochs; pass a larger --epochs to train further.")
+        dist.print(f"This run already has {run.epoch} epochs; pass a larger --epochs to train further.")
         return run.history
     if run.constant_mask_loss is None:
         run.constant_mask_loss, c = best_constant_mask_loss(valid_set)
-        if dist.is_main:
-            print(f"Validation loss of the best constant mask (c = {c:.3f}): {run.constant_mask_loss:.5f}")
+        dist.print(f"Validation loss of the best constant mask (c = {c:.3f}): {run.constant_mask_loss:.5f}")
     run_config = vars(args)
     log = open_run_log(run, run_config, model_config, signal_config, resumed) if dist.is_main else None
-    progress = dist.is_main and not args.quiet
-    per_step = args.lr_schedule == "cosine"
+    progress, per_step = dist.is_main and not args.quiet, args.lr_schedule == "cosine"
 
     try:
         with log or nullcontext():
-            while run.epoch < args.epochs:
+            while run.epoch < args.epochs:  # one epoch of the run
                 epoch, start = run.epoch + 1, time.time()
                 if sampler is not None:
                     sampler.set_epoch(epoch - 1)
@@ -415,9 +383,8 @@ def train_epochs(args, dist, stop, started):
                 if not dist.is_main:
                     continue
                 # Save, then report: history.csv, loss_curve.png, TensorBoard, the console line.
-                save_epoch(args.save_dir, checkpoint_of(model, optimizer, scheduler, run, model_config,
-                                                        signal_config, run_config),
-                           epoch, args.epochs, improved, args.checkpoint_every)
+                checkpoint = checkpoint_of(model, optimizer, scheduler, run, model_config, signal_config, run_config)
+                save_epoch(args.save_dir, checkpoint, epoch, args.epochs, improved, args.checkpoint_every)
                 loss_curve = write_history(args.save_dir, run.history)
                 with_figures = epoch == 1 or epoch % args.figure_every == 0 or epoch == args.epochs
                 log_epoch(log, run.history[-1], loss_curve, with_figures)
@@ -435,23 +402,8 @@ def train_epochs(args, dist, stop, started):
                   f"{run.step} steps; continue with: {runnable()} {pasteable(__file__)} --resume --save-dir "
                   f"{shlex.quote(args.save_dir)}")
         sys.exit(130)
-    if dist.is_main:
-        print(summary(run, args, started))
+    dist.print(run_summary(run, args.save_dir, time.time() - started))
     return run.history
-
-
-def summary(run, args, started):
-    """The closing lines: time, best epoch against the baseline, where everything is."""
-    ratio = run.best_valid_loss / run.constant_mask_loss
-    lines = [f"Done in {(time.time() - started) / 60:.1f} min: best validation loss {run.best_valid_loss:.5f} "
-             f"at epoch {run.best_epoch} ({ratio:.2f} x the constant-mask baseline)."]
-    if ratio > 0.95:
-        lines.append("That is no better than a constant mask: the model has not learned; "
-                     "train longer, or see docs/troubleshooting.md.")
-    lines.append(f"Checkpoints in {os.path.join(args.save_dir, '')}, loss curve in "
-                 f"{os.path.join(args.save_dir, 'loss_curve.png')}; TensorBoard: {runnable('tensorboard')} --logdir "
-                 f"{shlex.quote(os.path.join(args.save_dir, 'logs'))}")
-    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -460,8 +412,8 @@ def main(argv=None):
     except UserError as err:
         sys.exit(f"error: {err}")
     except OSError as err:  # a save folder that cannot be created or written
-        save_dir = getattr(err, "filename", None) or "the save folder"
-        sys.exit(f"error: cannot write {save_dir} ({err.strerror}): pick another --save-dir or --cache-dir")
+        sys.exit(f"error: cannot write {err.filename or 'the save folder'} ({err.strerror}): pick another "
+                 "--save-dir or --cache-dir")
 
 
 if __name__ == "__main__":
