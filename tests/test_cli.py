@@ -10,6 +10,7 @@ import pytest
 
 import evaluate
 import inference
+import train
 from cli import UserError, bounded_number, find_song, pasteable, positive_int_or_all, runnable
 
 
@@ -80,3 +81,12 @@ def test_printed_commands_run_as_pasted_with_or_without_the_environment_active(m
     assert runnable("tensorboard") == "tensorboard"
     assert pasteable(tmp_path / "a b" / "c.pth") == "'a b/c.pth'"
     assert pasteable("/elsewhere/c.pth") == "/elsewhere/c.pth"
+
+
+@pytest.mark.parametrize("script", [train, inference, evaluate])
+def test_a_bad_flag_is_one_line_that_points_at_help(script, capsys):
+    with pytest.raises(SystemExit) as stop:
+        script.get_args(["--no-such-flag"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unrecognized arguments: --no-such-flag" in err and err.endswith("(see --help)\n")

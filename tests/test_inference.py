@@ -283,3 +283,39 @@ def test_an_interrupt_while_the_figure_is_drawn_leaves_no_part_of_the_song(tiny_
     with pytest.raises(KeyboardInterrupt):
         separate_file(model, signal, str(tmp_path / "song.wav"), str(tmp_path / "out" / "song"), quiet=True)
     assert sorted(os.listdir(tmp_path)) == ["song.wav"]  # the audio files go with the figure, and the folders
+
+
+def test_the_figure_of_a_long_song_shows_the_span_its_title_names(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(separation, "BLOCK_SECONDS", 6)
+    monkeypatch.setattr(separation, "MARGIN_SECONDS", 12)
+    sf.write(tmp_path / "long.wav", noisy_song(45.0, 8000, 1), 8000)
+    drawn = {}
+    monkeypatch.setattr(inference, "plot_separation", lambda mix, mask, signal, title, *rest: drawn.update(
+        seconds=mix.shape[-1] * signal.hop_length / signal.sample_rate, title=title, mask=mask.shape))
+    model, signal = load_model(tiny_checkpoint)
+    separate_file(model, signal, str(tmp_path / "long.wav"), str(tmp_path / "out"), quiet=True)
+    assert drawn["title"] == "out (first 6 s of 45 s)"
+    assert 6 <= drawn["seconds"] < 6 + signal.hop_length / signal.sample_rate  # the first block, not its margin
+    assert drawn["mask"][-1] == round(drawn["seconds"] * signal.sample_rate / signal.hop_length)
+
+
+def test_without_checkpoint_flag_the_projects_own_model_is_found_from_another_folder(tmp_path, monkeypatch,
+                                                                                      capsys):
+    import checkpoints
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.setattr(checkpoints, "PROJECT_DIR", str(project))
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(checkpoints.CheckpointError) as error:
+        checkpoints.find_checkpoint()
+    assert str(error.value).startswith(f"no trained model: checkpoints/best_model.pth is not in {elsewhere} nor "
+                                       f"in {project}; train one with ")
+    (project / "checkpoints").mkdir(parents=True)
+    (project / "checkpoints" / "best_model.pth").write_bytes(b"")
+    assert checkpoints.find_checkpoint() == str(project / "checkpoints" / "best_model.pth")
+    assert capsys.readouterr().out == f"Using {project / 'checkpoints' / 'best_model.pth'}\n"
+    (elsewhere / "checkpoints").mkdir()
+    (elsewhere / "checkpoints" / "best_model.pth").write_bytes(b"")
+    assert checkpoints.find_checkpoint() == os.path.join(str(elsewhere), "checkpoints", "best_model.pth")
+    assert checkpoints.find_checkpoint("mine.pth") == "mine.pth"
