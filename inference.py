@@ -111,8 +111,8 @@ def write_blocks(model, signal_config, path, f, writers, options, bits, quiet=Fa
     """
     rate, n = f.samplerate, f.frames
     blocks = plan_blocks(n, rate, signal_config)
-    scale = None  # a whole song's: predict_mask finds it
-    if len(blocks) > 1:  # the paper's scale is the whole song's: a first pass over the blocks finds it
+    scale = None  # one block: predict_mask finds the song's scale (the paper's) itself
+    if len(blocks) > 1:  # several: the scale is the whole song's, found by a first pass over the blocks
         scale = song_scale((read_block(f, lo, hi) for _, _, lo, hi in blocks), rate, signal_config)
     figure, clipped = None, 0
     for start, end, lo, hi in progress_bar(blocks, quiet or len(blocks) == 1, desc=os.path.basename(path),
