@@ -369,7 +369,7 @@ def train_epochs(args, dist, stop):
                     sampler.set_epoch(epoch - 1)
                 # Train (only the batches an interrupted epoch still lacks), then validate.
                 speed = train_one_epoch(replica, train_loader, optimizer, loss_fn, device, run,
-                                        batches=steps_per_epoch - run.epoch_batches, amp_dtype=amp_dtype,
+                                        batches=max(0, steps_per_epoch - run.epoch_batches), amp_dtype=amp_dtype,
                                         step_scheduler=scheduler if per_step else None, log=log, stop=stop,
                                         progress=progress)
                 valid_loss = validate(model, valid_loader, loss_fn, device, progress=progress)
