@@ -316,3 +316,20 @@ def test_ctrl_c_in_the_middle_of_an_epoch_resumes_on_the_same_step(toy_root, tmp
     (run,) = glob.glob(str(tmp_path / "ckpt" / "logs" / "*"))
     steps = [e.step for e in read_events(os.path.join(run, "train")).Scalars("loss/per step (x 1e-3)")]
     assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_resumed_run_hides_what_a_killed_run_logged_past_its_checkpoint(toy_root, tmp_path):
+    """kill -9 after TensorBoard got steps the last checkpoint does not have: the resumed run logs those steps
+    again, and TensorBoard shows each step once, in order."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    flags = tiny_args(toy_root, tmp_path, "--epochs", "2")
+    train.main(flags)  # 2 epochs of 2 steps
+    (run,) = glob.glob(str(tmp_path / "ckpt" / "logs" / "*"))
+    killed = SummaryWriter(os.path.join(run, "train"))  # what a run killed in epoch 3 had flushed
+    for step in (5, 6):
+        killed.add_scalar("loss/per step (x 1e-3)", 99.0, step)
+    killed.close()
+    train.main(flags[:-1] + ["3", "--resume"])
+    steps = read_events(os.path.join(run, "train")).Scalars("loss/per step (x 1e-3)")
+    assert [e.step for e in steps] == [1, 2, 3, 4, 5, 6] and 99.0 not in [e.value for e in steps]
