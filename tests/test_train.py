@@ -333,3 +333,12 @@ def test_a_resumed_run_hides_what_a_killed_run_logged_past_its_checkpoint(toy_ro
     train.main(flags[:-1] + ["3", "--resume"])
     steps = read_events(os.path.join(run, "train")).Scalars("loss/per step (x 1e-3)")
     assert [e.step for e in steps] == [1, 2, 3, 4, 5, 6] and 99.0 not in [e.value for e in steps]
+
+
+def test_the_summary_of_a_run_whose_constant_mask_is_perfect_has_no_ratio():
+    from reports import run_summary
+
+    run = train.RunState(run_dir="", best_valid_loss=0.0, best_epoch=3, constant_mask_loss=0.0)  # an a cappella set
+    assert "the constant-mask baseline is 0 here, so no ratio" in run_summary(run, "ckpt", 60.0)
+    run.constant_mask_loss = 0.002
+    assert "(0.00 x the constant-mask baseline)" in run_summary(run, "ckpt", 60.0)
