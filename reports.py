@@ -18,7 +18,6 @@ cut off for numbers as small as the raw ones.
 
 import csv
 import json
-import math
 import os
 import shlex
 
@@ -148,13 +147,13 @@ def epoch_line(run, epochs):
 
 def run_summary(run, save_dir, seconds):
     """The closing lines of a run (train.RunState): time, best epoch against the baseline, where everything is."""
-    # A constant mask can be perfect (songs whose mix is their vocals): then the ratio is undefined.
-    ratio = run.best_valid_loss / run.constant_mask_loss if run.constant_mask_loss else math.nan
-    baseline = f"{ratio:.2f} x the constant-mask baseline" if run.constant_mask_loss else \
-        "the constant-mask baseline is 0 here, so no ratio"
+    baseline, learned = "the constant-mask baseline is 0 here, so no ratio", True  # songs whose mix is their vocals
+    if run.constant_mask_loss:
+        ratio = run.best_valid_loss / run.constant_mask_loss
+        baseline, learned = f"{ratio:.2f} x the constant-mask baseline", ratio <= 0.95
     lines = [f"Done in {seconds / 60:.1f} min: best validation loss {run.best_valid_loss:.5f} at epoch "
              f"{run.best_epoch} ({baseline})."]
-    if ratio > 0.95:
+    if not learned:
         lines.append("That is no better than a constant mask: the model has not learned; "
                      "train longer, or see docs/troubleshooting.md.")
     lines.append(f"Checkpoints in {os.path.join(save_dir, '')}, loss curve in "
