@@ -42,7 +42,7 @@ from cli import UserError, add_root_flag, add_song_flags, find_song, pick_device
 from data import find_tracks
 from files import atomic_path
 from inference import add_checkpoint_flag, add_separation_flags, separation_options
-from separation import SeparationOptions, mix_magnitude, reconstruct, separate, synthesis_config
+from separation import SeparationOptions, mix_magnitude, ratio_mask, reconstruct, separate, synthesis_config
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 TARGETS = ("vocals", "accompaniment")
@@ -51,11 +51,6 @@ METHODS = ("U-Net", "mixture", "oracle 8 kHz", "oracle full")
 
 class EvaluationError(UserError):
     """Nothing that can be scored."""
-
-
-def ratio_mask(vocals, accompaniment):
-    """The ideal ratio mask |V| / (|V| + |A|) from two magnitude spectrograms (freq_bins, frames)."""
-    return vocals / (vocals + accompaniment).clamp(min=1e-8)
 
 
 def oracle_model_band(mix, vocals, accompaniment, rate, signal_config, reconstruction="full"):

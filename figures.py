@@ -9,6 +9,8 @@ takes 0.6-0.7 s (AVX2), which `python inference.py --no-plot` and evaluate.py
 never need, and the backend (Agg for files) must be chosen before pyplot loads.
 """
 
+import math
+
 import torch
 
 DB_RANGE = 80  # dB below the mix's loudest bin shown on the colour scale
@@ -77,32 +79,59 @@ def show_figures():
     plt.show()
 
 
-def loss_curve_figure(history):
-    """Training and validation loss per epoch, the constant-mask baseline, the best epoch marked.
+def loss_curve_figure(history, best_epoch=None):
+    """Two panels per epoch: the losses with the constant-mask baseline, and the validation
+    vocals SDR between its floor (the mixture) and its ceiling (the oracle mask).
 
     Args:
-        history: train.py's rows, dicts with epoch, train_loss, valid_loss, constant_mask_loss.
+        history: train.py's rows, dicts with epoch, train_loss, valid_loss,
+            constant_mask_loss, and valid_sdr, mixture_sdr, oracle_sdr (NaN
+            where undefined or not scored; rows of an older run may lack them).
+        best_epoch: the epoch saved as best_model.pth, starred on both panels
+            (default: the lowest validation loss).
     """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    nan = math.nan
     epochs = [h["epoch"] for h in history]
     valid = [h["valid_loss"] for h in history]
-    best = min(range(len(valid)), key=valid.__getitem__)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    ax.plot(epochs, valid, "s-", label="validation")
-    ax.plot(epochs[best], valid[best], "*", markersize=16, color="tab:red",
-            label=f"best epoch ({epochs[best]}): best_model.pth")
-    ax.axhline(history[0]["constant_mask_loss"], color="gray", linestyle="--",
-               label="best constant mask (validation)")
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("masked L1 loss")
-    ax.set_title("U-Net training")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    if best_epoch not in epochs:
+        best_epoch = epochs[min(range(len(valid)), key=valid.__getitem__)]
+    best = epochs.index(best_epoch)
+    fig, (loss_ax, sdr_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    loss_ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    loss_ax.plot(epochs, valid, "s-", label="validation")
+    loss_ax.plot(epochs[best], valid[best], "*", markersize=16, color="tab:red",
+                 label=f"best_model.pth (epoch {epochs[best]})")
+    loss_ax.axhline(history[0]["constant_mask_loss"], color="gray", linestyle="--",
+                    label="best constant mask (validation)")
+    loss_ax.set_ylabel("masked L1 loss")
+    loss_ax.set_title("loss")
+
+    sdr = [h.get("valid_sdr", nan) for h in history]
+    scored = [(e, v) for e, v in zip(epochs, sdr) if math.isfinite(v)]  # not epochs without an SDR
+    if scored:
+        sdr_ax.plot(*zip(*scored), "s-", color="tab:orange", label="validation (U-Net)")
+    if math.isfinite(sdr[best]):
+        sdr_ax.plot(epochs[best], sdr[best], "*", markersize=16, color="tab:red")
+    for key, style, name in (("oracle_sdr", ":", "oracle ratio mask (ceiling)"),
+                             ("mixture_sdr", "--", "mixture (floor)")):
+        value = history[-1].get(key, nan)
+        if math.isfinite(value):
+            sdr_ax.axhline(value, color="gray", linestyle=style, label=name)
+    if not scored:
+        sdr_ax.text(0.5, 0.5, "no SDR: silent validation vocals", ha="center", transform=sdr_ax.transAxes)
+    sdr_ax.set_ylabel("vocals SDR (dB), median over songs")
+    sdr_ax.set_title("separation quality")
+    for ax in (loss_ax, sdr_ax):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    fig.suptitle("U-Net training")
     fig.tight_layout()
     return fig

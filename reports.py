@@ -1,23 +1,28 @@
 """What a training run writes for its reader: TensorBoard, history.csv and loss_curve.png.
 
 TensorBoard: one folder per run (kept on --resume), laid out for a lab report.
-The run's three loss lines are three sub-runs, train/, valid/ and
-constant_mask/, writing the same tag, so TensorBoard draws them on one chart:
+Lines drawn on one chart are sub-runs (train/, valid/, constant_mask/,
+mixture/, oracle/) writing the same tag:
 
-    loss/per epoch (x 1e-3)       train, valid and constant_mask (the baseline)
-    loss/per step (x 1e-3)        train, every batch
-    training/learning rate, training/patches per second       per epoch
+    epoch/loss (x 1e-3)           train, valid and constant_mask (the baseline to beat)
+    epoch/vocals SDR (dB)         valid (the model), mixture (the floor), oracle (the ceiling)
+    step/loss (x 1e-3)            train, every batch
+    step/learning rate            train, every batch: a halving reads as a step
+    speed/patches per second      per epoch
     figures/loss curve            loss_curve.png's figure (all epochs, best marked)
     figures/mix, mask, vocals     a fixed validation patch (epoch 1, every --figure-every, last)
-    figures/estimated vocals      that patch's estimated vocals, as audio
+    audio 1 mix, audio 2 estimated vocals, audio 3 true vocals
+                                  that patch, at one loudness, to hear what the mask does
     config                        the run's flags (text, once)
 
-Losses are shown x 1000 (0.85 for 0.00085): TensorBoard's axis labels are
-cut off for numbers as small as the raw ones.
+The two epoch charts come first, side by side. Losses are shown x 1000 (0.85
+for 0.00085): TensorBoard's axis labels are cut off for numbers as small as
+the raw ones. Epochs without an SDR (--sdr-every) have no point on its chart.
 """
 
 import csv
 import json
+import math
 import os
 import shlex
 
@@ -31,7 +36,9 @@ from figures import close_figure, loss_curve_figure, spectrogram_figure
 from files import atomic_path
 
 LOSS_SCALE = 1000
-LINES = ("train", "valid", "constant_mask")
+LINES = ("train", "valid", "constant_mask", "mixture", "oracle")
+LOSS_LINES = {"train": "train_loss", "valid": "valid_loss", "constant_mask": "constant_mask_loss"}
+SDR_LINES = {"valid": "valid_sdr", "mixture": "mixture_sdr", "oracle": "oracle_sdr"}
 
 
 class RunLog:
@@ -56,8 +63,10 @@ class RunLog:
     def __exit__(self, *exc):
         self.close()
 
-    def step(self, loss, step):
-        self.lines["train"].add_scalar("loss/per step (x 1e-3)", loss * LOSS_SCALE, step)
+    def step(self, loss, lr, step):
+        """One optimizer step's loss and learning rate (the train line, purged by step on resume)."""
+        self.lines["train"].add_scalar("step/loss (x 1e-3)", loss * LOSS_SCALE, step)
+        self.lines["train"].add_scalar("step/learning rate", lr, step)
 
     def flush(self):
         for writer in (self.run, *self.lines.values()):
@@ -87,10 +96,12 @@ def log_epoch(log, row, loss_curve, with_figures):
     here, since pyplot keeps every figure alive until then.
     """
     epoch = row["epoch"]
-    for line, key in zip(LINES, ("train_loss", "valid_loss", "constant_mask_loss")):
-        log.lines[line].add_scalar("loss/per epoch (x 1e-3)", row[key] * LOSS_SCALE, epoch)
-    log.run.add_scalar("training/learning rate", row["lr"], epoch)
-    log.run.add_scalar("training/patches per second", row["patches_per_s"], epoch)
+    for line, key in LOSS_LINES.items():
+        log.lines[line].add_scalar("epoch/loss (x 1e-3)", row[key] * LOSS_SCALE, epoch)
+    for line, key in SDR_LINES.items():
+        if math.isfinite(row[key]):  # undefined: no point rather than a NaN TensorBoard cannot draw
+            log.lines[line].add_scalar("epoch/vocals SDR (dB)", row[key], epoch)
+    log.run.add_scalar("speed/patches per second", row["patches_per_s"], epoch)
     if with_figures:
         log.run.add_figure("figures/loss curve", loss_curve, epoch)  # closes it too
     else:
@@ -100,7 +111,8 @@ def log_epoch(log, row, loss_curve, with_figures):
 
 def log_example(log, model, patch, signal_config, device, epoch):
     """Figure of mix / predicted mask / estimated vocals / true vocals for one
-    fixed validation patch, plus the estimated vocals as audio (mix phase)."""
+    fixed validation patch, and the three as audio (the estimate with the mix's
+    phase), all divided by the mix's peak so that they play at the same loudness."""
     vocals_spec, accompaniment_spec = (torch.from_numpy(np.array(p)) for p in patch)  # complex (F, T) each
     mix_spec = vocals_spec + accompaniment_spec  # (F, T)
     model.eval()
@@ -111,25 +123,41 @@ def log_example(log, model, patch, signal_config, device, epoch):
     seconds = patch.shape[-1] * signal_config.hop_length / signal_config.sample_rate
     fig = spectrogram_figure(mix_spec.abs(), panels, seconds, signal_config.sample_rate / 2, grid=True)
     log.run.add_figure("figures/mix, mask, vocals", fig, epoch)
-    waveform = istft(mask * mix_spec, signal_config, length=(patch.shape[-1] - 1) * signal_config.hop_length)
-    peak = waveform.abs().max().clamp(min=1e-8)
-    log.run.add_audio("figures/estimated vocals", (waveform / peak)[None], epoch,  # (1, samples)
-                     sample_rate=signal_config.sample_rate)
+    length = (patch.shape[-1] - 1) * signal_config.hop_length
+    sounds = {"1 mix": mix_spec, "2 estimated vocals": mask * mix_spec, "3 true vocals": vocals_spec}
+    waves = {name: istft(spec, signal_config, length) for name, spec in sounds.items()}  # (samples,) each
+    peak = waves["1 mix"].abs().max().clamp(min=1e-8)
+    for name, wave in waves.items():
+        log.run.add_audio(f"audio {name}", (wave / peak).clamp(-1, 1)[None], epoch,  # (1, samples)
+                         sample_rate=signal_config.sample_rate)
 
 
-def write_history(save_dir, history):
-    """history.csv and loss_curve.png, both rewritten after every epoch; returns loss_curve.png's figure."""
+def write_history(save_dir, history, best_epoch):
+    """history.csv and loss_curve.png (best_epoch: best_model.pth's, marked), both rewritten after
+    every epoch; returns loss_curve.png's figure. An undefined SDR is written as nan."""
+    columns = list(dict.fromkeys(key for row in history for key in row))  # a run resumed from an older version
     with atomic_path(os.path.join(save_dir, "history.csv")) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(history[0]))
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(history)
-    fig = loss_curve_figure(history)
+    fig = loss_curve_figure(history, best_epoch)
     with atomic_path(os.path.join(save_dir, "loss_curve.png")) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     return fig
 
 
-def epoch_line(run, epochs):
+def sdr_text(value):
+    """An SDR for a console line: '7.85 dB', or 'n/a' where it is undefined (silent vocals, not scored)."""
+    return f"{value:.2f} dB" if math.isfinite(value) else "n/a"
+
+
+def reference_line(reference_sdr):
+    """The line that introduces the SDR's floor and ceiling (train.RunState.reference_sdr)."""
+    return (f"Validation vocals SDR (whole songs, 8192 Hz): mixture {sdr_text(reference_sdr['mixture'])} "
+            f"(the floor), oracle ratio mask {sdr_text(reference_sdr['oracle'])} (the ceiling)")
+
+
+def epoch_line(run, epochs, best_by="loss"):
     """The console line of the epoch just recorded in `run` (train.RunState), with the time the run still needs.
 
     The estimate is the mean of the last 5 epochs (the first one is often
@@ -140,19 +168,27 @@ def epoch_line(run, epochs):
     left = (epochs - row["epoch"]) * sum(recent) / len(recent)
     eta = "" if row["epoch"] >= epochs else f"  about {left:.0f} s left" if left < 90 else \
         f"  about {left / 60:.1f} min left"
+    best = f"best {sdr_text(run.best_valid_sdr)} (epoch {run.best_sdr_epoch})" if best_by == "sdr" else \
+        f"best {run.best_valid_loss:.5f} (epoch {run.best_epoch})"
     return (f"epoch {row['epoch']:3d}/{epochs}  train {row['train_loss']:.5f}  valid {row['valid_loss']:.5f}  "
-            f"best {run.best_valid_loss:.5f} (epoch {run.best_epoch})  "
+            f"SDR {sdr_text(row['valid_sdr'])}  {best}  "
             f"{row['seconds']:5.1f} s  {row['patches_per_s']:5.1f} patches/s{eta}")
 
 
-def run_summary(run, save_dir, seconds):
-    """The closing lines of a run (train.RunState): time, best epoch against the baseline, where everything is."""
+def run_summary(run, save_dir, seconds, best_by="loss"):
+    """The closing lines of a run (train.RunState): time, the best epochs against the baseline
+    and the SDR's floor and ceiling, where everything is."""
     baseline, learned = "the constant-mask baseline is 0 here, so no ratio", True  # songs whose mix is their vocals
     if run.constant_mask_loss:
         ratio = run.best_valid_loss / run.constant_mask_loss
         baseline, learned = f"{ratio:.2f} x the constant-mask baseline", ratio <= 0.95
+    reference = run.reference_sdr or {"mixture": math.nan, "oracle": math.nan}
+    sdr = f"best validation SDR {sdr_text(run.best_valid_sdr)} at epoch {run.best_sdr_epoch} (mixture " \
+          f"{sdr_text(reference['mixture'])}, oracle {sdr_text(reference['oracle'])})" if run.best_sdr_epoch else \
+          "no validation SDR (the validation songs' vocals are silent)"
+    chosen = run.best_sdr_epoch if best_by == "sdr" else run.best_epoch
     lines = [f"Done in {seconds / 60:.1f} min: best validation loss {run.best_valid_loss:.5f} at epoch "
-             f"{run.best_epoch} ({baseline})."]
+             f"{run.best_epoch} ({baseline}); {sdr}; best_model.pth is epoch {chosen} (--best-by {best_by})."]
     if not learned:
         lines.append("That is no better than a constant mask: the model has not learned; "
                      "train longer, or see docs/troubleshooting.md.")

@@ -7,7 +7,7 @@
     tensorboard --logdir checkpoints/logs             # watch it converge
 
 Writes, under --save-dir (default checkpoints/):
-    best_model.pth            lowest validation loss so far
+    best_model.pth            lowest validation loss so far (--best-by sdr: highest validation SDR)
     final_model.pth           the model after the last epoch
     checkpoint_epoch_5.pth    every 5 epochs (10, 15, ...)
     last_model.pth            the newest state, where --resume starts
@@ -15,7 +15,8 @@ Writes, under --save-dir (default checkpoints/):
 
 The file reads top to bottom: the loss, the flags, one epoch of training and
 one of validation, the run's bookkeeping (RunState), then the run, whose loop
-is one epoch: train, validate, count, save, report. reports.py writes what
+is one epoch: train, validate (the loss, then the vocals SDR of the whole
+validation songs), count, save, report. reports.py writes what
 the run shows its reader, checkpoints.py the checkpoint files. Several
 processes (torchrun) are all in distributed.py: `dist` calls do nothing in a
 single process, and `dist.print` prints on the first process only.
@@ -45,7 +46,8 @@ from cli import (ArgumentParser, StopRequests, UserError, add_root_flag, add_tra
                  describe_device, pasteable, pick_device, pick_precision, progress_bar, runnable)
 from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, training_features
 from distributed import Distributed
-from reports import epoch_line, log_epoch, log_example, open_run_log, run_summary, write_history
+from reports import epoch_line, log_epoch, log_example, open_run_log, reference_line, run_summary, write_history
+from separation import median_sdr, model_sdrs, reference_sdrs
 from unet_model import UNet, UNetConfig, count_parameters
 
 
@@ -96,6 +98,11 @@ def build_parser():
                    help="continue a run: a checkpoint path, or no value for the newest in --save-dir")
     g.add_argument("--max-batches", type=bounded_number(int, 1, 10**9), default=None,
                    help="stop each epoch after this many batches (quick checks)")
+    g.add_argument("--sdr-every", type=bounded_number(int, 1, 100_000), default=1,
+                   help="score the validation songs' vocals SDR every this many epochs (and after the last)")
+    g.add_argument("--best-by", choices=("loss", "sdr"), default="loss",
+                   help="what makes best_model.pth: the lowest validation loss (the lab's) or the highest "
+                        "validation SDR (docs/training.md compares the two)")
     g.add_argument("--quiet", action="store_true", help="no progress bars; the epoch lines stay")
 
     g = p.add_argument_group("data")
@@ -187,7 +194,7 @@ def train_one_epoch(model, loader, optimizer, loss_fn, device, run, *, batches, 
             step_scheduler.step()
         run.count_step(value, len(mix_mag))  # counted at once: Ctrl-C now saves weights and step together
         if log:
-            log.step(value, run.step)
+            log.step(value, optimizer.param_groups[0]["lr"], run.step)
         bar.set_postfix(loss=f"{run.epoch_loss / run.epoch_patches:.5f}")
         if stop:
             stop.check()  # Ctrl-C or SIGTERM: raises KeyboardInterrupt here, between two steps
@@ -216,8 +223,11 @@ class RunState:
     epoch: int = 0  # epochs done
     step: int = 0  # optimizer steps done: the x axis of the per-step chart and of the cosine schedule
     best_valid_loss: float = math.inf
-    best_epoch: int = 0
+    best_epoch: int = 0  # the epoch of best_valid_loss
+    best_valid_sdr: float = -math.inf  # median over the validation songs, dB
+    best_sdr_epoch: int = 0
     constant_mask_loss: float = None  # the baseline, measured once per run
+    reference_sdr: dict = None  # {"mixture": floor, "oracle": ceiling} SDRs, measured once per run
     history: list = field(default_factory=list)  # one row per epoch (history.csv)
     # The epoch in progress: its batches done and their loss summed over patches, non-zero only
     # in a checkpoint saved by Ctrl-C mid-epoch, so that --resume runs only the rest of it.
@@ -231,17 +241,23 @@ class RunState:
         self.epoch_loss += loss * patches
         self.epoch_patches += patches
 
-    def end_epoch(self, train_loss, valid_loss, lr, seconds, speed):
-        """Count the epoch (history row, best so far); True if its validation loss is the best yet."""
+    def end_epoch(self, train_loss, valid_loss, valid_sdr, lr, seconds, speed, best_by="loss"):
+        """Count the epoch (history row, bests so far); True if it is the best yet by `best_by`.
+
+        valid_sdr is NaN for an epoch not scored (--sdr-every) or whose songs all have silent
+        vocals: it is then never the best, and history.csv says nan."""
         self.epoch += 1
-        improved = valid_loss < self.best_valid_loss
-        if improved:
+        better_loss, better_sdr = valid_loss < self.best_valid_loss, valid_sdr > self.best_valid_sdr
+        if better_loss:
             self.best_valid_loss, self.best_epoch = valid_loss, self.epoch
+        if better_sdr:
+            self.best_valid_sdr, self.best_sdr_epoch = valid_sdr, self.epoch
         self.history.append({"epoch": self.epoch, "train_loss": train_loss, "valid_loss": valid_loss,
-                             "constant_mask_loss": self.constant_mask_loss, "lr": lr,
-                             "seconds": round(seconds, 2), "patches_per_s": round(speed, 2)})
+                             "constant_mask_loss": self.constant_mask_loss, "valid_sdr": valid_sdr,
+                             "mixture_sdr": self.reference_sdr["mixture"], "oracle_sdr": self.reference_sdr["oracle"],
+                             "lr": lr, "seconds": round(seconds, 2), "patches_per_s": round(speed, 2)})
         self.epoch_batches, self.epoch_loss, self.epoch_patches = 0, 0.0, 0
-        return improved
+        return better_sdr if best_by == "sdr" else better_loss
 
 
 def checkpoint_of(model, optimizer, scheduler, run, model_config, signal_config, run_config):
@@ -357,6 +373,13 @@ def train_epochs(args, dist, stop):
     if run.constant_mask_loss is None:
         run.constant_mask_loss, c = best_constant_mask_loss(valid_set)
         dist.print(f"Validation loss of the best constant mask (c = {c:.3f}): {run.constant_mask_loss:.5f}")
+    if run.reference_sdr is None:  # the SDR chart's floor and ceiling
+        run.reference_sdr = {name: median_sdr(sdrs) for name, sdrs in
+                             reference_sdrs(valid_set.features, signal_config).items()}
+        dist.print(reference_line(run.reference_sdr))
+    if args.best_by == "sdr" and math.isnan(run.reference_sdr["mixture"]):
+        raise TrainingError("every validation song's vocals are silent, so no SDR can pick the best model: "
+                            "use --best-by loss")
     run_config = vars(args)
     log = open_run_log(run, run_config, model_config, signal_config, resumed) if dist.is_main else None
     progress, per_step = dist.is_main and not args.quiet, args.lr_schedule == "cosine"
@@ -373,24 +396,29 @@ def train_epochs(args, dist, stop):
                                         step_scheduler=scheduler if per_step else None, log=log, stop=stop,
                                         progress=progress)
                 valid_loss = validate(model, valid_loader, loss_fn, device, progress=progress)
+                # What a student reports: the vocals SDR of the whole validation songs, separated as
+                # inference.py would (median over songs), every --sdr-every epochs and after the last.
+                scored = epoch % args.sdr_every == 0 or epoch == args.epochs
+                valid_sdr = median_sdr(model_sdrs(model, valid_set.features, signal_config)) if scored else math.nan
                 stop.check()
                 # Count the epoch: every process agrees on the figures and steps its scheduler alike.
                 train_loss, valid_loss, speed = dist.agree(run.epoch_loss / run.epoch_patches, valid_loss, speed)
                 if not per_step:
                     scheduler.step(valid_loss)
-                improved = run.end_epoch(train_loss, valid_loss, optimizer.param_groups[0]["lr"], time.time() - start,
-                                         speed)
+                improved = run.end_epoch(train_loss, valid_loss, valid_sdr, optimizer.param_groups[0]["lr"],
+                                         time.time() - start, speed, args.best_by)
                 if not dist.is_main:
                     continue
                 # Save, then report: history.csv, loss_curve.png, TensorBoard, the console line.
                 checkpoint = checkpoint_of(model, optimizer, scheduler, run, model_config, signal_config, run_config)
                 save_epoch(args.save_dir, checkpoint, epoch, args.epochs, improved, args.checkpoint_every)
-                loss_curve = write_history(args.save_dir, run.history)
+                loss_curve = write_history(args.save_dir, run.history,
+                                           run.best_sdr_epoch if args.best_by == "sdr" else run.best_epoch)
                 with_figures = epoch == 1 or epoch % args.figure_every == 0 or epoch == args.epochs
                 log_epoch(log, run.history[-1], loss_curve, with_figures)
                 if with_figures:
                     log_example(log, model, example, signal_config, device, epoch)
-                print(epoch_line(run, args.epochs))
+                print(epoch_line(run, args.epochs, args.best_by))
     except KeyboardInterrupt:
         # Saved as it stands, mid-epoch too: run.step, the weights, the optimizer and the scheduler
         # all stop at the same step, and --resume runs only the rest of the epoch.
@@ -402,7 +430,7 @@ def train_epochs(args, dist, stop):
                   f"{run.step} steps; continue with: {runnable()} {pasteable(__file__)} --resume --save-dir "
                   f"{shlex.quote(args.save_dir)}")
         sys.exit(130)
-    dist.print(run_summary(run, args.save_dir, time.time() - started))
+    dist.print(run_summary(run, args.save_dir, time.time() - started, args.best_by))
     return run.history
 
 

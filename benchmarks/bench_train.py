@@ -13,6 +13,11 @@
    is what the data pipeline costs. The two are timed in turns (--rounds),
    so that a machine whose speed drifts (turbo, a neighbour on a shared host)
    shifts both alike; the medians are reported.
+3. The validation SDR that train.py scores after every epoch
+   (separation.model_sdrs on the validation songs, whole, with their
+   median): its seconds, timed in the same turns, against one default epoch
+   (its --samples-per-track patches per training song at the loop's speed,
+   plus the validation loss over the validation tiling).
 """
 
 import argparse
@@ -46,7 +51,8 @@ def time_features(split, signal_config):
         start = time.perf_counter()
         features = load_features(tracks, signal_config, folder, quiet=True)
         warm = time.perf_counter() - start
-        return cold, warm, [f.copy() for f in features[:len(split.train)]], len(tracks)
+        features = [f.copy() for f in features]
+        return cold, warm, features[:len(split.train)], features[len(split.train):]
     finally:
         shutil.rmtree(folder)
 
@@ -103,11 +109,32 @@ def bare_speed(signal_config, args, device):
     return run
 
 
+def sdr_seconds(valid_features, signal_config, args, device):
+    """A function that scores the validation songs' SDR as train.py does after an epoch, and returns
+    (seconds of the SDR, seconds of the validation loss over the tiling) of one epoch's model."""
+    from torch.utils.data import DataLoader
+
+    from separation import median_sdr, model_sdrs
+
+    model = make_model(args, device)
+    loader = DataLoader(PatchDataset(valid_features, signal_config.patch_frames), batch_size=args.batch_size)
+
+    def run(batches=None):
+        start = time.perf_counter()
+        median_sdr(model_sdrs(model, valid_features, signal_config))
+        middle = time.perf_counter()
+        train.validate(model, loader, train.L1Loss(), device)
+        return middle - start, time.perf_counter() - middle
+
+    return run
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--root", default=None, help="data (default: $MUSDB_PATH, else the toy set)")
     p.add_argument("--n-songs", type=int, default=10, help="training songs, as train.py")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--samples-per-track", type=int, default=48, help="as train.py: the epoch the SDR is set against")
     p.add_argument("--batches", type=int, default=8, help="timed batches per round, for each of the two")
     p.add_argument("--rounds", type=int, default=3, help="turns of loop then bare model")
     p.add_argument("--warmup", type=int, default=3, help="untimed batches first, for each of the two")
@@ -120,12 +147,14 @@ def main():
     args.amp_dtype = pick_precision(args.precision, device)
     signal_config = SignalConfig()
     split = split_data(args.root, args.n_songs, quiet=True, strict=False)
-    cold, warm, features, n_tracks = time_features(split, signal_config)
+    cold, warm, features, valid_features = time_features(split, signal_config)
+    n_tracks = len(features) + len(valid_features)
     print(f"Features of {n_tracks} songs ({split.source}): first run {cold:.2f} s (decoding), "
           f"second run {warm:.3f} s (cache only)")
 
     timers = {"loop": loop_speed(features, signal_config, args, device),
-              "bare": bare_speed(signal_config, args, device)}
+              "bare": bare_speed(signal_config, args, device),
+              "sdr": sdr_seconds(valid_features, signal_config, args, device)}
     speeds = {name: [] for name in timers}
     for run in timers.values():
         run(args.warmup)
@@ -133,6 +162,7 @@ def main():
         for name, run in timers.items():
             speeds[name].append(run(args.batches))
     loop, bare = (float(np.median(speeds[name])) for name in ("loop", "bare"))
+    sdr, valid = (float(np.median(times)) for times in zip(*speeds["sdr"]))
     print(f"Device {device}, {'bf16 autocast' if args.amp_dtype else 'fp32'}, "
           f"{'channels_last' if args.channels_last else 'contiguous'}, batch {args.batch_size}, "
           f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}; "
@@ -142,6 +172,11 @@ def main():
     print(f"  bare model (random tensors, same step):          {bare:6.1f} patches/s  "
           f"(rounds: {', '.join(f'{v:.1f}' for v in speeds['bare'])})")
     print(f"  loop / bare: {loop / bare:.0%}")
+    epoch = len(features) * args.samples_per_track / loop + valid
+    print(f"  validation SDR of {len(valid_features)} songs: {sdr:.2f} s (rounds: "
+          f"{', '.join(f'{t:.2f}' for t, _ in speeds['sdr'])}), {sdr / epoch:.1%} of a default epoch of "
+          f"{epoch:.1f} s ({len(features)} songs x {args.samples_per_track} patches at the loop's speed, "
+          f"plus {valid:.2f} s of validation loss)")
 
 
 if __name__ == "__main__":

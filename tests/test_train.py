@@ -2,6 +2,7 @@
 
 import csv
 import glob
+import math
 import os
 import shlex
 import signal
@@ -9,9 +10,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
+import data
+import reports
 import train
 from checkpoints import CheckpointError, load_checkpoint
 from train import L1Loss, TrainingError
@@ -96,20 +100,27 @@ def test_non_finite_loss_stops_with_a_clear_message():
 
 
 def check_tensorboard(run_dir, epochs):
-    """The lab-report layout: three loss lines on one chart, each with a point per epoch (no single-dot
-    cards, nothing twice after a resume), the figures, the audio, the flags once."""
-    lines = {name: read_events(os.path.join(run_dir, name)) for name in ("train", "valid", "constant_mask")}
-    for name, events in lines.items():
-        assert [e.step for e in events.Scalars("loss/per epoch (x 1e-3)")] == list(range(1, epochs + 1)), name
-    values = {name: [e.value for e in events.Scalars("loss/per epoch (x 1e-3)")] for name, events in lines.items()}
+    """The lab-report layout: three loss lines on one chart and three SDR lines on the next, each with a
+    point per epoch (no single-dot cards, nothing twice after a resume), the learning rate per step, the
+    figures, the audio, the flags once."""
+    every = list(range(1, epochs + 1))
+    lines = {name: read_events(os.path.join(run_dir, name)) for name in reports.LINES}
+    for name in reports.LOSS_LINES:
+        assert [e.step for e in lines[name].Scalars("epoch/loss (x 1e-3)")] == every, name
+    for name in reports.SDR_LINES:
+        assert [e.step for e in lines[name].Scalars("epoch/vocals SDR (dB)")] == every, name
+    values = {name: [e.value for e in events.Scalars(tag)] for name, events in lines.items()
+              for tag in events.Tags()["scalars"] if tag.startswith("epoch/")}
     assert len(set(values["constant_mask"])) == 1 and 0.1 < values["constant_mask"][0] < 100  # x 1000
-    assert len(lines["train"].Scalars("loss/per step (x 1e-3)")) > epochs
+    assert len(set(values["mixture"])) == 1 and len(set(values["oracle"])) == 1  # the floor and the ceiling
+    assert values["mixture"][0] < values["oracle"][0]
+    steps = len(lines["train"].Scalars("step/loss (x 1e-3)"))
+    assert steps > epochs and len(lines["train"].Scalars("step/learning rate")) == steps
     run = read_events(run_dir)
-    assert set(run.Tags()["scalars"]) == {"training/learning rate", "training/patches per second"}
-    for tag in run.Tags()["scalars"]:
-        assert [e.step for e in run.Scalars(tag)] == list(range(1, epochs + 1)), tag
+    assert set(run.Tags()["scalars"]) == {"speed/patches per second"}
+    assert [e.step for e in run.Scalars("speed/patches per second")] == every
     assert {"figures/loss curve", "figures/mix, mask, vocals"} <= set(run.Tags()["images"])
-    assert "figures/estimated vocals" in run.Tags()["audio"]
+    assert set(run.Tags()["audio"]) == {"audio 1 mix", "audio 2 estimated vocals", "audio 3 true vocals"}
     assert [len(run.Tensors(tag)) for tag in run.Tags()["tensors"]] == [1]  # the config text, once
 
 
@@ -127,6 +138,10 @@ def test_tiny_run_writes_everything_and_resumes_in_the_same_run(toy_root, tmp_pa
     runs = glob.glob(str(save_dir / "logs" / "*"))
     assert len(runs) == 1 and os.path.basename(runs[0])[8] == "_"  # YYYYMMDD_HHMMSS
     check_tensorboard(runs[0], epochs=2)
+    with open(save_dir / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:  # the SDR between its floor and its ceiling, in dB
+        assert float(row["mixture_sdr"]) < float(row["valid_sdr"]) < float(row["oracle_sdr"])
 
     # No model flags on resume: the stored config is used.
     train.main(["--resume", "--save-dir", str(save_dir), "--epochs", "3", "--quiet",
@@ -212,7 +227,7 @@ def test_torchrun_two_processes_train_and_resume(toy_root, tmp_path):
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert glob.glob(str(save_dir / "logs" / "*")) == runs
-    assert [e.step for e in read_events(os.path.join(runs[0], "valid")).Scalars("loss/per epoch (x 1e-3)")] == [1, 2, 3]
+    assert [e.step for e in read_events(os.path.join(runs[0], "valid")).Scalars("epoch/loss (x 1e-3)")] == [1, 2, 3]
     assert load_checkpoint(str(save_dir / "final_model.pth"))["epoch"] == 3
 
 
@@ -314,7 +329,7 @@ def test_ctrl_c_in_the_middle_of_an_epoch_resumes_on_the_same_step(toy_root, tmp
     assert final["step"] == 6 == final["scheduler"]["last_epoch"]  # 3 epochs of 2 steps, each step once
     assert [row["epoch"] for row in final["history"]] == [1, 2, 3]
     (run,) = glob.glob(str(tmp_path / "ckpt" / "logs" / "*"))
-    steps = [e.step for e in read_events(os.path.join(run, "train")).Scalars("loss/per step (x 1e-3)")]
+    steps = [e.step for e in read_events(os.path.join(run, "train")).Scalars("step/loss (x 1e-3)")]
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
@@ -328,10 +343,10 @@ def test_a_resumed_run_hides_what_a_killed_run_logged_past_its_checkpoint(toy_ro
     (run,) = glob.glob(str(tmp_path / "ckpt" / "logs" / "*"))
     killed = SummaryWriter(os.path.join(run, "train"))  # what a run killed in epoch 3 had flushed
     for step in (5, 6):
-        killed.add_scalar("loss/per step (x 1e-3)", 99.0, step)
+        killed.add_scalar("step/loss (x 1e-3)", 99.0, step)
     killed.close()
     train.main(flags[:-1] + ["3", "--resume"])
-    steps = read_events(os.path.join(run, "train")).Scalars("loss/per step (x 1e-3)")
+    steps = read_events(os.path.join(run, "train")).Scalars("step/loss (x 1e-3)")
     assert [e.step for e in steps] == [1, 2, 3, 4, 5, 6] and 99.0 not in [e.value for e in steps]
 
 
@@ -342,3 +357,114 @@ def test_the_summary_of_a_run_whose_constant_mask_is_perfect_has_no_ratio():
     assert "the constant-mask baseline is 0 here, so no ratio" in run_summary(run, "ckpt", 60.0)
     run.constant_mask_loss = 0.002
     assert "(0.00 x the constant-mask baseline)" in run_summary(run, "ckpt", 60.0)
+
+
+# --- Degenerate validation songs: every ratio and SDR a number or undefined, never an exception ---
+
+def edited_toy(toy_root, tmp_path, edit, copies=0):
+    """A copy of the tiny toy set, each training song's folder passed to edit(folder, validation), where
+    `validation` is the song's rank among the validation songs (0, 1, ...), or None for a training song.
+    `copies` more training songs (copies of the first under other names) make 2 validation songs from 7."""
+    import shutil
+
+    root = tmp_path / "edited"
+    shutil.copytree(toy_root, root)
+    first = sorted((root / "train").iterdir())[0]
+    for i in range(copies):
+        shutil.copytree(first, root / "train" / f"{first.name} copy {i + 1}")
+    valid = sorted(track.name for track in data.split_data(str(root), n_songs=None, quiet=True).valid)
+    for folder in sorted((root / "train").iterdir()):
+        edit(folder, valid.index(folder.name) if folder.name in valid else None)
+    return str(root)
+
+
+def rewrite(folder, **stems):
+    """Replace stems of a toy song folder: stem=function of its int16 samples, or None for silence."""
+    import soundfile as sf
+
+    for name, change in stems.items():
+        audio, rate = sf.read(folder / f"{name}.wav", dtype="int16")
+        sf.write(folder / f"{name}.wav", np.zeros_like(audio) if change is None else change(audio), rate)
+
+
+def read_stem(folder, name):
+    import soundfile as sf
+
+    return sf.read(folder / f"{name}.wav", dtype="int16")[0]
+
+
+def a_cappella(folder, validation):  # the mix is the vocals: the best constant mask's loss is 0
+    vocals = read_stem(folder, "vocals")
+    rewrite(folder, drums=None, bass=None, other=None, mixture=lambda mix: vocals)
+
+
+def silence_vocals(folder):
+    vocals = read_stem(folder, "vocals")
+    rewrite(folder, vocals=None, mixture=lambda mix: mix - vocals)
+
+
+def history_of(save_dir):
+    with open(save_dir / "history.csv") as f:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(f)]
+
+
+def test_an_a_cappella_set_trains_to_the_end_with_a_perfect_oracle(toy_root, tmp_path, capsys):
+    train.main(tiny_args(edited_toy(toy_root, tmp_path, a_cappella), tmp_path, "--epochs", "2"))
+    assert "the constant-mask baseline is 0 here, so no ratio" in capsys.readouterr().out
+    for row in history_of(tmp_path / "ckpt"):
+        assert row["constant_mask_loss"] == 0.0
+        assert row["mixture_sdr"] > 60 and row["oracle_sdr"] > 60  # both estimates are the vocals exactly
+        assert math.isfinite(row["valid_sdr"])
+
+
+def test_silent_vocals_in_a_validation_song_leave_it_out_of_the_median(toy_root, tmp_path):
+    def edit(folder, validation):
+        if validation == 0:
+            silence_vocals(folder)
+
+    root = edited_toy(toy_root, tmp_path, edit, copies=3)
+    assert len(data.split_data(root, n_songs=None, quiet=True).valid) == 2
+    train.main(tiny_args(root, tmp_path, "--epochs", "1", "--best-by", "sdr"))
+    (row,) = history_of(tmp_path / "ckpt")
+    assert all(math.isfinite(row[key]) for key in ("valid_sdr", "mixture_sdr", "oracle_sdr"))
+    assert (tmp_path / "ckpt" / "best_model.pth").is_file()
+
+
+def test_all_validation_vocals_silent_and_a_song_shorter_than_a_patch_train_to_the_end(toy_root, tmp_path, capsys):
+    def edit(folder, validation):
+        if validation is not None:
+            silence_vocals(folder)
+        if validation == 0:  # 3 s, a quarter of a patch
+            rewrite(folder, **{stem: (lambda x: x[:3 * 11025]) for stem in ("mixture", *data.STEMS)})
+
+    root = edited_toy(toy_root, tmp_path, edit)
+    train.main(tiny_args(root, tmp_path, "--epochs", "2"))
+    out = capsys.readouterr().out
+    assert "mixture n/a (the floor), oracle ratio mask n/a" in out and "SDR n/a" in out
+    assert "no validation SDR (the validation songs' vocals are silent)" in out
+    assert all(math.isnan(row["valid_sdr"]) for row in history_of(tmp_path / "ckpt"))
+    assert (tmp_path / "ckpt" / "best_model.pth").is_file()  # by the loss, which is defined
+    with pytest.raises(SystemExit) as stop:  # nothing to choose the best model by
+        train.main(tiny_args(root, tmp_path, "--epochs", "1", "--best-by", "sdr", "--save-dir", str(tmp_path / "b")))
+    assert "use --best-by loss" in str(stop.value.code)
+
+
+class MaskOfOnes(UNet):
+    """A U-Net whose mask is 1 everywhere (its estimate is the mixture), still trainable."""
+
+    def forward(self, x):
+        return torch.ones_like(x) + 0 * super().forward(x)
+
+
+@pytest.mark.parametrize("edit", [None, a_cappella])
+def test_the_sdr_written_for_the_mixture_is_the_mixture_row_and_for_an_exact_estimate_very_high(
+        toy_root, tmp_path, monkeypatch, edit):
+    monkeypatch.setattr(train, "UNet", MaskOfOnes)
+    root = edited_toy(toy_root, tmp_path, edit) if edit else toy_root
+    train.main(tiny_args(root, tmp_path, "--epochs", "1"))
+    (row,) = history_of(tmp_path / "ckpt")
+    assert row["valid_sdr"] == row["mixture_sdr"]
+    if edit:  # a cappella: the mixture is the vocals, an exact estimate
+        assert row["valid_sdr"] > 60
+    else:
+        assert row["valid_sdr"] < 5 < row["oracle_sdr"]

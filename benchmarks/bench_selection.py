@@ -1,0 +1,176 @@
+"""Which epoch separates best: the lowest validation loss, or the highest validation SDR?
+
+    python benchmarks/bench_selection.py --seeds 42 43 44            # train (once), score, report
+    python benchmarks/bench_selection.py --seeds 42 43 44 --every 2  # score every 2nd epoch (and the chosen ones)
+    python benchmarks/bench_selection.py --seeds 42 43 44 --train-args --precision bf16 --runs-dir runs/bf16
+
+For each seed it trains the default recipe once (`python train.py --seed S
+--checkpoint-every 1`, which keeps every epoch's weights; skipped when the
+run is already there), then reads the run's history.csv and scores epochs on
+the three test sets of bench_quality.py (toy, real, other), which played no
+part in training or in choosing anything:
+
+    museval   the vocals SDR of evaluate.py (BSS Eval v4, 1 s windows, median
+              over windows then songs), of the default separation (full band)
+    global    train.py's cheap SDR (separation.model_sdrs: the whole song at
+              8192 Hz, mono, 10 log10(sum s^2 / sum (s - s_hat)^2), median over
+              songs), computed on the same test songs
+
+It reports:
+
+1. What each rule picks (best_model.pth by validation loss, by validation
+   SDR, and the last epoch), scored by museval on each test set: mean
+   (min..max) over seeds.
+2. How well what training watches ranks the epochs the way museval on the
+   test sets does: Spearman's rank correlation over the scored epochs of a
+   run, between museval's SDR on a test set and (a) the global SDR on the same
+   songs, (b) the validation SDR, (c) minus the validation loss; mean
+   (min..max) over seeds.
+
+Scores are kept in RUNS_DIR/seedS/scores.json, so a second call scores only
+what is missing. The figures name the CPU capability and the precision.
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_quality import cell, score, test_sets, train_seeds  # noqa: E402
+
+SETS = ("toy", "real", "other")
+RULES = ("lowest validation loss", "highest validation SDR", "last epoch")
+
+
+def read_history(save_dir):
+    """history.csv of a run as {column: [float per epoch]}."""
+    with open(os.path.join(save_dir, "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(row[key]) for row in rows] for key in rows[0]}
+
+
+def picks(history):
+    """{rule: epoch} for one run."""
+    epochs = [int(e) for e in history["epoch"]]
+    sdr = np.array(history["valid_sdr"])
+    return {"lowest validation loss": epochs[int(np.argmin(history["valid_loss"]))],
+            "highest validation SDR": epochs[int(np.nanargmax(sdr))],
+            "last epoch": epochs[-1]}
+
+
+def song_features(songs, signal_config):
+    """train.py's features (data.compute_features) of a test set's songs."""
+    from data import compute_features
+
+    return [compute_features(mix, vocals, rate, signal_config) for _, rate, mix, vocals, _ in songs]
+
+
+def score_epoch(checkpoint, sets, features):
+    """{set: {"museval": dB, "global": dB}} of one checkpoint."""
+    from checkpoints import load_model
+    from evaluate import finite_median
+    from separation import median_sdr, model_sdrs, separate
+
+    model, signal_config = load_model(checkpoint)
+    out = {}
+    for name, songs in sets.items():
+        museval = [score(song, separate(model, signal_config, song[2], song[1]))["SDR"] for song in songs]
+        out[name] = {"museval": finite_median(museval),
+                     "global": median_sdr(model_sdrs(model, features[name], signal_config))}
+    return out
+
+
+def spearman(a, b):
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    p.add_argument("--runs-dir", default=os.path.join(ROOT, "runs", "selection"), help="where the seeds train")
+    p.add_argument("--every", type=int, default=1, help="score every this many epochs (the picked ones always)")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
+                   help="more train.py flags (must come last)")
+    args = p.parse_args()
+
+    import torch
+
+    from audio import SignalConfig
+    from cli import pick_precision
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    train_seeds(args.seeds, args.runs_dir, ["--checkpoint-every", "1"] + args.train_args)
+    signal_config = SignalConfig()
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="bench-selection-") as workdir:
+        sets = test_sets(SETS, workdir)
+        features = {name: song_features(songs, signal_config) for name, songs in sets.items()}
+        for seed in args.seeds:
+            save_dir = os.path.join(args.runs_dir, f"seed{seed}")
+            history = read_history(save_dir)
+            chosen = picks(history)
+            cache = os.path.join(save_dir, "scores.json")
+            scores = json.load(open(cache)) if os.path.exists(cache) else {}
+            wanted = sorted(set(range(args.every, len(history["epoch"]) + 1, args.every)) | set(chosen.values()))
+            for epoch in wanted:
+                if str(epoch) not in scores:
+                    scores[str(epoch)] = score_epoch(os.path.join(save_dir, f"checkpoint_epoch_{epoch}.pth"),
+                                                     sets, features)
+                    with open(cache, "w") as f:
+                        json.dump(scores, f, indent=2)
+                    print(f"seed {seed} epoch {epoch:2d}  " + "  ".join(
+                        f"{s} museval {v['museval']:6.2f} global {v['global']:6.2f}"
+                        for s, v in scores[str(epoch)].items()), flush=True)
+            runs[seed] = {"history": history, "picks": chosen, "scores": scores, "scored": wanted}
+    flags = args.train_args
+    precision = flags[flags.index("--precision") + 1] if "--precision" in flags else "auto"
+    computed = "bf16" if pick_precision(precision, torch.device("cpu")) else "fp32"
+    print(f"\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), train.py --precision {precision} "
+          f"({computed} on this CPU), CPU capability {capability}; songs per set: "
+          + ", ".join(f"{s} {len(sets[s])}" for s in SETS))
+
+    print("\n1. Vocals SDR (museval, full band, dB) of the epoch each rule picks: mean (min..max) over seeds\n")
+    print("| rule | epochs picked | " + " | ".join(SETS) + " |\n|---|---|" + "---|" * len(SETS))
+    for rule in RULES:
+        epochs = [runs[s]["picks"][rule] for s in args.seeds]
+        cells = [cell([{"v": runs[s]["scores"][str(runs[s]["picks"][rule])][name]["museval"]} for s in args.seeds],
+                      "v") for name in SETS]
+        print(f"| {rule} | {', '.join(map(str, epochs))} | " + " | ".join(cells) + " |")
+
+    print(f"\n2. Spearman rank correlation with museval's SDR on each test set, over the scored epochs "
+          f"(every {args.every}, plus the picked ones) of each run: mean (min..max) over seeds\n")
+    print("| what training watches | " + " | ".join(SETS) + " |\n|---|" + "---|" * len(SETS))
+    watched = {"global SDR, same test songs": lambda run, e, name: run["scores"][str(e)][name]["global"],
+               "validation SDR (history.csv)": lambda run, e, name: run["history"]["valid_sdr"][e - 1],
+               "minus validation loss (history.csv)": lambda run, e, name: -run["history"]["valid_loss"][e - 1]}
+    correlations = {}
+    for label, value in watched.items():
+        cells = []
+        for name in SETS:
+            rhos = [{"v": spearman([value(runs[s], e, name) for e in runs[s]["scored"]],
+                                   [runs[s]["scores"][str(e)][name]["museval"] for e in runs[s]["scored"]])}
+                    for s in args.seeds]
+            correlations.setdefault(label, {})[name] = [r["v"] for r in rhos]
+            cells.append(cell(rhos, "v"))
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"cpu_capability": capability, "precision": precision, "computed_in": computed,
+                       "seeds": args.seeds,
+                       "runs": {s: {"picks": r["picks"], "scores": r["scores"]} for s, r in runs.items()},
+                       "correlations": correlations}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
