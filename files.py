@@ -67,16 +67,35 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".
                     ".wma", ".webm", ".mka")
 
 
+MIXTURES = ("mixture.wav", "mixture.flac")  # a MUSDB18-HQ song folder: the mix beside its stems
+
+
 def audio_files_in(folder, recursive):
-    """The audio files in `folder` (and its subfolders if `recursive`), by extension, sorted."""
-    found = []
+    """(the audio files in `folder`, and in its subfolders if `recursive`, by extension, sorted;
+    how many more its subfolders hold, left out without `recursive`).
+
+    A MUSDB18-HQ song folder gives its mixture only, not the stems beside it.
+    """
+    found, below = [], 0
     for parent, subfolders, names in os.walk(folder):
         subfolders.sort()
-        found += [os.path.join(parent, name) for name in sorted(names)
-                  if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith(".")]
-        if not recursive:
-            break
-    return found
+        names = [name for name in sorted(names) if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith(".")]
+        names = [name for name in names if name in MIXTURES] or names
+        if recursive or parent == folder:
+            found += [os.path.join(parent, name) for name in names]
+        else:
+            below += len(names)
+    return found, below
+
+
+def mirrored_name(folder, path):
+    """The output name of `path`, found in `folder`: its song name under the same subfolders,
+    so that disc1/01.wav and disc2/01.wav go to disc1/01 and disc2/01."""
+    relative = os.path.relpath(path, folder)
+    subfolders = os.path.dirname(relative)
+    if os.path.basename(path) in MIXTURES:  # the song is its folder, named by song_name
+        subfolders = os.path.dirname(subfolders)
+    return os.path.join(subfolders, song_name(path))
 
 
 def song_name(path):
@@ -91,8 +110,8 @@ def song_name(path):
     return name or "song"
 
 
-def distinct_names(paths):
-    """[(output folder name, path)]: the song's name, made unique where two inputs share one.
+def distinct_names(songs):
+    """[(output folder name, path)] from [(name, path)], each name made unique where two inputs share one.
 
     song.wav and song.mp3 would both write outputs/song/, the second over the
     first: the second gets "song (mp3)", and a third of the same name and
@@ -100,15 +119,14 @@ def distinct_names(paths):
     """
     named, taken = [], set()
     seen = set()
-    for path in paths:
+    for name, path in songs:
         if os.path.realpath(path) in seen:
             continue
         seen.add(os.path.realpath(path))
-        name = song_name(path)
         if name.lower() in taken:  # case-insensitive: macOS and Windows folders are
             extension = os.path.splitext(path)[1].lstrip(".").lower()
             candidates = [f"{name} ({extension})"] if extension else []
-            candidates += [f"{name} ({i})" for i in range(2, len(paths) + 2)]
+            candidates += [f"{name} ({i})" for i in range(2, len(songs) + 2)]
             name = next(c for c in candidates if c.lower() not in taken)
         taken.add(name.lower())
         named.append((name, path))

@@ -10,12 +10,19 @@
     python inference.py song.wav --wiener 1            # + the multichannel Wiener post-filter
 
 For each song, writes to <out-dir>/<song>/ (default outputs/<song>/; two inputs
-with the same name, song.wav and song.mp3, go to "song" and "song (mp3)"):
+with the same name, song.wav and song.mp3, go to "song" and "song (mp3)"; the
+songs of a folder keep its subfolders, disc1/01.wav going to <out-dir>/disc1/01/):
     vocals.wav, accompaniment.wav   the input's length, channels and sample rate;
                                     accompaniment = mix - vocals, so the two sum back to
                                     it (to one step of 16 bits; --bit-depth 32f: exactly,
                                     even where a loud input goes past full scale)
     separation.png                  mix, predicted mask and estimated vocals spectrograms
+    separation.json                 which input, checkpoint and settings made them: a rerun
+                                    skips the songs already done so (--force redoes them)
+
+Several songs are a batch: a file that cannot be read is reported and
+skipped, the others go on, and the closing summary (and exit status 1) says
+which failed.
 
 The lab's step, as this file takes it: load the model (load_model), compute
 the mask (predict_mask), rebuild the vocals (reconstruct), write them and plot
@@ -35,9 +42,11 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load ends in one li
 
 # The imports come after the handler on purpose: they are the slow part it covers.
 import contextlib
+import json
 import math
 import os
 import sys
+import time
 
 import soundfile as sf
 
@@ -46,12 +55,14 @@ from checkpoints import find_checkpoint, load_model
 from cli import UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device, progress_bar
 from data import find_tracks
 from figures import show_figures, spectrogram_figure
-from files import AUDIO_EXTENSIONS, atomic_path, audio_files_in, distinct_names, removed_on_failure, song_name
-from separation import SeparationOptions, plan_blocks, predict_mask, reconstruct, song_scale
+from files import (AUDIO_EXTENSIONS, atomic_path, audio_files_in, distinct_names, mirrored_name, removed_on_failure,
+                   song_name)
+from separation import SeparationError, SeparationOptions, plan_blocks, predict_mask, reconstruct, song_scale
 from separation import separate  # noqa: F401 (for `from inference import load_model, separate`)
 
 # --bit-depth: soundfile's subtype for each, and its integer bits (None: float).
 SUBTYPES = {"16": ("PCM_16", 16), "24": ("PCM_24", 24), "32f": ("FLOAT", None)}
+RECORD = "separation.json"  # beside a song's outputs: what made them
 
 
 class InferenceError(UserError):
@@ -63,13 +74,15 @@ class InferenceError(UserError):
 # --------------------------------------------------------------------------
 
 def separate_file(model, signal_config, path, out_dir, options=SeparationOptions(), *, audio_format="wav",
-                  bit_depth="16", plot=True, show=False, quiet=False):
+                  bit_depth="16", plot=True, show=False, quiet=False, record=None):
     """Separate one audio file into out_dir/{vocals,accompaniment}.<wav|flac> (+ separation.png).
 
     Outputs appear only once complete: a failure or Ctrl-C leaves older files
     in place and no new folder behind. `bit_depth` is "16", "24" or "32f"
     (float, WAV only: it never clips, so the two outputs always sum back to
-    the input). Returns (files written, samples clipped to full scale).
+    the input). `record` (a dict, see song_record) is written as
+    separation.json, renamed into place after every output. Returns (files
+    written, samples clipped to full scale).
     """
     paths = [os.path.join(out_dir, f"{name}.{audio_format}") for name in ("vocals", "accompaniment")]
     subtype, bits = SUBTYPES[bit_depth]
@@ -78,6 +91,8 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
             raise AudioError(f"{path} holds no audio samples")
         try:
             os.makedirs(out_dir, exist_ok=True)
+            if record is not None:  # entered first, so renamed into place last: after every output it vouches for
+                record_path = outputs.enter_context(atomic_path(os.path.join(out_dir, RECORD)))
             # Each output is written under a temporary name: leaving `outputs` closes it and
             # renames it into place, or deletes it if anything failed.
             writers = [outputs.enter_context(sf.SoundFile(
@@ -95,6 +110,9 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
             figure_path = os.path.join(out_dir, "separation.png")
             plot_separation(mix, mask, signal_config, title, outputs.enter_context(atomic_path(figure_path)), show)
             paths.append(figure_path)
+        if record is not None:
+            with open(record_path, "w") as out:
+                json.dump(dict(record, files=[os.path.basename(p) for p in paths]), out, indent=2)
     return paths, clipped
 
 
@@ -177,7 +195,9 @@ def get_args(argv=None):
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--no-plot", action="store_true", help="skip the figure (faster, for batch use)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
-    p.add_argument("--quiet", action="store_true", help="print only errors")
+    p.add_argument("--force", action="store_true", help="separate again the songs whose outputs were already "
+                                                        "made by this checkpoint with these settings")
+    p.add_argument("--quiet", action="store_true", help="print only errors and the closing summary")
     args = p.parse_args(argv)
     if args.no_plot and args.show:
         p.error("--show and --no-plot contradict each other")
@@ -225,17 +245,20 @@ def songs_to_separate(args):
     if files and args.songs:
         raise InferenceError("give either audio files or --songs, not both")
     if files:
-        paths = []
+        songs = []
         for path in files:
             if os.path.isdir(path):
-                found = audio_files_in(path, args.recursive)
+                found, below = audio_files_in(path, args.recursive)
                 if not found:
                     raise InferenceError(f"{path} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})"
                                          + ("" if args.recursive else "; add --recursive to look in its subfolders"))
-                paths += found
+                if below and not args.quiet:
+                    print(f"{path}: left out the {below} audio file{'s' if below > 1 else ''} of its subfolders; "
+                          "add --recursive (-r) to separate them too")
+                songs += [(mirrored_name(path, song), song) for song in found]
             else:  # checked now, before any song is separated, not after the ones before it
-                paths.append(require_file(path))
-        return distinct_names(paths)
+                songs.append((song_name(path), require_file(path)))
+        return distinct_names(songs)
     root, tracks = find_tracks(args.root, quiet=args.quiet)
     if not tracks:
         raise InferenceError(f"{root} has no songs to separate")
@@ -245,35 +268,96 @@ def songs_to_separate(args):
     return [(track.name, track.path) for track in chosen]
 
 
+def song_record(path, checkpoint, args):
+    """What makes a song's outputs (separation.json): the input and the checkpoint, each by path, size and
+    modification time (retraining changes it), and every setting that changes the files."""
+    def identity(file):
+        stat = os.stat(file)
+        return {"path": os.path.abspath(file), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+    return {"input": identity(path), "checkpoint": identity(checkpoint), "reconstruction": args.reconstruction,
+            "wiener": args.wiener, "network_input": args.network_input, "format": args.audio_format,
+            "bit_depth": args.bit_depth, "plot": not args.no_plot}
+
+
+def already_done(out_dir, record):
+    """True if out_dir holds every output that `record`'s input, checkpoint and settings make."""
+    try:
+        with open(os.path.join(out_dir, RECORD)) as f:
+            done = json.load(f)
+        files = done.pop("files")
+    except (OSError, ValueError, KeyError, AttributeError):
+        return False
+    return done == record and all(os.path.isfile(os.path.join(out_dir, name)) for name in files)
+
+
+def separate_songs(model, signal_config, songs, checkpoint, args):
+    """Separate [(name, path)] into args.out_dir as a batch; returns the paths that failed.
+
+    A file that cannot be read is reported and skipped, and the batch goes on;
+    a song whose outputs this checkpoint already made with these settings is
+    skipped unless --force. Each song's line says how long the batch still
+    needs, from the speed so far in bytes read.
+    """
+    failed, skipped, started = [], 0, time.time()
+    sizes, done_bytes = [os.path.getsize(path) for _, path in songs], 0
+    for i, (name, path) in enumerate(songs):
+        out_dir = os.path.join(args.out_dir, name)
+        record = song_record(path, checkpoint, args)
+        count = f"[{i + 1}/{len(songs)}] " if len(songs) > 1 else ""
+        if not args.force and already_done(out_dir, record):
+            skipped += 1
+            if not args.quiet:
+                print(f"{count}{path}: already separated into {out_dir} by this checkpoint (--force redoes it)")
+            continue
+        if not args.quiet and os.path.basename(name) != song_name(path):
+            print(f"{path} shares its name with another input: writing it to {out_dir}")
+        try:
+            written, clipped = separate_file(model, signal_config, path, out_dir, args.options,
+                                             audio_format=args.audio_format, bit_depth=args.bit_depth,
+                                             plot=not args.no_plot, show=args.show, quiet=args.quiet, record=record)
+        except KeyboardInterrupt:  # each song's outputs appear whole or not at all (separate_file)
+            before = "" if i == 0 else "; the song before it is complete" if i == 1 else \
+                f"; the {i} songs before it are complete, and a rerun skips them"
+            print(f"Interrupted: {path} was not written{before}.", file=sys.stderr)
+            sys.exit(130)
+        except (AudioError, SeparationError) as err:  # this file's fault: the batch goes on without it
+            if len(songs) == 1:
+                raise
+            failed.append(path)
+            print(f"error: {err}; skipped it", file=sys.stderr)
+            continue
+        finally:
+            done_bytes += sizes[i]
+        left = sum(sizes[i + 1:]) * (time.time() - started) / max(done_bytes, 1)
+        eta = "" if i + 1 == len(songs) else f" (about {left:.0f} s left)" if left < 90 else \
+            f" (about {left / 60:.0f} min left)"
+        if not args.quiet:
+            print(f"{count}{path}: wrote " + ", ".join(written) + eta)
+        if clipped:
+            print(f"warning: {clipped} samples of {out_dir} went past full scale and were clipped, so "
+                  "vocals + accompaniment no longer sum back to the input there; --bit-depth 32f keeps them")
+    if len(songs) > 1:
+        print(f"{len(songs) - skipped - len(failed)} songs separated, {skipped} already done, {len(failed)} failed"
+              + (" (" + ", ".join(failed) + ")" if failed else "") + f", in {(time.time() - started) / 60:.1f} min")
+    return failed
+
+
 def main(argv=None):
     args = get_args(argv)
     sys.stdout.reconfigure(errors="backslashreplace")  # file names that are not valid UTF-8
-    done, current = 0, None
     try:
         device = pick_device(args.cpu)
-        model, signal_config = load_model(find_checkpoint(args.checkpoint, args.quiet), device)
-        songs = songs_to_separate(args)
-        for done, (name, path) in enumerate(songs):
-            current = path
-            out_dir = os.path.join(args.out_dir, name)
-            if not args.quiet and name != song_name(path):
-                print(f"{path} shares its name with another input: writing it to {out_dir}")
-            written, clipped = separate_file(model, signal_config, path, out_dir, args.options,
-                                             audio_format=args.audio_format, bit_depth=args.bit_depth,
-                                             plot=not args.no_plot, show=args.show, quiet=args.quiet)
-            if not args.quiet:
-                print(f"{path}: wrote " + ", ".join(written))
-            if clipped:
-                print(f"warning: {clipped} samples of {out_dir} went past full scale and were clipped, so "
-                      "vocals + accompaniment no longer sum back to the input there; --bit-depth 32f keeps them")
+        checkpoint = find_checkpoint(args.checkpoint, args.quiet)
+        model, signal_config = load_model(checkpoint, device)
+        failed = separate_songs(model, signal_config, songs_to_separate(args), checkpoint, args)
     except UserError as err:
         sys.exit(f"error: {err}")
-    except KeyboardInterrupt:
-        what = f"{current} was not written" if current else "nothing was written"
-        before = "" if not done else "; the song before it is complete" if done == 1 else \
-            f"; the {done} songs before it are complete"
-        print(f"Interrupted: {what}{before}.", file=sys.stderr)
+    except KeyboardInterrupt:  # before the first song
+        print("Interrupted: nothing was written.", file=sys.stderr)
         sys.exit(130)
+    if failed:
+        sys.exit(f"error: {len(failed)} of the songs could not be separated (see above)")
     if not args.quiet:
         print("Listen to vocals and accompaniment with any audio player.")
 

@@ -40,7 +40,7 @@ def test_default_cli_on_a_toy_track_writes_figure_and_wavs(toy_root, tiny_checkp
     (song,) = os.listdir(tmp_path)
     assert "test" in song  # the first test song
     out = tmp_path / song
-    assert sorted(os.listdir(out)) == ["accompaniment.wav", "separation.png", "vocals.wav"]
+    assert sorted(os.listdir(out)) == ["accompaniment.wav", "separation.json", "separation.png", "vocals.wav"]
     mix, rate = sf.read(os.path.join(toy_root, "test", song, "mixture.wav"), dtype="float32", always_2d=True)
     check_outputs(out, mix, rate)
 
@@ -187,10 +187,67 @@ def test_a_folder_is_separated_song_by_song_and_same_names_never_collide(tiny_ch
     flags = ["--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot"]
     inference.main([str(songs), *flags])
     assert sorted(os.listdir(tmp_path / "out")) == ["a", "a (wav)", "b"]  # a.flac first, then a.wav
-    assert "shares its name with another input" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "shares its name with another input" in out
+    assert "left out the 1 audio file of its subfolders; add --recursive (-r)" in out
     inference.main([str(songs), "--recursive", "--quiet", *flags])  # again: the same names, plus live/a.wav
-    assert sorted(os.listdir(tmp_path / "out")) == ["a", "a (2)", "a (wav)", "b"]
-    assert sorted(os.listdir(tmp_path / "out" / "a (2)")) == ["accompaniment.wav", "vocals.wav"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["a", "a (wav)", "b", "live"]  # the input's subfolder
+    assert sorted(os.listdir(tmp_path / "out" / "live" / "a")) == ["accompaniment.wav", "separation.json",
+                                                                  "vocals.wav"]
+
+
+def test_a_folder_of_discs_keeps_its_subfolders_and_a_musdb_song_folder_gives_its_mixture(tiny_checkpoint, tmp_path):
+    music = tmp_path / "music"
+    for disc in ("disc1", "disc2", "disc3"):
+        (music / disc).mkdir(parents=True)
+        sf.write(music / disc / "01.wav", noisy_song(1.0, 16000, 2), 16000)
+    song = music / "musdb" / "Some Song"  # MUSDB18-HQ: the mix beside its stems
+    song.mkdir(parents=True)
+    for stem in ("mixture", "vocals", "drums", "bass", "other"):
+        sf.write(song / f"{stem}.wav", noisy_song(1.0, 16000, 2), 16000)
+    inference.main([str(music), "-r", "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"),
+                    "--no-plot", "--quiet"])
+    written = sorted(os.path.relpath(folder, tmp_path / "out") for folder, _, files in os.walk(tmp_path / "out")
+                     if "vocals.wav" in files)
+    assert written == ["disc1/01", "disc2/01", "disc3/01", "musdb/Some Song"]
+
+
+def test_a_batch_skips_an_unreadable_file_goes_on_and_says_which_failed(tiny_checkpoint, tmp_path, capsys):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for name in ("a.wav", "c.wav"):
+        sf.write(songs / name, noisy_song(1.0, 16000, 2), 16000)
+    (songs / "b.wav").write_bytes(b"RIFF, but not audio")
+    with pytest.raises(SystemExit) as stop:
+        inference.main([str(songs), "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot"])
+    assert stop.value.code == "error: 1 of the songs could not be separated (see above)"
+    out, err = capsys.readouterr()
+    assert f"{songs / 'b.wav'}" in err and "skipped it" in err
+    assert f"2 songs separated, 0 already done, 1 failed ({songs / 'b.wav'})" in out
+    assert "[3/3]" in out and "left)" in out  # progress over the batch, with the time it still needs
+    assert sorted(os.listdir(tmp_path / "out")) == ["a", "c"]
+
+
+def test_a_rerun_skips_the_songs_already_separated_so_and_redoes_the_others(tiny_checkpoint, tmp_path, capsys):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for name in ("a.wav", "b.wav"):
+        sf.write(songs / name, noisy_song(1.0, 16000, 2), 16000)
+    flags = [str(songs), "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot"]
+    inference.main(flags)
+    record = json.loads((tmp_path / "out" / "a" / "separation.json").read_text())
+    assert record["checkpoint"]["path"] == os.path.abspath(tiny_checkpoint) and record["reconstruction"] == "full"
+    capsys.readouterr()
+
+    os.remove(tmp_path / "out" / "b" / "vocals.wav")  # b is incomplete now
+    inference.main(flags)
+    out = capsys.readouterr().out
+    assert "a.wav: already separated" in out and "b.wav: wrote" in out
+    assert "1 songs separated, 1 already done, 0 failed" in out
+    inference.main(flags + ["--reconstruction", "lab"])  # other settings: both again
+    assert "2 songs separated, 0 already done" in capsys.readouterr().out
+    inference.main(flags + ["--reconstruction", "lab", "--force"])
+    assert "2 songs separated, 0 already done" in capsys.readouterr().out
 
 
 def test_a_missing_file_is_reported_before_any_song_is_separated(tiny_checkpoint, tmp_path):
@@ -255,7 +312,7 @@ def test_a_file_name_that_is_not_utf8_is_separated(tiny_checkpoint, tmp_path, ca
     os.rename(tmp_path / "x.wav", tmp_path / name)
     inference.main([str(tmp_path / name), "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out")])
     assert sorted(os.listdir(tmp_path / "out" / os.fsdecode(b"caf\xe9 song"))) == [
-        "accompaniment.wav", "separation.png", "vocals.wav"]
+        "accompaniment.wav", "separation.json", "separation.png", "vocals.wav"]
     assert "caf\\udce9 song.wav: wrote" in capsys.readouterr().out  # printed, not a UnicodeEncodeError
 
 
