@@ -162,7 +162,7 @@ def read_audio(path):
 
 def write_audio(path, audio, sample_rate):
     """Write (samples, channels) float audio as a 16-bit WAV file, atomically."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, size=2 * np.asarray(audio).size) as tmp:
         sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
 
 

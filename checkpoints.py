@@ -41,10 +41,19 @@ def build_checkpoint(model, model_config, signal_config, epoch, **training_state
 def save_checkpoint(path, checkpoint):
     """torch.save to a temporary file in the same folder, then rename: the
     checkpoint under `path` is always either the old one or the new one."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path, size=tensor_bytes(checkpoint)) as tmp, open(tmp, "wb") as f:
         torch.save(checkpoint, f)
         f.flush()
         os.fsync(f.fileno())
+
+
+def tensor_bytes(value):
+    """The bytes of the tensors in a checkpoint (nested dicts and lists): about its size on disk."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        value = list(value.values())
+    return sum(tensor_bytes(v) for v in value) if isinstance(value, (list, tuple)) else 0
 
 
 def prepare_save_dir(save_dir):

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset
 
 from audio import NO_FFMPEG, AudioError, SignalConfig, find_ffmpeg, magnitude_scale, read_audio, resample, stft, to_mono
 from cli import DEFAULT_N_SONGS, ArgumentParser, UserError, add_root_flag, add_training_songs_flag, progress_bar
-from files import atomic_path, make_readable
+from files import DiskFullError, atomic_path, disk_is_full, full_disk_message, make_readable
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_TOY_ROOT = os.path.join(PROJECT_DIR, "data", "toy_musdb")
@@ -86,8 +86,12 @@ def build_toy_musdb(root, settings=TOY_SETTINGS, quiet=False):
             shutil.rmtree(root)
         make_readable(tmp, 0o777)  # mkdtemp makes it private
         os.replace(tmp, root)
-    except BaseException:
+    except BaseException as err:
+        size = len(songs) * (len(STEMS) + 1) * settings["seconds"] * settings["sample_rate"] * 2 * 2  # 16-bit stereo
+        full = isinstance(err, Exception) and disk_is_full(err, parent, size)
         shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise DiskFullError(full_disk_message(root, size)) from err
         raise
     if not quiet:
         print(f"Built the toy data set in {time.time() - start:.1f} s: {root}")
@@ -404,7 +408,7 @@ def _read_cache(path, signal_config):
 
 
 def _write_cache(path, array):
-    with atomic_path(path) as tmp:
+    with atomic_path(path, size=array.nbytes) as tmp:
         np.save(tmp, array)
 
 

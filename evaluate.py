@@ -40,7 +40,7 @@ from audio import write_audio
 from checkpoints import find_checkpoint, load_model
 from cli import UserError, add_root_flag, add_song_flags, find_song, pick_device, progress_bar
 from data import find_tracks
-from files import atomic_path
+from files import atomic_path, cannot_write
 from inference import add_checkpoint_flag, add_separation_flags, separation_options
 from separation import SeparationOptions, mix_magnitude, ratio_mask, reconstruct, separate, synthesis_config
 
@@ -196,7 +196,7 @@ def main(argv=None):
     except UserError as err:
         sys.exit(f"error: {err}")
     except OSError as err:
-        sys.exit(f"error: cannot write {err.filename} ({err.strerror}): pick another --out or --estimates-dir")
+        sys.exit(f"error: {cannot_write(err, args.out, 'pick another --out or --estimates-dir')}")
     except KeyboardInterrupt:  # every file is written whole or not at all (files.atomic_path)
         print(f"Interrupted: no scores written to {args.out} (the estimates written so far are complete).",
               file=sys.stderr)

@@ -4,34 +4,98 @@ one, and finding and naming the songs a folder holds.
 Every file the project writes (checkpoints, feature caches, WAVs, figures,
 CSV, JSON) goes through `atomic_path`, so a crash, Ctrl-C or `kill -9` never
 leaves a truncated file under a final name, and an older file there survives
-until the new one is complete.
+until the new one is complete; and a full disk is a DiskFullError that names
+the folder and the space needed, whichever library was writing.
 """
 
 import contextlib
+import errno
 import os
 import re
+import shutil
 import tempfile
+
+from cli import UserError
+
+FULL_BELOW = 16 * 2**20  # bytes: a write that fails with less free space than this (or than it needs) ran out of it
+
+
+class DiskFullError(UserError):
+    """A write that found no room left on its disk."""
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, size=None):
     """Yield a temporary path beside `path` (same extension); rename it to
     `path` when the block ends normally, delete it if the block fails.
 
     Every file the project writes goes through this (see the module docstring).
+    `size`, the bytes the file will take if known, goes into the message of a
+    full disk.
     """
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
-    os.close(fd)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-", dir=folder)
+        os.close(fd)
         make_readable(tmp)
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as err:
+        full = isinstance(err, Exception) and not isinstance(err, DiskFullError) and disk_is_full(err, folder, size)
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+        if full:
+            raise DiskFullError(full_disk_message(path, size)) from err
         raise
+
+
+def disk_is_full(err, folder, size=None):
+    """Did `err`, raised while writing into `folder`, come from a full disk?
+
+    ENOSPC says so itself; torch.save ("unexpected pos") and libsndfile
+    ("System error.") say nothing, so a failure of theirs counts as a full
+    disk when the free space left is below what the file needs (or FULL_BELOW).
+    """
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not isinstance(err, (OSError, RuntimeError)) or getattr(err, "errno", None) is not None:
+        return False  # not a failed write, or one whose own error number says why
+    try:
+        return shutil.disk_usage(folder).free < max(size or 0, FULL_BELOW)
+    except OSError:
+        return False
+
+
+def cannot_write(err, path, hint):
+    """The sentence for an OSError raised writing `path`: a full disk's (full_disk_message), else the
+    error's own reason and `hint`, what to do about it."""
+    path = err.filename or path
+    if disk_is_full(err, os.path.dirname(os.path.abspath(path))):
+        return full_disk_message(path)
+    return f"cannot write {path} ({err.strerror}): {hint}"
+
+
+def readable_size(n):
+    """Bytes as a person reads them: 850 kB, 29.3 MB, 4.1 GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 1e3:.0f} kB"
+
+
+def full_disk_message(path, size=None):
+    """One sentence: which file did not fit, where, the room it needs and the room there is."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        free = f"{readable_size(shutil.disk_usage(folder).free)} free"
+    except OSError:
+        free = "no free space"
+    needed = f", about {readable_size(size)} needed" if size else ""
+    return (f"the disk is full: {path} could not be written ({free} in {folder}{needed}); free some space there "
+            "or write to another disk (everything written before is intact)")
 
 
 def make_readable(path, mode=0o666):

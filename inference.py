@@ -55,8 +55,8 @@ from checkpoints import find_checkpoint, load_model
 from cli import UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device, progress_bar
 from data import find_tracks
 from figures import show_figures, spectrogram_figure
-from files import (AUDIO_EXTENSIONS, atomic_path, audio_files_in, distinct_names, mirrored_name, removed_on_failure,
-                   song_name)
+from files import (AUDIO_EXTENSIONS, atomic_path, audio_files_in, cannot_write, distinct_names, mirrored_name,
+                   removed_on_failure, song_name)
 from separation import SeparationError, SeparationOptions, plan_blocks, predict_mask, reconstruct, song_scale
 from separation import separate  # noqa: F401 (for `from inference import load_model, separate`)
 
@@ -95,11 +95,12 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
                 record_path = outputs.enter_context(atomic_path(os.path.join(out_dir, RECORD)))
             # Each output is written under a temporary name: leaving `outputs` closes it and
             # renames it into place, or deletes it if anything failed.
+            size = f.frames * f.channels * (bits or 32) // 8  # of each output: what a full disk is told it needs
             writers = [outputs.enter_context(sf.SoundFile(
-                soundfile_name(outputs.enter_context(atomic_path(p))), "w", f.samplerate, f.channels,
+                soundfile_name(outputs.enter_context(atomic_path(p, size))), "w", f.samplerate, f.channels,
                 subtype=subtype, format=audio_format.upper())) for p in paths]
         except OSError as err:
-            raise InferenceError(f"cannot write to {out_dir} ({err.strerror}): pick another --out-dir")
+            raise InferenceError(cannot_write(err, out_dir, "pick another --out-dir")) from err
         (mix, mask), span, clipped = write_blocks(model, signal_config, path, f, writers, options, bits, quiet)
         if plot:  # inside `outputs` too: the song's files appear together, or none of them
             # A name that is not valid UTF-8 keeps its stray bytes as surrogates, which no font can draw.

@@ -46,6 +46,7 @@ from cli import (ArgumentParser, StopRequests, UserError, add_root_flag, add_tra
                  describe_device, pasteable, pick_device, pick_precision, progress_bar, runnable)
 from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, training_features
 from distributed import Distributed
+from files import cannot_write
 from reports import epoch_line, log_epoch, log_example, open_run_log, reference_line, run_summary, write_history
 from separation import median_sdr, model_sdrs, reference_sdrs
 from unet_model import UNet, UNetConfig, count_parameters
@@ -440,8 +441,7 @@ def main(argv=None):
     except UserError as err:
         sys.exit(f"error: {err}")
     except OSError as err:  # a save folder that cannot be created or written
-        sys.exit(f"error: cannot write {err.filename or 'the save folder'} ({err.strerror}): pick another "
-                 "--save-dir or --cache-dir")
+        sys.exit(f"error: {cannot_write(err, 'the save folder', 'pick another --save-dir or --cache-dir')}")
 
 
 if __name__ == "__main__":

@@ -246,7 +246,7 @@ CASES = [
     ("inference: no samples", "inference", audio_case("empty"), "holds no audio samples"),
     ("inference: not audio", "inference", audio_case("not audio"), "notes.mp3 is not an audio file"),
     ("inference: truncated WAV", "inference", audio_case("truncated"), "my song é.wav"),
-    ("inference: out dir is a file", "inference", out_dir_is_a_file, "cannot write to"),
+    ("inference: out dir is a file", "inference", out_dir_is_a_file, "cannot write "),
     ("inference: unknown track", "inference", unknown_track, "no song named 'No Such Song'"),
     ("inference: MP4 without ffmpeg", "inference", no_ffmpeg_mp4_input, "without ffmpeg"),
     ("inference: --wiener with lab", "inference", lambda ctx: ["--reconstruction", "lab", "--wiener", "1"],
@@ -299,3 +299,110 @@ def test_user_mistake_gets_one_clear_sentence(case, script, setup, message, toy_
     leftovers = [os.path.join(d, f) for d, _, files in os.walk(tmp_path) for f in files
                  if f.startswith(".tmp-") or f.endswith(".tmp")]
     assert not leftovers
+
+
+# --- A full disk: one sentence naming the path and the room needed, and what was written before intact ---
+
+def nearly_full_disk(monkeypatch, free=300_000):
+    """shutil.disk_usage reports `free` bytes left everywhere, as on a disk that has just filled up."""
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**10, 10**10 - free, free))
+
+
+def check_full_disk_message(code, path_part):
+    text = str(code)
+    assert text.startswith("error: the disk is full: ") and "\n" not in text, text
+    assert path_part in text and " free in " in text and "intact" in text, text
+    return text
+
+
+def no_temporary_files(folder):
+    return not [f for _, _, files in os.walk(folder) for f in files if f.startswith(".tmp-")]
+
+
+def test_a_full_disk_while_saving_a_checkpoint_keeps_the_earlier_ones(toy_root, tmp_path, monkeypatch):
+    import checkpoints
+
+    flags = ["--root", toy_root, "--cache-dir", str(tmp_path / "cache"), "--save-dir", str(tmp_path / "ckpt"), *TINY,
+             "--checkpoint-every", "1"]
+    train.main(flags)
+    before = (tmp_path / "ckpt" / "last_model.pth").read_bytes()
+    real_save = torch.save
+
+    def torch_save_on_a_full_disk(state, f):  # torch's own words for a write that found no room
+        f.write(b"PK\x03\x04 a few bytes")
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 4160 vs 4096")
+
+    monkeypatch.setattr(checkpoints.torch, "save", torch_save_on_a_full_disk)
+    nearly_full_disk(monkeypatch)
+    with pytest.raises(SystemExit) as stop:
+        train.main(flags[:-2] + ["--resume", "--epochs", "2", "--checkpoint-every", "1"])
+    text = check_full_disk_message(stop.value.code, str(tmp_path / "ckpt"))
+    assert "kB needed" in text  # the checkpoint's size, from its tensors (a 4-8-channel model and Adam)
+    monkeypatch.setattr(checkpoints.torch, "save", real_save)
+    assert (tmp_path / "ckpt" / "last_model.pth").read_bytes() == before  # epoch 1's, whole
+    assert no_temporary_files(tmp_path / "ckpt")
+
+
+def test_a_full_disk_while_caching_features_keeps_the_songs_already_cached(toy_root, tmp_path, monkeypatch):
+    import errno
+
+    real_save = np.save
+    calls = []
+
+    def np_save_on_a_full_disk(path, array):
+        calls.append(path)
+        if len(calls) == 1:
+            return real_save(path, array)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(data.np, "save", np_save_on_a_full_disk)
+    cache = tmp_path / "cache"
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--root", toy_root, "--cache-dir", str(cache), "--save-dir", str(tmp_path / "ckpt"), *TINY])
+    check_full_disk_message(stop.value.code, str(cache))
+    monkeypatch.setattr(data.np, "save", real_save)
+    (kept,) = [f for f in os.listdir(cache) if f.endswith(".npy")]
+    assert np.load(cache / kept).ndim == 3  # the first song's, whole
+    assert no_temporary_files(cache) and not (tmp_path / "ckpt").exists()
+
+
+def test_a_full_disk_while_writing_a_song_keeps_the_songs_before_it(tiny_checkpoint, tmp_path, monkeypatch):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for name in ("a.wav", "b.wav"):
+        sf.write(songs / name, np.random.default_rng(0).uniform(-0.3, 0.3, (16000, 2)), 16000)
+    real_write = sf.SoundFile.write
+
+    def write_on_a_full_disk(self, data):  # libsndfile's words for a write that found no room
+        if os.path.basename(os.path.dirname(os.fsdecode(self.name))) == "b":
+            raise sf.LibsndfileError(2, "Error writing to file: ")  # SF_ERR_SYSTEM: "System error."
+        return real_write(self, data)
+
+    monkeypatch.setattr(sf.SoundFile, "write", write_on_a_full_disk)
+    nearly_full_disk(monkeypatch)
+    with pytest.raises(SystemExit) as stop:
+        inference.main([str(songs), "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot",
+                        "--quiet"])
+    text = check_full_disk_message(stop.value.code, str(tmp_path / "out" / "b"))
+    assert "about 64 kB needed" in text  # 16000 samples x 2 channels x 16 bits
+    assert sorted(os.listdir(tmp_path / "out")) == ["a"]  # b's folder is gone, a's outputs are whole
+    assert sf.info(tmp_path / "out" / "a" / "vocals.wav").frames == 16000
+    assert no_temporary_files(tmp_path / "out")
+
+
+def test_a_full_disk_while_writing_scores_keeps_the_old_ones(toy_root, tiny_checkpoint, tmp_path, monkeypatch):
+    import errno
+
+    out = tmp_path / "scores.json"
+    out.write_text('{"old": "scores"}')
+
+    def json_dump_on_a_full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(evaluate.json, "dump", json_dump_on_a_full_disk)
+    with pytest.raises(SystemExit) as stop:
+        evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-tracks", "1", "--out", str(out),
+                       "--quiet"])
+    check_full_disk_message(stop.value.code, str(out))
+    assert out.read_text() == '{"old": "scores"}'
+    assert no_temporary_files(tmp_path)
