@@ -22,6 +22,14 @@ benchmark reports them):
 
 It prints a per-song table and the medians over songs, and writes everything
 to a JSON file (default outputs/scores.json).
+
+A long evaluation (the 50 songs of MUSDB18's test set) is made to be left
+running: the songs are scored --jobs at a time, each in a process of its own,
+with a line per song and the time the rest needs; each song's rows are kept
+as soon as they exist (under --cache-dir), and the JSON is rewritten after
+every song. Ctrl-C, and the same command again, goes on where it stopped; a
+second checkpoint reuses the mixture and oracle rows, which do not depend on
+the model, and pays for its own row only.
 """
 
 import cli
@@ -30,16 +38,22 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load ends in one li
     cli.exit_quietly_while_starting()
 
 # The imports come after the handler on purpose: they are the slow part it covers.
+import hashlib
+import importlib.metadata
 import json
+import multiprocessing
 import os
+import re
+import signal
 import sys
+import time
 
 import numpy as np
 
-from audio import write_audio
+from audio import find_ffmpeg, write_audio
 from checkpoints import find_checkpoint, load_model
-from cli import UserError, add_root_flag, add_song_flags, find_song, pick_device, progress_bar
-from data import find_tracks
+from cli import UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device
+from data import DEFAULT_CACHE_DIR, find_tracks
 from files import atomic_path, cannot_write
 from inference import add_checkpoint_flag, add_separation_flags, separation_options
 from separation import SeparationOptions, mix_magnitude, ratio_mask, reconstruct, separate, synthesis_config
@@ -47,6 +61,8 @@ from separation import SeparationOptions, mix_magnitude, ratio_mask, reconstruct
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 TARGETS = ("vocals", "accompaniment")
 METHODS = ("U-Net", "mixture", "oracle 8 kHz", "oracle full")
+REFERENCE_METHODS = METHODS[1:]  # the rows that do not depend on the model
+SCORES_VERSION = 1  # of the cached rows: raise it when what they hold changes
 
 
 class EvaluationError(UserError):
@@ -93,24 +109,95 @@ def finite_median(values):
     return float(np.median(values)) if values.size else float("nan")
 
 
-def evaluate_track(track, model, signal_config, options=SeparationOptions()):
-    """{method: {target: {metric: dB}}} for one musdb track, and the model's estimates;
-    (None, None) when a reference is silent, where BSS Eval is undefined."""
+def evaluate_track(track, model, signal_config, options=SeparationOptions(), methods=METHODS):
+    """{method: {target: {metric: dB}}} for one musdb track and the `methods` asked, and the model's
+    estimates (None unless "U-Net" is asked); (None, None) when a reference is silent, where BSS Eval
+    is undefined."""
     mix = track.audio.astype(np.float32)  # (samples, channels)
     vocals = track.targets["vocals"].audio.astype(np.float32)
     accompaniment = track.targets["accompaniment"].audio.astype(np.float32)
     references = (vocals, accompaniment)
     if not vocals.any() or not accompaniment.any():
         return None, None
-    estimates = {
-        "U-Net": separate(model, signal_config, mix, track.rate, options),
-        "mixture": (mix, mix),
-        "oracle 8 kHz": oracle_model_band(mix, vocals, accompaniment, track.rate, signal_config,
-                                          options.reconstruction),
-        "oracle full": oracle_full_band(mix, vocals, accompaniment, track.rate),
+    estimators = {
+        "U-Net": lambda: separate(model, signal_config, mix, track.rate, options),
+        "mixture": lambda: (mix, mix),
+        "oracle 8 kHz": lambda: oracle_model_band(mix, vocals, accompaniment, track.rate, signal_config,
+                                                  options.reconstruction),
+        "oracle full": lambda: oracle_full_band(mix, vocals, accompaniment, track.rate),
     }
+    estimates = {method: estimators[method]() for method in methods}
     scores = {method: bss_eval(references, est, track.rate) for method, est in estimates.items()}
-    return scores, estimates["U-Net"]
+    return scores, estimates.get("U-Net")
+
+
+# --------------------------------------------------------------------------
+# Scores kept per song: a second checkpoint pays for its own row only
+# --------------------------------------------------------------------------
+
+def file_identity(path):
+    stat = os.stat(path)
+    return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
+
+
+def score_keys(track, checkpoint, signal_config, options):
+    """{"U-Net": key, "references": key}: the cache names of a song's two groups of rows.
+
+    The references (mixture, both oracles) depend on the song's files, the
+    model's signal settings and the reconstruction, not on the model; the
+    U-Net row also on the checkpoint (its path, size and time: retraining
+    changes it) and every separation setting.
+    """
+    files = [track.path] + ([] if track.path.endswith(".stem.mp4") else
+                            sorted(source.path for source in track.sources.values()))
+    common = {"song": [file_identity(f) for f in files], "signal": signal_config.to_dict(),
+              "reconstruction": options.reconstruction, "museval": importlib.metadata.version("museval"),
+              "version": SCORES_VERSION}
+    model = dict(common, checkpoint=file_identity(checkpoint), wiener=options.wiener_iterations,
+                 network_input=options.network_input)
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", track.name).strip("_")[:60]
+    return {group: f"{slug}-{hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.json"
+            for group, key in (("U-Net", model), ("references", common))}
+
+
+def read_cached(cache_dir, name):
+    """The rows cached under `name`, or None (missing or unreadable: scored again)."""
+    try:
+        with open(os.path.join(cache_dir, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------
+# Songs in parallel: each worker process loads the model once
+# --------------------------------------------------------------------------
+
+WORKER = {}  # in each worker: the model, its signal settings, and what to score
+
+
+def start_worker(checkpoint, cpu, threads, options, estimates_dir, in_pool=True):
+    """Load the model for score_job, in a pool's worker (Ctrl-C is the main process's to handle) or here."""
+    import torch
+
+    if in_pool:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        find_ffmpeg()  # the songs' audio is decoded here: musdb calls ffmpeg
+    torch.set_num_threads(threads)
+    model, signal_config = load_model(checkpoint, pick_device(cpu))
+    WORKER.update(model=model, signal_config=signal_config, options=options, estimates_dir=estimates_dir)
+
+
+def score_job(job):
+    """(index, scores or None) of one song: the rows asked (and the U-Net's estimates written, if wanted)."""
+    index, track, methods = job
+    scores, estimates = evaluate_track(track, WORKER["model"], WORKER["signal_config"], WORKER["options"], methods)
+    if scores is not None and estimates is not None and WORKER["estimates_dir"]:
+        folder = os.path.join(WORKER["estimates_dir"], "test", track.name)
+        os.makedirs(folder, exist_ok=True)
+        for name, audio in zip(TARGETS, estimates):
+            write_audio(os.path.join(folder, f"{name}.wav"), audio, track.rate)
+    return index, scores
 
 
 def median_over_tracks(per_track):
@@ -150,6 +237,11 @@ def get_args(argv=None):
     p.add_argument("--estimates-dir", default=None,
                    help="also write the model's estimates as DIR/test/<song>/{vocals,accompaniment}.wav")
     add_separation_flags(p)
+    p.add_argument("--jobs", type=bounded_number(int, 1, 256), default=min(os.cpu_count() or 1, 4),
+                   help="songs scored at once, each in a process of its own")
+    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
+                   help="each song's scores are kept in CACHE_DIR/scores: the mixture and oracle rows for any "
+                        "checkpoint, the U-Net's for this one (a rerun or an interrupted run goes on from there)")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--quiet", action="store_true", help="print only the tables and errors")
     args = p.parse_args(argv)
@@ -166,42 +258,105 @@ def pick_tracks(args):
     return root, tracks[:args.n_songs]
 
 
+def score_songs(tracks, checkpoint, signal_config, args, write):
+    """{song: {method: scores}} of the songs, in their order, scoring only the rows not cached.
+
+    The songs still to score go to --jobs worker processes; each song's rows
+    are cached as soon as they exist, and write(per_track) is called after
+    every song, so that an interrupted run leaves what it did and a rerun
+    continues. Prints a line per song with the time the rest needs.
+    """
+    cache_dir = os.path.join(args.cache_dir, "scores")
+    os.makedirs(cache_dir, exist_ok=True)
+    found, jobs, keys = {}, [], []
+    for i, track in enumerate(tracks):
+        keys.append(score_keys(track, checkpoint, signal_config, args.options))
+        found[i] = read_cached(cache_dir, keys[i]["references"]) or {}
+        if not args.estimates_dir:  # the estimates are only written by scoring the U-Net again
+            found[i].update(read_cached(cache_dir, keys[i]["U-Net"]) or {})
+        missing = [m for m in METHODS if m not in found[i]]
+        if found[i].get("silent"):
+            print(f"Skipping {track.name}: its vocals or accompaniment is silent, where BSS Eval is undefined.")
+        elif missing:
+            jobs.append((i, track, missing))
+
+    def ordered():  # the songs with every row, in their order
+        return {tracks[i].name: {m: rows[m] for m in METHODS} for i, rows in found.items()
+                if all(m in rows for m in METHODS)}
+
+    started, done = time.time(), 0
+    workers = min(args.jobs, len(jobs))
+    pool = multiprocessing.get_context("spawn").Pool(
+        workers, start_worker, (checkpoint, args.cpu, max(1, torch_threads() // workers), args.options,
+                                args.estimates_dir)) if workers > 1 else None
+    if pool is None and jobs:
+        start_worker(checkpoint, args.cpu, torch_threads(), args.options, args.estimates_dir, in_pool=False)
+    try:
+        results = pool.imap_unordered(score_job, jobs) if pool else map(score_job, jobs)
+        for i, scores in results:
+            done += 1
+            name = tracks[i].name
+            if scores is None:
+                found[i] = {"silent": True}
+                print(f"Skipping {name}: its vocals or accompaniment is silent, where BSS Eval is undefined.")
+            else:
+                found[i].update(scores)
+            for group, methods in (("U-Net", ("U-Net",)), ("references", REFERENCE_METHODS)):
+                rows = {"silent": True} if scores is None else {m: found[i][m] for m in methods}
+                write_json(os.path.join(cache_dir, keys[i][group]), rows)
+            write(ordered())
+            if not args.quiet and scores is not None:
+                left = (len(jobs) - done) * (time.time() - started) / done
+                eta = "" if done == len(jobs) else f" (about {left:.0f} s left)" if left < 90 else \
+                    f" (about {left / 60:.0f} min left)"
+                print(f"[{done}/{len(jobs)}] {name}: U-Net vocals SDR {found[i]['U-Net']['vocals']['SDR']:.2f} dB"
+                      + eta, flush=True)
+    finally:
+        if pool:
+            pool.terminate()
+    if not args.quiet and len(jobs) < len(tracks):
+        print(f"{len(tracks) - len(jobs)} of {len(tracks)} songs were scored before (cached in {cache_dir}); "
+              f"{len(jobs)} scored now")
+    return ordered()
+
+
+def torch_threads():
+    import torch
+
+    return torch.get_num_threads()
+
+
 def main(argv=None):
     args = get_args(argv)
+    written = {}  # the songs in args.out so far
     try:
         checkpoint = find_checkpoint(args.checkpoint, args.quiet)
-        model, signal_config = load_model(checkpoint, pick_device(args.cpu))
+        _, signal_config = load_model(checkpoint)  # a checkpoint that does not load stops here, not in a worker
         root, tracks = pick_tracks(args)
-        per_track = {}
-        for track in progress_bar(tracks, args.quiet, desc="scoring", unit="song"):
-            scores, estimates = evaluate_track(track, model, signal_config, args.options)
-            if scores is None:
-                print(f"Skipping {track.name}: its vocals or accompaniment is silent, where BSS Eval "
-                      "is undefined.")
-                continue
-            per_track[track.name], (vocals, accompaniment) = scores, estimates
-            if args.estimates_dir:
-                folder = os.path.join(args.estimates_dir, "test", track.name)
-                os.makedirs(folder, exist_ok=True)
-                write_audio(os.path.join(folder, "vocals.wav"), vocals, track.rate)
-                write_audio(os.path.join(folder, "accompaniment.wav"), accompaniment, track.rate)
+        settings = {"checkpoint": os.path.abspath(checkpoint), "root": root, "reconstruction": args.reconstruction,
+                    "wiener_iterations": args.wiener, "network_input": args.network_input,
+                    "windows": "1 s, BSS Eval v4 (museval)"}
+
+        def write(per_track):  # after every song: what is done so far, whole
+            if per_track:
+                write_json(args.out, dict(settings, songs=len(tracks), songs_scored=len(per_track),
+                                          median=median_over_tracks(per_track), tracks=per_track))
+                written.update(per_track)
+
+        per_track = score_songs(tracks, checkpoint, signal_config, args, write)
         if not per_track:
             raise EvaluationError("no song could be scored: every one has a silent source")
-        medians = median_over_tracks(per_track)
-        write_json(args.out, {"checkpoint": os.path.abspath(checkpoint), "root": root,
-                              "reconstruction": args.reconstruction, "wiener_iterations": args.wiener,
-                              "network_input": args.network_input,
-                              "windows": "1 s, BSS Eval v4 (museval)", "median": medians,
-                              "tracks": per_track})
+        write(per_track)
     except UserError as err:
         sys.exit(f"error: {err}")
     except OSError as err:
-        sys.exit(f"error: {cannot_write(err, args.out, 'pick another --out or --estimates-dir')}")
+        sys.exit(f"error: {cannot_write(err, args.out, 'pick another --out, --estimates-dir or --cache-dir')}")
     except KeyboardInterrupt:  # every file is written whole or not at all (files.atomic_path)
-        print(f"Interrupted: no scores written to {args.out} (the estimates written so far are complete).",
-              file=sys.stderr)
+        done = f"{args.out} holds the {len(written)} songs scored so far" if written else \
+            f"no scores written to {args.out}"
+        print(f"Interrupted: {done}; the same command goes on where this one stopped.", file=sys.stderr)
         sys.exit(130)
-    print("\n".join(format_tables(per_track, medians)))
+    print("\n".join(format_tables(per_track, median_over_tracks(per_track))))
     print(f"Scores of {len(per_track)} song{'' if len(per_track) == 1 else 's'} written to {args.out}"
           + (f"; estimates in {args.estimates_dir}" if args.estimates_dir else ""))
 

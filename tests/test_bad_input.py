@@ -172,7 +172,7 @@ def unknown_track(ctx):
 def evaluate_case(*flags):
     def setup(ctx):
         return ["--root", ctx.toy_root, "--checkpoint", ctx.tiny_checkpoint, "--out", str(ctx.tmp / "s.json"),
-                *flags]
+                "--cache-dir", str(ctx.tmp / "cache"), "--jobs", "1", *flags]
     return setup
 
 
@@ -402,7 +402,7 @@ def test_a_full_disk_while_writing_scores_keeps_the_old_ones(toy_root, tiny_chec
     monkeypatch.setattr(evaluate.json, "dump", json_dump_on_a_full_disk)
     with pytest.raises(SystemExit) as stop:
         evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-tracks", "1", "--out", str(out),
-                       "--quiet"])
+                       "--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--quiet"])
     check_full_disk_message(stop.value.code, str(out))
     assert out.read_text() == '{"old": "scores"}'
     assert no_temporary_files(tmp_path)

@@ -132,7 +132,8 @@ def test_user_mistakes_end_in_one_sentence(case, message, tiny_checkpoint, tmp_p
 def test_evaluate_scores_one_short_toy_track(toy_root, tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "scores.json"
     evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-tracks", "1", "--out", str(out),
-                   "--estimates-dir", str(tmp_path / "est"), "--quiet"])
+                   "--estimates-dir", str(tmp_path / "est"), "--cache-dir", str(tmp_path / "cache"), "--jobs", "1",
+                   "--quiet"])
     scores = json.loads(out.read_text())
     (track,) = scores["tracks"]
     for method in evaluate.METHODS:
@@ -173,7 +174,7 @@ def test_evaluate_scores_a_model_that_predicts_silence(toy_root, tiny_checkpoint
     assert not separate(model, signal, noisy_song(1.0, 8000, 2), 8000)[0].any()
     out = tmp_path / "scores.json"
     evaluate.main(["--root", toy_root, "--checkpoint", silent, "--n-tracks", "1", "--out", str(out),
-                   "--quiet"])
+                   "--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--quiet"])
     medians = json.loads(out.read_text())["median"]
     assert medians["U-Net"]["vocals"]["SIR"] < medians["oracle 8 kHz"]["vocals"]["SIR"]
 
@@ -323,10 +324,69 @@ def test_ctrl_c_during_evaluation_says_one_line_exits_130_and_writes_no_scores(t
 
     monkeypatch.setattr(evaluate, "evaluate_track", interrupted)
     with pytest.raises(SystemExit) as stop:
-        evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "s.json")])
+        evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "s.json"),
+                       "--cache-dir", str(tmp_path / "cache"), "--jobs", "1"])
     assert stop.value.code == 130
     assert capsys.readouterr().err.strip().startswith("Interrupted: no scores written to")
-    assert os.listdir(tmp_path) == []
+    assert not (tmp_path / "s.json").exists()
+
+
+def evaluate_runs(toy_root, checkpoint, tmp_path, out, cache="cache", *flags):
+    evaluate.main(["--root", toy_root, "--checkpoint", checkpoint, "--out", str(tmp_path / out),
+                   "--cache-dir", str(tmp_path / cache), "--quiet", *flags])
+    return (tmp_path / out).read_bytes()
+
+
+def test_an_interrupted_evaluation_goes_on_to_the_same_scores(toy_root, tiny_checkpoint, tmp_path, monkeypatch,
+                                                              capsys):
+    whole = evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "whole.json", "cache1", "--jobs", "1")
+    real_track, calls = evaluate.evaluate_track, []
+
+    def ctrl_c_on_the_second_song(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_track(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "evaluate_track", ctrl_c_on_the_second_song)
+    with pytest.raises(SystemExit) as stop:
+        evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "resumed.json", "cache2", "--jobs", "1")
+    assert stop.value.code == 130 and "holds the 1 songs scored so far" in capsys.readouterr().err
+    assert json.loads((tmp_path / "resumed.json").read_text())["songs_scored"] == 1  # the first song, already there
+    monkeypatch.setattr(evaluate, "evaluate_track", real_track)
+    assert evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "resumed.json", "cache2", "--jobs", "1") == whole
+
+
+def test_a_second_checkpoint_scores_only_its_own_row(toy_root, tiny_checkpoint, tmp_path, monkeypatch):
+    evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "first.json", "cache", "--jobs", "1")
+    other = tmp_path / "other.pth"
+    state = torch.load(tiny_checkpoint, weights_only=True)
+    state["model"]["head.bias"] += 1.0  # another model
+    torch.save(state, other)
+    asked, real_track = [], evaluate.evaluate_track
+
+    def recorded(track, model, signal_config, options, methods):
+        asked.append(tuple(methods))
+        return real_track(track, model, signal_config, options, methods)
+
+    monkeypatch.setattr(evaluate, "evaluate_track", recorded)
+    second = json.loads(evaluate_runs(toy_root, str(other), tmp_path, "second.json", "cache", "--jobs", "1"))
+    assert asked == [("U-Net",), ("U-Net",)]  # the two test songs, the model's row alone
+    first = json.loads((tmp_path / "first.json").read_text())
+    assert second["median"]["oracle full"] == first["median"]["oracle full"]
+    assert second["median"]["U-Net"] != first["median"]["U-Net"]
+
+
+@pytest.mark.slow
+def test_songs_scored_in_parallel_give_the_serial_scores(toy_root, tiny_checkpoint, tmp_path):
+    """The same to float rounding: a worker computes with 1 thread, the serial run with all of them."""
+    serial = json.loads(evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "serial.json", "cache1", "--jobs", "1"))
+    parallel = json.loads(evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "parallel.json", "cache2", "--jobs", "2"))
+    assert list(parallel["tracks"]) == list(serial["tracks"])  # the songs' order, whichever finished first
+    for song, methods in serial["tracks"].items():
+        for method, targets in methods.items():
+            for target, metrics in targets.items():
+                assert parallel["tracks"][song][method][target] == pytest.approx(metrics, abs=1e-3)
 
 
 def test_an_interrupt_while_the_figure_is_drawn_leaves_no_part_of_the_song(tiny_checkpoint, tmp_path, monkeypatch):
