@@ -157,6 +157,15 @@ def progress_bar(items, quiet=False, **tqdm_args):
     return tqdm(items, disable=quiet or not sys.stderr.isatty(), **tqdm_args)
 
 
+def time_left(done, total, elapsed):
+    """' (about 40 s left)' or ' (about 12 min left)': the rest of `total` at the pace of the `done` so far
+    (any unit: songs, bytes); '' once all is done."""
+    if done >= total or done <= 0:
+        return ""
+    left = (total - done) * elapsed / done
+    return f" (about {left:.0f} s left)" if left < 90 else f" (about {left / 60:.0f} min left)"
+
+
 def pick_device(force_cpu=False):
     """CUDA, then Apple MPS, then CPU (`force_cpu`: always the CPU)."""
     import torch

@@ -15,9 +15,11 @@ audio files and every signal setting, so later runs never decode audio.
 
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,7 +32,8 @@ import torch
 from torch.utils.data import Dataset
 
 from audio import NO_FFMPEG, AudioError, SignalConfig, find_ffmpeg, magnitude_scale, read_audio, resample, stft, to_mono
-from cli import DEFAULT_N_SONGS, ArgumentParser, UserError, add_root_flag, add_training_songs_flag, progress_bar
+from cli import (DEFAULT_N_SONGS, ArgumentParser, UserError, add_root_flag, add_training_songs_flag, progress_bar,
+                 time_left)
 from files import DiskFullError, atomic_path, disk_is_full, full_disk_message, make_readable
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -43,6 +46,7 @@ TOY_SETTINGS = {"version": 1, "n_train": 13, "n_test": 3, "seconds": 35.0,
                 "sample_rate": 16000, "seed": 2017}
 STEMS = ("vocals", "drums", "bass", "other")
 CACHE_VERSION = 1
+PARALLEL_SECONDS = 60  # of audio to decode per worker process, at least: starting one takes seconds
 
 
 class DataError(UserError):
@@ -359,11 +363,13 @@ def compute_features(mix, vocals, rate, signal_config):
     return out.numpy().astype(np.complex64)
 
 
-def load_features(tracks, signal_config, cache_dir=DEFAULT_CACHE_DIR, quiet=False):
+def load_features(tracks, signal_config, cache_dir=DEFAULT_CACHE_DIR, quiet=False, jobs=1):
     """Cached features for each track (memory-mapped); decodes only what is missing.
 
-    A cache file that cannot be read back (a torn write, a foreign file) is
-    rebuilt, never trusted.
+    The missing songs are decoded `jobs` at a time, each in a process of its
+    own, and each is cached as soon as it is done: an interrupted first run
+    keeps them, and the next one decodes only the rest. A cache file that
+    cannot be read back (a torn write, a foreign file) is rebuilt, never trusted.
     """
     os.makedirs(cache_dir, exist_ok=True)
     features, todo = [None] * len(tracks), []
@@ -371,15 +377,42 @@ def load_features(tracks, signal_config, cache_dir=DEFAULT_CACHE_DIR, quiet=Fals
         path = cache_path(track, signal_config, cache_dir)
         features[i] = _read_cache(path, signal_config)
         if features[i] is None:
-            todo.append((i, path))
-    for i, path in _progress(todo, "decoding audio (once)", quiet):
-        mix, vocals, rate = _decode(tracks[i])
-        _write_cache(path, compute_features(mix, vocals, rate, signal_config))
-        features[i] = _read_cache(path, signal_config)
+            todo.append((i, tracks[i], path, signal_config))
+    seconds = sum(track.duration for _, track, _, _ in todo)
+    workers = min(jobs, len(todo), max(1, int(seconds // PARALLEL_SECONDS)))  # each worker costs a start-up
+    pool = multiprocessing.get_context("spawn").Pool(workers, _start_decoder) if workers > 1 else None
+    try:
+        done = pool.imap_unordered(_cache_song, todo) if pool else map(_cache_song, todo)
+        started = time.time()
+        for count, i in enumerate(_progress(done, "decoding audio (once)", quiet, total=len(todo)), 1):
+            features[i] = _read_cache(cache_path(tracks[i], signal_config, cache_dir), signal_config)
+            if not quiet and not sys.stderr.isatty() and len(todo) > 3:  # a log file: a line per song
+                print(f"decoded {count}/{len(todo)} songs (once){time_left(count, len(todo), time.time() - started)}",
+                      flush=True)
+    finally:
+        if pool:  # Ctrl-C: the songs being decoded stop, those done stay cached
+            pool.terminate()
+            pool.join()
     return features
 
 
-def training_features(root, n_songs, signal_config, cache_dir=DEFAULT_CACHE_DIR, quiet=False):
+def _start_decoder():
+    """A decoding worker: Ctrl-C is the main process's; terminate() ends it cleanly (no temporary files left)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
+    torch.set_num_threads(1)  # one core per song
+    find_ffmpeg()
+
+
+def _cache_song(job):
+    """Decode one song and write its cache file; returns its index."""
+    i, track, path, signal_config = job
+    mix, vocals, rate = _decode(track)
+    _write_cache(path, compute_features(mix, vocals, rate, signal_config))
+    return i
+
+
+def training_features(root, n_songs, signal_config, cache_dir=DEFAULT_CACHE_DIR, quiet=False, jobs=1):
     """(split, features of the training songs, of the validation songs) for train.py.
 
     A data set that cannot train (no training song, or a single one, which
@@ -390,8 +423,8 @@ def training_features(root, n_songs, signal_config, cache_dir=DEFAULT_CACHE_DIR,
         raise DataError(f"{split.root} has no training songs under train/")
     if not split.valid:
         raise DataError(f"{split.root} has a single training song; validation needs at least two")
-    return (split, load_features(split.train, signal_config, cache_dir, quiet),
-            load_features(split.valid, signal_config, cache_dir, quiet))
+    features = load_features(split.train + split.valid, signal_config, cache_dir, quiet, jobs)
+    return split, features[:len(split.train)], features[len(split.train):]
 
 
 def _read_cache(path, signal_config):
@@ -515,8 +548,9 @@ def best_constant_mask_loss(dataset):
 # Command line: a summary of the data
 # --------------------------------------------------------------------------
 
-def _progress(items, desc, quiet):
-    return progress_bar(items, quiet or len(items) == 0, desc=desc, unit="track")
+def _progress(items, desc, quiet, total=None):
+    total = len(items) if total is None else total
+    return progress_bar(items, quiet or total == 0, desc=desc, unit="track", total=total)
 
 
 def summarize(split, signal_config, cache_dir):

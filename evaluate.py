@@ -52,7 +52,7 @@ import numpy as np
 
 from audio import find_ffmpeg, write_audio
 from checkpoints import find_checkpoint, load_model
-from cli import UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device
+from cli import UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device, time_left
 from data import DEFAULT_CACHE_DIR, find_tracks
 from files import atomic_path, cannot_write
 from inference import add_checkpoint_flag, add_separation_flags, separation_options
@@ -306,11 +306,8 @@ def score_songs(tracks, checkpoint, signal_config, args, write):
                 write_json(os.path.join(cache_dir, keys[i][group]), rows)
             write(ordered())
             if not args.quiet and scores is not None:
-                left = (len(jobs) - done) * (time.time() - started) / done
-                eta = "" if done == len(jobs) else f" (about {left:.0f} s left)" if left < 90 else \
-                    f" (about {left / 60:.0f} min left)"
                 print(f"[{done}/{len(jobs)}] {name}: U-Net vocals SDR {found[i]['U-Net']['vocals']['SDR']:.2f} dB"
-                      + eta, flush=True)
+                      + time_left(done, len(jobs), time.time() - started), flush=True)
     finally:
         if pool:
             pool.terminate()

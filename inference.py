@@ -52,7 +52,8 @@ import soundfile as sf
 
 from audio import AudioError, open_audio, quantize, read_block, require_file, soundfile_name
 from checkpoints import find_checkpoint, load_model
-from cli import UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device, progress_bar
+from cli import (UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device, progress_bar,
+                 time_left)
 from data import find_tracks
 from figures import show_figures, spectrogram_figure
 from files import (AUDIO_EXTENSIONS, atomic_path, audio_files_in, cannot_write, distinct_names, mirrored_name,
@@ -330,11 +331,9 @@ def separate_songs(model, signal_config, songs, checkpoint, args):
             continue
         finally:
             done_bytes += sizes[i]
-        left = sum(sizes[i + 1:]) * (time.time() - started) / max(done_bytes, 1)
-        eta = "" if i + 1 == len(songs) else f" (about {left:.0f} s left)" if left < 90 else \
-            f" (about {left / 60:.0f} min left)"
         if not args.quiet:
-            print(f"{count}{path}: wrote " + ", ".join(written) + eta)
+            print(f"{count}{path}: wrote " + ", ".join(written)
+                  + time_left(done_bytes, done_bytes + sum(sizes[i + 1:]), time.time() - started))
         if clipped:
             print(f"warning: {clipped} samples of {out_dir} went past full scale and were clipped, so "
                   "vocals + accompaniment no longer sum back to the input there; --bit-depth 32f keeps them")

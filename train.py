@@ -110,6 +110,8 @@ def build_parser():
     add_root_flag(g)
     add_training_songs_flag(g)
     g.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="cache of decoded spectrograms")
+    g.add_argument("--decode-jobs", type=bounded_number(int, 1, 256), default=min(os.cpu_count() or 1, 4),
+                   help="songs decoded at once on the first run (each in a process of its own)")
 
     g = p.add_argument_group("output")
     g.add_argument("--save-dir", default="checkpoints", help="checkpoints, history and TensorBoard logs")
@@ -276,7 +278,7 @@ def prepare_data(args, signal_config, dist):
     quiet = args.quiet or not dist.is_main
     with dist.main_first():  # rank 0 builds the toy set and the feature cache, the others then read them
         split, train_features, valid_features = training_features(args.root, args.n_songs, signal_config,
-                                                                   args.cache_dir, quiet)
+                                                                   args.cache_dir, quiet, args.decode_jobs)
     train_set = PatchDataset(train_features, signal_config.patch_frames, args.samples_per_track, args.augment,
                              args.augment_eq)
     valid_set = PatchDataset(valid_features, signal_config.patch_frames)
