@@ -5,7 +5,8 @@
 
 1. Data: loads the features of the default data (toy set, or --root) into an
    empty cache folder (first run: decodes every song) and then again (second
-   run: reads the cache only), and times both.
+   run: reads the cache only), and times both; the first run once per
+   --decode-jobs value, in turns (--decode-rounds), all from a cold cache.
 2. Throughput, in one process: the training loop of train.py (train_one_epoch:
    PatchDataset from the memory-mapped cache, DataLoader, forward, L1 loss,
    backward, Adam) against the bare model's forward + backward + Adam step on
@@ -40,13 +41,14 @@ from data import PatchDataset, load_features, split_data  # noqa: E402
 from unet_model import UNet, UNetConfig  # noqa: E402
 
 
-def time_features(split, signal_config):
-    """Seconds to load the training and validation features cold (decode) and warm (cache)."""
+def time_features(split, signal_config, jobs=1):
+    """Seconds to load the training and validation features cold (decode, `jobs` songs at a time) and warm
+    (cache); the training and the validation features."""
     folder = tempfile.mkdtemp(prefix="bench-cache-")
     try:
         tracks = split.train + split.valid
         start = time.perf_counter()
-        load_features(tracks, signal_config, folder, quiet=True)
+        load_features(tracks, signal_config, folder, quiet=True, jobs=jobs)
         cold = time.perf_counter() - start
         start = time.perf_counter()
         features = load_features(tracks, signal_config, folder, quiet=True)
@@ -133,6 +135,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--root", default=None, help="data (default: $MUSDB_PATH, else the toy set)")
     p.add_argument("--n-songs", type=int, default=10, help="training songs, as train.py")
+    p.add_argument("--decode-jobs", type=int, nargs="+", default=[1, 2], help="first runs to time, in turns")
+    p.add_argument("--decode-rounds", type=int, default=3, help="turns of the first runs")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--samples-per-track", type=int, default=48, help="as train.py: the epoch the SDR is set against")
     p.add_argument("--batches", type=int, default=8, help="timed batches per round, for each of the two")
@@ -147,10 +151,18 @@ def main():
     args.amp_dtype = pick_precision(args.precision, device)
     signal_config = SignalConfig()
     split = split_data(args.root, args.n_songs, quiet=True, strict=False)
-    cold, warm, features, valid_features = time_features(split, signal_config)
+    colds = {jobs: [] for jobs in args.decode_jobs}
+    for _ in range(args.decode_rounds):
+        for jobs in args.decode_jobs:
+            cold, warm, features, valid_features = time_features(split, signal_config, jobs)
+            colds[jobs].append(cold)
     n_tracks = len(features) + len(valid_features)
-    print(f"Features of {n_tracks} songs ({split.source}): first run {cold:.2f} s (decoding), "
-          f"second run {warm:.3f} s (cache only)")
+    minutes = sum(t.duration for t in split.train + split.valid) / 60
+    print(f"Features of {n_tracks} songs ({split.source}, {minutes:.1f} min of audio), CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores: second run {warm:.3f} s (cache only); "
+          f"first run (decoding), median of {args.decode_rounds} in turns:")
+    for jobs, times in colds.items():
+        print(f"  --decode-jobs {jobs}: {np.median(times):.2f} s (rounds: {', '.join(f'{t:.2f}' for t in times)})")
 
     timers = {"loop": loop_speed(features, signal_config, args, device),
               "bare": bare_speed(signal_config, args, device),
