@@ -13,6 +13,7 @@ scaled so that the mix peaks at 1) is cached under data/cache, keyed by the
 audio files and every signal setting, so later runs never decode audio.
 """
 
+import glob
 import hashlib
 import json
 import multiprocessing
@@ -46,7 +47,9 @@ TOY_SETTINGS = {"version": 1, "n_train": 13, "n_test": 3, "seconds": 35.0,
                 "sample_rate": 16000, "seed": 2017}
 STEMS = ("vocals", "drums", "bass", "other")
 CACHE_VERSION = 1
-PARALLEL_SECONDS = 60  # of audio to decode per worker process, at least: starting one takes seconds
+# Audio to decode per worker process, at least: starting one takes 3-4 s (AVX2), while the toy set's
+# 7.6 minutes of 16 kHz WAV decode in 0.3 s (benchmarks/README.md), so small sets decode in one process.
+PARALLEL_SECONDS = 1200
 
 
 class DataError(UserError):
@@ -381,25 +384,32 @@ def load_features(tracks, signal_config, cache_dir=DEFAULT_CACHE_DIR, quiet=Fals
     seconds = sum(track.duration for _, track, _, _ in todo)
     workers = min(jobs, len(todo), max(1, int(seconds // PARALLEL_SECONDS)))  # each worker costs a start-up
     pool = multiprocessing.get_context("spawn").Pool(workers, _start_decoder) if workers > 1 else None
+    started = time.time()
     try:
         done = pool.imap_unordered(_cache_song, todo) if pool else map(_cache_song, todo)
-        started = time.time()
         for count, i in enumerate(_progress(done, "decoding audio (once)", quiet, total=len(todo)), 1):
             features[i] = _read_cache(cache_path(tracks[i], signal_config, cache_dir), signal_config)
             if not quiet and not sys.stderr.isatty() and len(todo) > 3:  # a log file: a line per song
                 print(f"decoded {count}/{len(todo)} songs (once){time_left(count, len(todo), time.time() - started)}",
                       flush=True)
-    finally:
-        if pool:  # Ctrl-C: the songs being decoded stop, those done stay cached
+        if pool:
+            pool.close()
+    except BaseException:
+        if pool:  # Ctrl-C or a damaged song: the songs being decoded stop, those done stay cached
             pool.terminate()
             pool.join()
+            for tmp in glob.glob(os.path.join(cache_dir, ".tmp-*")):  # what the stopped workers were writing
+                if os.path.getmtime(tmp) >= started - 1:
+                    os.unlink(tmp)
+        raise
+    if pool:
+        pool.join()
     return features
 
 
 def _start_decoder():
-    """A decoding worker: Ctrl-C is the main process's; terminate() ends it cleanly (no temporary files left)."""
+    """A decoding worker: Ctrl-C is the main process's to handle (load_features)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
     torch.set_num_threads(1)  # one core per song
     find_ffmpeg()
 

@@ -399,8 +399,9 @@ def train_epochs(args, dist, stop):
                                         step_scheduler=scheduler if per_step else None, log=log, stop=stop,
                                         progress=progress)
                 valid_loss = validate(model, valid_loader, loss_fn, device, progress=progress)
-                # What a student reports: the vocals SDR of the whole validation songs, separated as
-                # inference.py would (median over songs), every --sdr-every epochs and after the last.
+                # What a student reports: the vocals SDR of the whole validation songs (the network reads
+                # each whole, as in inference.py; rebuilt cheaply at 8192 Hz), median over the songs,
+                # every --sdr-every epochs and after the last.
                 scored = epoch % args.sdr_every == 0 or epoch == args.epochs
                 valid_sdr = median_sdr(model_sdrs(model, valid_set.features, signal_config)) if scored else math.nan
                 stop.check()
