@@ -18,7 +18,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -35,7 +34,7 @@ from torch.utils.data import Dataset
 from audio import NO_FFMPEG, AudioError, SignalConfig, find_ffmpeg, magnitude_scale, read_audio, resample, stft, to_mono
 from cli import (DEFAULT_N_SONGS, ArgumentParser, UserError, add_root_flag, add_training_songs_flag, progress_bar,
                  time_left)
-from files import DiskFullError, atomic_path, disk_is_full, full_disk_message, make_readable
+from files import atomic_path, disk_full_error, file_identity, keyed_name, make_readable
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_TOY_ROOT = os.path.join(PROJECT_DIR, "data", "toy_musdb")
@@ -95,10 +94,10 @@ def build_toy_musdb(root, settings=TOY_SETTINGS, quiet=False):
         os.replace(tmp, root)
     except BaseException as err:
         size = len(songs) * (len(STEMS) + 1) * settings["seconds"] * settings["sample_rate"] * 2 * 2  # 16-bit stereo
-        full = isinstance(err, Exception) and disk_is_full(err, parent, size)
+        full = disk_full_error(err, root, size)  # before the half-built set's space is given back
         shutil.rmtree(tmp, ignore_errors=True)
         if full:
-            raise DiskFullError(full_disk_message(root, size)) from err
+            raise full from err
         raise
     if not quiet:
         print(f"Built the toy data set in {time.time() - start:.1f} s: {root}")
@@ -313,15 +312,9 @@ def _track_files(track):
 
 def cache_path(track, signal_config, cache_dir):
     """The cache file of a track: named after it, keyed by its files and the signal settings."""
-    files = []
-    for path in _track_files(track):
-        st = os.stat(path)
-        files.append([os.path.abspath(path), st.st_size, st.st_mtime_ns])
-    key = json.dumps({"files": files, "signal": signal_config.to_dict(), "version": CACHE_VERSION},
-                     sort_keys=True)
-    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", track.name).strip("_")[:60]
-    return os.path.join(cache_dir, f"{slug}-{digest}.npy")
+    files = [list(file_identity(path).values()) for path in _track_files(track)]  # the key of caches already made
+    key = {"files": files, "signal": signal_config.to_dict(), "version": CACHE_VERSION}
+    return os.path.join(cache_dir, keyed_name(track.name, key, ".npy"))
 
 
 def _decode(track):
@@ -381,14 +374,14 @@ def load_features(tracks, signal_config, cache_dir=DEFAULT_CACHE_DIR, quiet=Fals
         features[i] = _read_cache(path, signal_config)
         if features[i] is None:
             todo.append((i, tracks[i], path, signal_config))
-    seconds = sum(track.duration for _, track, _, _ in todo)
+    paths, seconds = {i: path for i, _, path, _ in todo}, sum(track.duration for _, track, _, _ in todo)
     workers = min(jobs, len(todo), max(1, int(seconds // PARALLEL_SECONDS)))  # each worker costs a start-up
     pool = multiprocessing.get_context("spawn").Pool(workers, _start_decoder) if workers > 1 else None
     started = time.time()
     try:
         done = pool.imap_unordered(_cache_song, todo) if pool else map(_cache_song, todo)
         for count, i in enumerate(_progress(done, "decoding audio (once)", quiet, total=len(todo)), 1):
-            features[i] = _read_cache(cache_path(tracks[i], signal_config, cache_dir), signal_config)
+            features[i] = _read_cache(paths[i], signal_config)
             if not quiet and not sys.stderr.isatty() and len(todo) > 3:  # a log file: a line per song
                 print(f"decoded {count}/{len(todo)} songs (once){time_left(count, len(todo), time.time() - started)}",
                       flush=True)

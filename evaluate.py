@@ -38,23 +38,22 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load ends in one li
     cli.exit_quietly_while_starting()
 
 # The imports come after the handler on purpose: they are the slow part it covers.
-import hashlib
 import importlib.metadata
 import json
 import multiprocessing
 import os
-import re
 import signal
 import sys
 import time
 
 import numpy as np
+import torch
 
 from audio import find_ffmpeg, write_audio
 from checkpoints import find_checkpoint, load_model
 from cli import UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device, time_left
 from data import DEFAULT_CACHE_DIR, find_tracks
-from files import atomic_path, cannot_write
+from files import atomic_path, cannot_write, file_identity, keyed_name
 from inference import add_checkpoint_flag, add_separation_flags, separation_options
 from separation import SeparationOptions, mix_magnitude, ratio_mask, reconstruct, separate, synthesis_config
 
@@ -135,11 +134,6 @@ def evaluate_track(track, model, signal_config, options=SeparationOptions(), met
 # Scores kept per song: a second checkpoint pays for its own row only
 # --------------------------------------------------------------------------
 
-def file_identity(path):
-    stat = os.stat(path)
-    return [os.path.abspath(path), stat.st_size, stat.st_mtime_ns]
-
-
 def score_keys(track, checkpoint, signal_config, options):
     """{"U-Net": key, "references": key}: the cache names of a song's two groups of rows.
 
@@ -155,9 +149,7 @@ def score_keys(track, checkpoint, signal_config, options):
               "version": SCORES_VERSION}
     model = dict(common, checkpoint=file_identity(checkpoint), wiener=options.wiener_iterations,
                  network_input=options.network_input)
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", track.name).strip("_")[:60]
-    return {group: f"{slug}-{hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}.json"
-            for group, key in (("U-Net", model), ("references", common))}
+    return {group: keyed_name(track.name, key, ".json") for group, key in (("U-Net", model), ("references", common))}
 
 
 def read_cached(cache_dir, name):
@@ -176,13 +168,10 @@ def read_cached(cache_dir, name):
 WORKER = {}  # in each worker: the model, its signal settings, and what to score
 
 
-def start_worker(checkpoint, cpu, threads, options, estimates_dir, in_pool=True):
-    """Load the model for score_job, in a pool's worker (Ctrl-C is the main process's to handle) or here."""
-    import torch
-
-    if in_pool:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        find_ffmpeg()  # the songs' audio is decoded here: musdb calls ffmpeg
+def start_worker(checkpoint, cpu, threads, options, estimates_dir):
+    """A pool's worker: load the model for score_job (Ctrl-C is the main process's to handle)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    find_ffmpeg()  # the songs' audio is decoded here: musdb calls ffmpeg
     torch.set_num_threads(threads)
     model, signal_config = load_model(checkpoint, pick_device(cpu))
     WORKER.update(model=model, signal_config=signal_config, options=options, estimates_dir=estimates_dir)
@@ -258,7 +247,7 @@ def pick_tracks(args):
     return root, tracks[:args.n_songs]
 
 
-def score_songs(tracks, checkpoint, signal_config, args, write):
+def score_songs(tracks, checkpoint, model, signal_config, args, write):
     """{song: {method: scores}} of the songs, in their order, scoring only the rows not cached.
 
     The songs still to score go to --jobs worker processes; each song's rows
@@ -287,10 +276,10 @@ def score_songs(tracks, checkpoint, signal_config, args, write):
     started, done = time.time(), 0
     workers = min(args.jobs, len(jobs))
     pool = multiprocessing.get_context("spawn").Pool(
-        workers, start_worker, (checkpoint, args.cpu, max(1, torch_threads() // workers), args.options,
+        workers, start_worker, (checkpoint, args.cpu, max(1, torch.get_num_threads() // workers), args.options,
                                 args.estimates_dir)) if workers > 1 else None
-    if pool is None and jobs:
-        start_worker(checkpoint, args.cpu, torch_threads(), args.options, args.estimates_dir, in_pool=False)
+    if pool is None:  # here, with the model main() loaded
+        WORKER.update(model=model, signal_config=signal_config, options=args.options, estimates_dir=args.estimates_dir)
     try:
         results = pool.imap_unordered(score_job, jobs) if pool else map(score_job, jobs)
         for i, scores in results:
@@ -317,18 +306,12 @@ def score_songs(tracks, checkpoint, signal_config, args, write):
     return ordered()
 
 
-def torch_threads():
-    import torch
-
-    return torch.get_num_threads()
-
-
 def main(argv=None):
     args = get_args(argv)
     written = {}  # the songs in args.out so far
     try:
         checkpoint = find_checkpoint(args.checkpoint, args.quiet)
-        _, signal_config = load_model(checkpoint)  # a checkpoint that does not load stops here, not in a worker
+        model, signal_config = load_model(checkpoint, pick_device(args.cpu))  # a bad checkpoint stops here
         root, tracks = pick_tracks(args)
         settings = {"checkpoint": os.path.abspath(checkpoint), "root": root, "reconstruction": args.reconstruction,
                     "wiener_iterations": args.wiener, "network_input": args.network_input,
@@ -340,7 +323,7 @@ def main(argv=None):
                                           median=median_over_tracks(per_track), tracks=per_track))
                 written.update(per_track)
 
-        per_track = score_songs(tracks, checkpoint, signal_config, args, write)
+        per_track = score_songs(tracks, checkpoint, model, signal_config, args, write)
         if not per_track:
             raise EvaluationError("no song could be scored: every one has a silent source")
         write(per_track)

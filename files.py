@@ -10,6 +10,8 @@ the folder and the space needed, whichever library was writing.
 
 import contextlib
 import errno
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -44,12 +46,21 @@ def atomic_path(path, size=None):
         yield tmp
         os.replace(tmp, path)
     except BaseException as err:
-        full = isinstance(err, Exception) and not isinstance(err, DiskFullError) and disk_is_full(err, folder, size)
+        full = disk_full_error(err, path, size)  # before the temporary file's space is given back
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
         if full:
-            raise DiskFullError(full_disk_message(path, size)) from err
+            raise full from err
         raise
+
+
+def disk_full_error(err, path, size=None):
+    """A DiskFullError for `err`, raised while writing `path` (`size` bytes, if known), if a full disk caused
+    it; else None. Ask before deleting what the failed write left, which frees the space it measures."""
+    if isinstance(err, Exception) and not isinstance(err, DiskFullError) and \
+            disk_is_full(err, os.path.dirname(os.path.abspath(path)), size):
+        return DiskFullError(full_disk_message(path, size))
+    return None
 
 
 def disk_is_full(err, folder, size=None):
@@ -73,9 +84,8 @@ def cannot_write(err, path, hint):
     """The sentence for an OSError raised writing `path`: a full disk's (full_disk_message), else the
     error's own reason and `hint`, what to do about it."""
     path = err.filename or path
-    if disk_is_full(err, os.path.dirname(os.path.abspath(path))):
-        return full_disk_message(path)
-    return f"cannot write {path} ({err.strerror}): {hint}"
+    full = disk_full_error(err, path)
+    return str(full) if full else f"cannot write {path} ({err.strerror}): {hint}"
 
 
 def readable_size(n):
@@ -96,6 +106,31 @@ def full_disk_message(path, size=None):
     needed = f", about {readable_size(size)} needed" if size else ""
     return (f"the disk is full: {path} could not be written ({free} in {folder}{needed}); free some space there "
             "or write to another disk (everything written before is intact)")
+
+
+def file_identity(path):
+    """{"path", "bytes", "mtime_ns"} of a file: what tells whether it changed (caches and records key on it)."""
+    stat = os.stat(path)
+    return {"path": os.path.abspath(path), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def keyed_name(name, key, extension):
+    """A cache file's name: `name` made safe for any file system, then a digest of `key` (a JSON-able dict), so
+    that a change in anything the key holds gives another file."""
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return f"{re.sub(r'[^A-Za-z0-9_-]+', '_', name).strip('_')[:60]}-{digest}{extension}"
+
+
+def record_matches(folder, name, record):
+    """True if folder/name (JSON) holds `record` plus a "files" list, and every file it lists is in folder:
+    the outputs there were made by what `record` describes, and all of them are whole."""
+    try:
+        with open(os.path.join(folder, name)) as f:
+            done = json.load(f)
+        files = done.pop("files")
+    except (OSError, ValueError, KeyError, AttributeError):
+        return False
+    return done == record and all(os.path.isfile(os.path.join(folder, file)) for file in files)
 
 
 def make_readable(path, mode=0o666):

@@ -56,8 +56,8 @@ from cli import (UserError, add_root_flag, add_song_flags, bounded_number, find_
                  time_left)
 from data import find_tracks
 from figures import show_figures, spectrogram_figure
-from files import (AUDIO_EXTENSIONS, atomic_path, audio_files_in, cannot_write, distinct_names, mirrored_name,
-                   removed_on_failure, song_name)
+from files import (AUDIO_EXTENSIONS, atomic_path, audio_files_in, cannot_write, distinct_names, file_identity,
+                   mirrored_name, record_matches, removed_on_failure, song_name)
 from separation import SeparationError, SeparationOptions, plan_blocks, predict_mask, reconstruct, song_scale
 from separation import separate  # noqa: F401 (for `from inference import load_model, separate`)
 
@@ -271,26 +271,11 @@ def songs_to_separate(args):
 
 
 def song_record(path, checkpoint, args):
-    """What makes a song's outputs (separation.json): the input and the checkpoint, each by path, size and
-    modification time (retraining changes it), and every setting that changes the files."""
-    def identity(file):
-        stat = os.stat(file)
-        return {"path": os.path.abspath(file), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-    return {"input": identity(path), "checkpoint": identity(checkpoint), "reconstruction": args.reconstruction,
-            "wiener": args.wiener, "network_input": args.network_input, "format": args.audio_format,
-            "bit_depth": args.bit_depth, "plot": not args.no_plot}
-
-
-def already_done(out_dir, record):
-    """True if out_dir holds every output that `record`'s input, checkpoint and settings make."""
-    try:
-        with open(os.path.join(out_dir, RECORD)) as f:
-            done = json.load(f)
-        files = done.pop("files")
-    except (OSError, ValueError, KeyError, AttributeError):
-        return False
-    return done == record and all(os.path.isfile(os.path.join(out_dir, name)) for name in files)
+    """What makes a song's outputs (separation.json): the input and the checkpoint (path, size and
+    modification time: retraining changes it), and every setting that changes the files."""
+    return {"input": file_identity(path), "checkpoint": file_identity(checkpoint),
+            "reconstruction": args.reconstruction, "wiener": args.wiener, "network_input": args.network_input,
+            "format": args.audio_format, "bit_depth": args.bit_depth, "plot": not args.no_plot}
 
 
 def separate_songs(model, signal_config, songs, checkpoint, args):
@@ -307,7 +292,7 @@ def separate_songs(model, signal_config, songs, checkpoint, args):
         out_dir = os.path.join(args.out_dir, name)
         record = song_record(path, checkpoint, args)
         count = f"[{i + 1}/{len(songs)}] " if len(songs) > 1 else ""
-        if not args.force and already_done(out_dir, record):
+        if not args.force and record_matches(out_dir, RECORD, record):
             skipped += 1
             if not args.quiet:
                 print(f"{count}{path}: already separated into {out_dir} by this checkpoint (--force redoes it)")

@@ -186,9 +186,9 @@ def run_summary(run, save_dir, seconds, best_by="loss"):
     sdr = f"best validation SDR {sdr_text(run.best_valid_sdr)} at epoch {run.best_sdr_epoch} (mixture " \
           f"{sdr_text(reference['mixture'])}, oracle {sdr_text(reference['oracle'])})" if run.best_sdr_epoch else \
           "no validation SDR (the validation songs' vocals are silent)"
-    chosen = run.best_sdr_epoch if best_by == "sdr" else run.best_epoch
     lines = [f"Done in {seconds / 60:.1f} min: best validation loss {run.best_valid_loss:.5f} at epoch "
-             f"{run.best_epoch} ({baseline}); {sdr}; best_model.pth is epoch {chosen} (--best-by {best_by})."]
+             f"{run.best_epoch} ({baseline}); {sdr}; best_model.pth is epoch {run.best_model_epoch(best_by)} "
+             f"(--best-by {best_by})."]
     if not learned:
         lines.append("That is no better than a constant mask: the model has not learned; "
                      "train longer, or see docs/troubleshooting.md.")

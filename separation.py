@@ -10,9 +10,9 @@ evaluate.py scores, and both call these public functions.
     plan_blocks, song_scale
                       a long song in blocks, with the same result as in one piece
     ratio_mask        the ideal ratio mask |V| / (|V| + |A|): the oracle's
-    model_sdrs, reference_sdrs
-                      a cheap vocals SDR (global_sdr) of whole songs from
-                      train.py's feature cache, for every epoch
+    model_sdr, reference_sdr
+                      a cheap vocals SDR (global_sdr, median over songs) of
+                      whole songs from train.py's feature cache, every epoch
 
 How the vocals are rebuilt (SeparationOptions.reconstruction):
 
@@ -439,8 +439,8 @@ def global_sdr(reference, estimate, eps=SDR_EPS):
     return 10 * math.log10((signal + eps) / (float(np.sum((reference - estimate) ** 2)) + eps))
 
 
-def feature_sdrs(features, signal_config, mask_of):
-    """The global SDR of the vocals of each song of train.py's feature cache.
+def feature_sdr(features, signal_config, mask_of):
+    """The median over songs of the global SDR of the vocals of train.py's feature cache.
 
     The songs are rebuilt as the lab does, mono at the model's rate: the mask
     multiplies the mix's STFT (mixture phase) and the inverse STFT gives the
@@ -451,7 +451,7 @@ def feature_sdrs(features, signal_config, mask_of):
             vocals' and the accompaniment's scaled STFTs (data.compute_features).
         mask_of: mask_of(vocals_spec, accompaniment_spec) -> (freq_bins, frames).
     Returns:
-        one SDR in dB per song, NaN where the vocals are silent.
+        dB; the songs whose vocals are silent are left out, NaN if all are.
     """
     sdrs = []
     for song in features:
@@ -461,26 +461,21 @@ def feature_sdrs(features, signal_config, mask_of):
         mask = mask_of(vocals_spec, accompaniment_spec)  # (F, T)
         reference = istft(vocals_spec, signal_config, length)  # (samples,)
         sdrs.append(global_sdr(reference, istft(mask * mix_spec, signal_config, length)))
-    return sdrs
+    defined = [s for s in sdrs if math.isfinite(s)]
+    return float(np.median(defined)) if defined else math.nan
 
 
-def model_sdrs(model, features, signal_config):
-    """feature_sdrs of the network's mask, the network reading each whole song as inference.py does."""
+def model_sdr(model, features, signal_config):
+    """feature_sdr of the network's mask, the network reading each whole song as inference.py does."""
     def mask_of(vocals_spec, accompaniment_spec):
         return compute_mask(model, (vocals_spec + accompaniment_spec).abs(), signal_config.patch_frames)
 
     model.eval()
-    return feature_sdrs(features, signal_config, mask_of)
+    return feature_sdr(features, signal_config, mask_of)
 
 
-def reference_sdrs(features, signal_config):
-    """{"mixture": per-song SDRs of the mix as the estimate (the floor), "oracle": of the ideal
-    ratio mask at the model's STFT (the ceiling of any mask the model could predict)}."""
-    return {"mixture": feature_sdrs(features, signal_config, lambda v, a: torch.ones(v.shape)),
-            "oracle": feature_sdrs(features, signal_config, lambda v, a: ratio_mask(v.abs(), a.abs()))}
-
-
-def median_sdr(sdrs):
-    """The median over songs of the defined SDRs; NaN if none is (every song's vocals silent)."""
-    defined = [s for s in sdrs if math.isfinite(s)]
-    return float(np.median(defined)) if defined else float("nan")
+def reference_sdr(features, signal_config):
+    """{"mixture": feature_sdr of the mix as the estimate (the floor), "oracle": of the ideal ratio
+    mask at the model's STFT (the ceiling of any mask the model could predict)}."""
+    return {"mixture": feature_sdr(features, signal_config, lambda v, a: torch.ones(v.shape)),
+            "oracle": feature_sdr(features, signal_config, lambda v, a: ratio_mask(v.abs(), a.abs()))}

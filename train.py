@@ -48,7 +48,7 @@ from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop,
 from distributed import Distributed
 from files import cannot_write
 from reports import epoch_line, log_epoch, log_example, open_run_log, reference_line, run_summary, write_history
-from separation import median_sdr, model_sdrs, reference_sdrs
+from separation import model_sdr, reference_sdr
 from unet_model import UNet, UNetConfig, count_parameters
 
 
@@ -262,6 +262,10 @@ class RunState:
         self.epoch_batches, self.epoch_loss, self.epoch_patches = 0, 0.0, 0
         return better_sdr if best_by == "sdr" else better_loss
 
+    def best_model_epoch(self, best_by):
+        """The epoch saved as best_model.pth."""
+        return self.best_sdr_epoch if best_by == "sdr" else self.best_epoch
+
 
 def checkpoint_of(model, optimizer, scheduler, run, model_config, signal_config, run_config):
     """Everything --resume needs: the model (weights, both configs; checkpoints.build_checkpoint),
@@ -377,8 +381,7 @@ def train_epochs(args, dist, stop):
         run.constant_mask_loss, c = best_constant_mask_loss(valid_set)
         dist.print(f"Validation loss of the best constant mask (c = {c:.3f}): {run.constant_mask_loss:.5f}")
     if run.reference_sdr is None:  # the SDR chart's floor and ceiling
-        run.reference_sdr = {name: median_sdr(sdrs) for name, sdrs in
-                             reference_sdrs(valid_set.features, signal_config).items()}
+        run.reference_sdr = reference_sdr(valid_set.features, signal_config)
         dist.print(reference_line(run.reference_sdr))
     if args.best_by == "sdr" and math.isnan(run.reference_sdr["mixture"]):
         raise TrainingError("every validation song's vocals are silent, so no SDR can pick the best model: "
@@ -399,11 +402,10 @@ def train_epochs(args, dist, stop):
                                         step_scheduler=scheduler if per_step else None, log=log, stop=stop,
                                         progress=progress)
                 valid_loss = validate(model, valid_loader, loss_fn, device, progress=progress)
-                # What a student reports: the vocals SDR of the whole validation songs (the network reads
-                # each whole, as in inference.py; rebuilt cheaply at 8192 Hz), median over the songs,
-                # every --sdr-every epochs and after the last.
+                # What a student reports: the vocals SDR of the whole validation songs (median), every
+                # --sdr-every epochs and after the last (separation.model_sdr: cheap, at 8192 Hz).
                 scored = epoch % args.sdr_every == 0 or epoch == args.epochs
-                valid_sdr = median_sdr(model_sdrs(model, valid_set.features, signal_config)) if scored else math.nan
+                valid_sdr = model_sdr(model, valid_set.features, signal_config) if scored else math.nan
                 stop.check()
                 # Count the epoch: every process agrees on the figures and steps its scheduler alike.
                 train_loss, valid_loss, speed = dist.agree(run.epoch_loss / run.epoch_patches, valid_loss, speed)
@@ -416,8 +418,7 @@ def train_epochs(args, dist, stop):
                 # Save, then report: history.csv, loss_curve.png, TensorBoard, the console line.
                 checkpoint = checkpoint_of(model, optimizer, scheduler, run, model_config, signal_config, run_config)
                 save_epoch(args.save_dir, checkpoint, epoch, args.epochs, improved, args.checkpoint_every)
-                loss_curve = write_history(args.save_dir, run.history,
-                                           run.best_sdr_epoch if args.best_by == "sdr" else run.best_epoch)
+                loss_curve = write_history(args.save_dir, run.history, run.best_model_epoch(args.best_by))
                 with_figures = epoch == 1 or epoch % args.figure_every == 0 or epoch == args.epochs
                 log_epoch(log, run.history[-1], loss_curve, with_figures)
                 if with_figures:

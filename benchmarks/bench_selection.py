@@ -12,7 +12,7 @@ part in training or in choosing anything:
 
     museval   the vocals SDR of evaluate.py (BSS Eval v4, 1 s windows, median
               over windows then songs), of the default separation (full band)
-    global    train.py's cheap SDR (separation.model_sdrs: the whole song at
+    global    train.py's cheap SDR (separation.model_sdr: the whole song at
               8192 Hz, mono, 10 log10(sum s^2 / sum (s - s_hat)^2), median over
               songs), computed on the same test songs
 
@@ -77,14 +77,14 @@ def score_epoch(checkpoint, sets, features):
     """{set: {"museval": dB, "global": dB}} of one checkpoint."""
     from checkpoints import load_model
     from evaluate import finite_median
-    from separation import median_sdr, model_sdrs, separate
+    from separation import model_sdr, separate
 
     model, signal_config = load_model(checkpoint)
     out = {}
     for name, songs in sets.items():
         museval = [score(song, separate(model, signal_config, song[2], song[1]))["SDR"] for song in songs]
         out[name] = {"museval": finite_median(museval),
-                     "global": median_sdr(model_sdrs(model, features[name], signal_config))}
+                     "global": model_sdr(model, features[name], signal_config)}
     return out
 
 

@@ -15,7 +15,7 @@
    so that a machine whose speed drifts (turbo, a neighbour on a shared host)
    shifts both alike; the medians are reported.
 3. The validation SDR that train.py scores after every epoch
-   (separation.model_sdrs on the validation songs, whole, with their
+   (separation.model_sdr on the validation songs, whole, with their
    median): its seconds, timed in the same turns, against one default epoch
    (its --samples-per-track patches per training song at the loop's speed,
    plus the validation loss over the validation tiling).
@@ -116,14 +116,14 @@ def sdr_seconds(valid_features, signal_config, args, device):
     (seconds of the SDR, seconds of the validation loss over the tiling) of one epoch's model."""
     from torch.utils.data import DataLoader
 
-    from separation import median_sdr, model_sdrs
+    from separation import model_sdr
 
     model = make_model(args, device)
     loader = DataLoader(PatchDataset(valid_features, signal_config.patch_frames), batch_size=args.batch_size)
 
     def run(batches=None):
         start = time.perf_counter()
-        median_sdr(model_sdrs(model, valid_features, signal_config))
+        model_sdr(model, valid_features, signal_config)
         middle = time.perf_counter()
         train.validate(model, loader, train.L1Loss(), device)
         return middle - start, time.perf_counter() - middle
