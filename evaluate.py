@@ -38,8 +38,11 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load ends in one li
     cli.exit_quietly_while_starting()
 
 # The imports come after the handler on purpose: they are the slow part it covers.
+import contextlib
+import hashlib
 import importlib.metadata
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -126,8 +129,39 @@ def evaluate_track(track, model, signal_config, options=SeparationOptions(), met
         "oracle full": lambda: oracle_full_band(mix, vocals, accompaniment, track.rate),
     }
     estimates = {method: estimators[method]() for method in methods}
-    scores = {method: bss_eval(references, est, track.rate) for method, est in estimates.items()}
+    with references_correlated_once():
+        scores = {method: bss_eval(references, est, track.rate) for method, est in estimates.items()}
     return scores, estimates.get("U-Net")
+
+
+@contextlib.contextmanager
+def references_correlated_once():
+    """Inside it, museval correlates a set of references with itself once, not once per estimate.
+
+    BSS Eval v4 starts by correlating the references with delayed copies of
+    themselves, FFTs of the whole song padded to a power of two: about 30 % of
+    scoring one estimate, and the same for each of a song's four. Inside this
+    block the last result is kept, keyed by the references' contents, and
+    given back unchanged: the scores are those of museval's own code, equal
+    to the last bit (tests/test_inference.py compares them). The 1 GB or so
+    it keeps for a 4-minute song is what museval holds while scoring anyway.
+    """
+    import museval.metrics
+
+    original, kept = museval.metrics._compute_reference_correlations, {}
+
+    def correlate(reference_sources, filters_len):
+        key = (reference_sources.shape, filters_len, hashlib.sha1(np.ascontiguousarray(reference_sources)).digest())
+        if key not in kept:
+            kept.clear()
+            kept[key] = original(reference_sources, filters_len)
+        return kept[key]
+
+    museval.metrics._compute_reference_correlations = correlate
+    try:
+        yield
+    finally:
+        museval.metrics._compute_reference_correlations = original
 
 
 # --------------------------------------------------------------------------
@@ -164,6 +198,49 @@ def read_cached(cache_dir, name):
 # --------------------------------------------------------------------------
 # Songs in parallel: each worker process loads the model once
 # --------------------------------------------------------------------------
+
+def scoring_bytes(seconds, rate):
+    """About how much memory one process needs to score a song `seconds` long.
+
+    BSS Eval's FFTs span the whole song padded to the next power of two, so
+    the need doubles at 3.2, 6.3 and 12.7 minutes (44.1 kHz). Measured peak:
+    5.1 GB for songs padded to 2**24 points (3.2-6.3 min); 320 bytes a point
+    is a little above it (benchmarks/README.md, MUSDB18 at full size).
+    """
+    return 320 * 2 ** math.ceil(math.log2(seconds * rate + 511))
+
+
+def available_bytes():
+    """The memory the system can still give (Linux's MemAvailable), or None where it is not known."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def workers_that_fit(workers, tracks, quiet=False):
+    """`workers`, or fewer if that many songs scored at once would not fit in memory.
+
+    A worker killed for memory would leave the run waiting forever (and an
+    8 GB laptop running 4 at once would swap for hours), so the number of
+    songs scored at once is what the longest song allows, with a line saying so.
+    """
+    free = available_bytes()
+    if not tracks or free is None:
+        return workers
+    longest = max(tracks, key=lambda track: track.duration)
+    need = scoring_bytes(longest.duration, longest.rate)
+    fits = max(1, min(workers, free // need))
+    if free < need:
+        print(f"Warning: scoring {longest.name} ({longest.duration / 60:.1f} min) needs about {need / 1e9:.1f} GB "
+              f"of memory and {free / 1e9:.1f} GB is free: it may fail; close other programs first.")
+    elif fits < workers and not quiet:
+        print(f"Scoring {fits} song{'s' if fits > 1 else ''} at a time, not {workers}: each needs up to "
+              f"{need / 1e9:.1f} GB of memory ({longest.name}, {longest.duration / 60:.1f} min) and "
+              f"{free / 1e9:.1f} GB is free.")
+    return fits
+
 
 WORKER = {}  # in each worker: the model, its signal settings, and what to score
 
@@ -274,7 +351,7 @@ def score_songs(tracks, checkpoint, model, signal_config, args, write):
                 if all(m in rows for m in METHODS)}
 
     started, done = time.time(), 0
-    workers = min(args.jobs, len(jobs))
+    workers = workers_that_fit(min(args.jobs, len(jobs)), [tracks[i] for i, _, _ in jobs], args.quiet)
     pool = multiprocessing.get_context("spawn").Pool(
         workers, start_worker, (checkpoint, args.cpu, max(1, torch.get_num_threads() // workers), args.options,
                                 args.estimates_dir)) if workers > 1 else None

@@ -11,18 +11,27 @@
 MUSDB18's layouts: WAV folders (MUSDB18-HQ: mixture, drums, bass, other,
 vocals .wav) and .stem.mp4 files (MUSDB18: the five streams in that order,
 AAC at 256 kb/s, encoded by ffmpeg). `--fraction` builds that share of the
-songs (the same song lengths' law); the full corpus takes about 10 GB as WAV.
-It is written where you say, never in the repository.
+songs (the same song lengths' law). A tenth (15 songs, 67 minutes) took 3.3 GB
+as WAV and 0.56 GB as .stem.mp4, and 16 minutes to build on our 2-core AVX512 machine: the full
+corpus takes about 35 + 5.5 GB. It is written where you say, never in the
+repository.
 
 `measure` runs the project's commands on one layout, each in a process of its
-own, and times them: the first run's feature build (decoding, resampling,
-STFT, cache) with --decode-jobs 1 and with the default, the cache's size,
-one epoch of `train.py --n-songs all` and its peak RSS, `evaluate.py` on the
-test songs with a first checkpoint and with a second one (the rows that do
-not depend on the model are then cached), and `inference.py` on a folder of
-the test mixtures. Each row gives seconds per minute of audio and the time
-extrapolated linearly to MUSDB18 (train 100 songs, 6.3 h; test 50 songs,
-3.5 h); run it on an otherwise idle machine, and name its CPU class.
+own, and times them with their peak memory (RSS, and its anonymous part: the
+memory-mapped cache's pages count in the RSS but are the page cache's to
+drop): the first run's feature build (decoding, resampling, STFT, cache) with
+--decode-jobs 1 (as before it existed) and with the default; the cache's
+size; one epoch of `train.py --n-songs 2` and `--n-songs all` (memory against
+the number of songs; the epoch split into its training steps, which grow with
+the songs, and its validation pass, which grows with their minutes);
+`evaluate.py` one song at a time with nothing cached (as before --jobs and the
+score cache) on a few songs, then with the defaults on every test song for a
+first checkpoint and a second one (only its U-Net rows are new); and
+`inference.py` on a folder of the test mixtures, then the same command again
+(every song already done). Each row gives seconds per minute of audio and the
+time extrapolated linearly to MUSDB18 (100 training songs, 6.3 h, of which 14
+validation songs; 50 test songs, 3.5 h). The table goes to ROOT/measured.md as
+it grows. Run it on an otherwise idle machine, and name its CPU class.
 """
 
 import argparse
@@ -102,87 +111,156 @@ def build(out, fraction, layouts, seed):
 # --------------------------------------------------------------------------
 
 def run(command, env=None):
-    """(seconds, peak RSS in MB) of a command, its RSS read from /proc while it runs."""
+    """(seconds, peak RSS in MB, peak anonymous RSS in MB) of a command, read from /proc while it runs.
+
+    The feature cache is memory-mapped: its pages count in the RSS but are the
+    page cache's to drop; the anonymous part is what the process really holds.
+    Child processes (decoding or scoring workers) are counted with their parent.
+    """
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                env=env)
-    peak = 0
+    peak = peak_anon = 0
     while process.poll() is None:
-        try:
-            with open(f"/proc/{process.pid}/status") as f:
-                peak = max(peak, next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) // 1024)
-        except (OSError, StopIteration):
-            pass
+        rss = anon = 0
+        for pid in [process.pid] + children(process.pid):
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    fields = dict(line.split(":", 1) for line in f if ":" in line)
+                rss += int(fields["VmRSS"].split()[0]) // 1024
+                anon += int(fields["RssAnon"].split()[0]) // 1024
+            except (OSError, KeyError, ValueError):
+                pass
+        peak, peak_anon = max(peak, rss), max(peak_anon, anon)
         time.sleep(0.2)
     if process.returncode:
         sys.exit(f"error: {' '.join(command)} failed:\n{process.stderr.read()[-2000:]}")
-    return time.perf_counter() - started, peak
+    return time.perf_counter() - started, peak, peak_anon
+
+
+def children(pid):
+    """Every descendant of pid (from /proc/<pid>/task/*/children)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            with open(f"/proc/{parent}/task/{parent}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            kids = []
+        found += kids
+        todo += kids
+    return found
 
 
 def folder_bytes(folder):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(folder) for f in files)
 
 
-def measure(root):
+def measure(root, out, eval_jobs_1_songs, precision):
+    import csv
+
     import torch
 
     import data
+    from cli import pick_precision
 
     split = data.split_data(root, n_songs=None, quiet=True)
     minutes = {"train": sum(t.duration for t in split.train + split.valid) / 60,
+               "valid": sum(t.duration for t in split.valid) / 60,
                "test": sum(t.duration for t in split.test) / 60}
+    # MUSDB18's minutes per part: 100 train/ songs (86 + 14 validation), 50 test songs.
+    musdb = {"train": MUSDB_MINUTES["train"], "valid": MUSDB_MINUTES["train"] * 14 / 100, "test": MUSDB_MINUTES["test"],
+             "songs": 86}
     python, rows = sys.executable, []
+    steps = "bf16 autocast" if pick_precision(precision, torch.device("cpu")) else "fp32"
+    header = (f"{root}: {len(split.train)} + {len(split.valid)} training and validation songs "
+              f"({minutes['train']:.1f} min), {len(split.test)} test songs ({minutes['test']:.1f} min); CPU capability "
+              f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores, torch {torch.__version__}; "
+              f"training steps {steps} (--precision {precision}), everything else fp32\n\n"
+              "| what | audio (min) | seconds | s per audio-minute | MUSDB18 (min, extrapolated) | memory and notes "
+              "| command |\n|---|---|---|---|---|---|---|")
+    print(header, flush=True)
 
-    def row(what, subset, seconds, command, extra=""):
-        per_minute = seconds / minutes[subset]
-        rows.append(f"| {what} | {minutes[subset]:.1f} | {seconds:.0f} | {per_minute:.2f} | "
-                    f"{per_minute * MUSDB_MINUTES[subset] / 60:.0f} | {extra} | `{command}` |")
+    def row(what, audio_minutes, seconds, musdb_minutes, command, notes=""):
+        rows.append(f"| {what} | {audio_minutes:.1f} | {seconds:.0f} | {seconds / audio_minutes:.2f} | "
+                    f"{seconds / audio_minutes * musdb_minutes / 60:.1f} | {notes} | `{command}` |")
         print(rows[-1], flush=True)
+        with open(out, "w") as f:
+            f.write(header + "\n" + "\n".join(rows) + "\n")
+
+    def memory(peak, anon):
+        return f"peak RSS {peak} MB ({anon} MB anonymous)"
 
     work = tempfile.mkdtemp(prefix="bench-corpus-")
     try:
-        for jobs in (1, min(os.cpu_count() or 1, 4)):  # the feature build: one song at a time, then the default
+        # 1. The first run's feature build: one song at a time (as before --decode-jobs), then the default.
+        for jobs in (1, min(os.cpu_count() or 1, 4)):
             cache = os.path.join(work, f"cache{jobs}")
             code = (f"import sys; sys.path.insert(0, {ROOT!r}); import data, audio; s = data.split_data({root!r}, "
                     f"None, quiet=True); data.load_features(s.train + s.valid, audio.SignalConfig(), {cache!r}, "
                     f"quiet=True, jobs={jobs})")
-            seconds, peak = run([python, "-c", code])
-            row(f"feature build, --decode-jobs {jobs}", "train", seconds, f"train.py --decode-jobs {jobs} (first run)",
-                f"cache {folder_bytes(cache) / 1e9:.2f} GB, peak RSS {peak} MB")
-        save = os.path.join(work, "ckpt")
-        command = ["train.py", "--root", root, "--n-songs", "all", "--epochs", "1", "--cache-dir", cache,
-                   "--save-dir", save, "--quiet"]
-        seconds, peak = run([python, *command])
-        row("one epoch of train.py --n-songs all (cache ready)", "train", seconds, " ".join(command[:6]),
-            f"peak RSS {peak} MB, {len(split.train)} songs")
+            seconds, peak, anon = run([python, "-c", code])
+            row(f"feature build, --decode-jobs {jobs}", minutes["train"], seconds, musdb["train"],
+                f"train.py --decode-jobs {jobs} (first run)",
+                f"cache {folder_bytes(cache) / 1e9:.2f} GB ({folder_bytes(cache) / 1e6 / minutes['train']:.1f} MB "
+                f"per audio-minute); {memory(peak, anon)}")
+        # 2. One epoch, the cache ready: training scales with the songs (48 patches each), validation with
+        #    the validation songs' minutes; peak memory against the number of training songs.
+        for n_songs in ("2", "all"):
+            save = os.path.join(work, f"ckpt-{n_songs}")
+            command = ["train.py", "--root", root, "--n-songs", n_songs, "--epochs", "1", "--cache-dir", cache,
+                       "--save-dir", save, "--precision", precision, "--quiet"]
+            seconds, peak, anon = run([python, *command])
+            with open(os.path.join(save, "history.csv")) as f:
+                epoch = next(csv.DictReader(f))
+            songs = len(split.train) if n_songs == "all" else int(n_songs)
+            patches = songs * 48
+            train_seconds = patches / float(epoch["patches_per_s"])
+            valid_seconds = float(epoch["seconds"]) - train_seconds
+            notes = f"{songs} training songs; {memory(peak, anon)}"
+            if n_songs == "all":
+                rows.append(f"| one epoch's training, {songs} songs x 48 patches | - | {train_seconds:.0f} | "
+                            f"{train_seconds / songs:.2f} per song | {train_seconds / songs * musdb['songs'] / 60:.1f} "
+                            f"| {epoch['patches_per_s']} patches/s | `{' '.join(command[:6])}` |")
+                print(rows[-1], flush=True)
+                row("one validation pass (loss and SDR)", minutes["valid"], valid_seconds, musdb["valid"],
+                    "(same run)")
+            rows.append(f"| train.py --n-songs {n_songs} --epochs 1, whole process | - | {seconds:.0f} | - | - | "
+                        f"{notes} | `{' '.join(command[:6])}` |")
+            print(rows[-1], flush=True)
         checkpoint = os.path.join(save, "final_model.pth")
         second = os.path.join(work, "second.pth")
         shutil.copy(checkpoint, second)
-        scores = os.path.join(work, "scores")
-        for name, path in (("first checkpoint", checkpoint), ("second checkpoint", second)):
-            command = ["evaluate.py", "--root", root, "--checkpoint", path, "--cache-dir", scores,
-                       "--out", os.path.join(work, f"{name}.json"), "--quiet"]
-            seconds, peak = run([python, *command])
-            row(f"evaluate.py, {name}", "test", seconds, "evaluate.py --root ROOT" + (" (again)" if "second" in name
-                                                                                      else ""), f"peak RSS {peak} MB")
+        # 3. evaluate.py: one song at a time with nothing cached (as before the score cache and --jobs), on a few
+        #    songs; then the default on all the test songs, then a second checkpoint (only its U-Net row is new).
+        runs = [("one song at a time, nothing cached", checkpoint, ["--jobs", "1", "--n-songs",
+                                                                     str(eval_jobs_1_songs)], "jobs1"),
+                ("first checkpoint", checkpoint, [], "scores"), ("second checkpoint", second, [], "scores")]
+        runs = runs[0 if eval_jobs_1_songs else 1:]
+        for name, path, extra, cache_name in runs:
+            command = ["evaluate.py", "--root", root, "--checkpoint", path, "--cache-dir",
+                       os.path.join(work, cache_name), "--out", os.path.join(work, f"{name}.json"), "--quiet", *extra]
+            seconds, peak, anon = run([python, *command])
+            tracks = split.test[:eval_jobs_1_songs] if extra else split.test
+            audio_minutes = sum(t.duration for t in tracks) / 60
+            row(f"evaluate.py, {name}", audio_minutes, seconds, musdb["test"],
+                "evaluate.py --root ROOT " + " ".join(extra) + (" (again, another checkpoint)" if "second" in name
+                                                                 else ""), f"{len(tracks)} songs; {memory(peak, anon)}")
+        # 4. inference.py on a folder of the test mixtures, then the same command again (every song done).
         mixtures = os.path.join(work, "mixtures")
         os.makedirs(mixtures)
         for track in split.test:  # MUSDB18-HQ: <song>/mixture.wav; MUSDB18: <song>.stem.mp4, whose first stream it is
             wav = track.path.endswith("mixture.wav")
             name = os.path.basename(os.path.dirname(track.path)) + ".wav" if wav else os.path.basename(track.path)
             os.symlink(track.path, os.path.join(mixtures, name))
-        command = ["inference.py", mixtures, "-r", "--no-plot", "--out-dir", os.path.join(work, "out"), "--quiet"]
-        seconds, peak = run([python, *command])
-        row("inference.py on a folder of the test mixtures", "test", seconds, "inference.py FOLDER -r --no-plot",
-            f"peak RSS {peak} MB")
+        command = ["inference.py", mixtures, "-r", "--no-plot", "--checkpoint", checkpoint, "--out-dir",
+                   os.path.join(work, "out"), "--quiet"]
+        for name in ("inference.py on a folder of the test mixtures", "the same command again (all done)"):
+            seconds, peak, anon = run([python, *command])
+            row(name, minutes["test"], seconds, musdb["test"], "inference.py FOLDER -r --no-plot", memory(peak, anon))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{root}: {len(split.train)} + {len(split.valid)} training and validation songs "
-          f"({minutes['train']:.1f} min), {len(split.test)} test songs ({minutes['test']:.1f} min); CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores\n")
-    print("| what | song-minutes | seconds | s per song-minute | MUSDB18, minutes (extrapolated) | notes | command |")
-    print("|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
 
 
 def main():
@@ -195,13 +273,18 @@ def main():
     b.add_argument("--seed", type=int, default=18)
     m = sub.add_parser("measure", help="time the commands on one layout")
     m.add_argument("root", help="OUT/wav or OUT/stems of `build`")
+    m.add_argument("--out", default=None, help="markdown table written as it grows (default: ROOT/measured.md)")
+    m.add_argument("--eval-jobs-1-songs", type=int, default=2,
+                   help="test songs scored one at a time, nothing cached (the before row; 0: no such row)")
+    m.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="train.py's --precision")
     args = p.parse_args()
     if args.command == "build":
         if os.path.abspath(args.out).startswith(ROOT + os.sep):
             sys.exit("error: write the corpus outside the repository")
         build(args.out, args.fraction, args.layouts, args.seed)
     else:
-        measure(os.path.abspath(args.root))
+        root = os.path.abspath(args.root)
+        measure(root, args.out or os.path.join(root, "measured.md"), args.eval_jobs_1_songs, args.precision)
 
 
 if __name__ == "__main__":

@@ -389,6 +389,53 @@ def test_songs_scored_in_parallel_give_the_serial_scores(toy_root, tiny_checkpoi
                 assert parallel["tracks"][song][method][target] == pytest.approx(metrics, abs=1e-3)
 
 
+def test_scores_with_the_references_correlated_once_are_museval_s_own_to_the_last_bit():
+    evaluate.find_ffmpeg()  # museval imports stempeg, which looks for ffmpeg
+    import museval
+
+    rng = np.random.default_rng(0)
+    rate = 8000
+    songs = [rng.standard_normal((2, 2 * rate, 2)) for _ in range(2)]  # (vocals, accompaniment) x 2 s stereo
+    estimates = [s + 0.3 * rng.standard_normal(s.shape) for s in songs for _ in range(2)]  # two per song
+    plain = [museval.evaluate(songs[k // 2], est, win=rate, hop=rate) for k, est in enumerate(estimates)]
+    calls, original = [], museval.metrics._compute_reference_correlations
+
+    def counted(*args):
+        calls.append(1)
+        return original(*args)
+
+    museval.metrics._compute_reference_correlations = counted
+    try:
+        with evaluate.references_correlated_once():
+            once = [museval.evaluate(songs[k // 2], est, win=rate, hop=rate) for k, est in enumerate(estimates)]
+    finally:
+        museval.metrics._compute_reference_correlations = original
+    assert len(calls) == 2  # once per song, not once per estimate
+    for a, b in zip(plain, once):
+        for metric_a, metric_b in zip(a, b):
+            np.testing.assert_array_equal(metric_a, metric_b)
+    assert museval.metrics._compute_reference_correlations is original
+
+
+def test_songs_scored_at_once_are_as_many_as_the_free_memory_holds(monkeypatch, capsys):
+    class Song:
+        name, rate = "Long Song", 44100
+        duration = 5 * 60.0  # padded to 2**24 points: about 5.4 GB
+
+    need = evaluate.scoring_bytes(Song.duration, Song.rate)
+    assert need == 320 * 2 ** 24
+    assert evaluate.scoring_bytes(7 * 60.0, 44100) == 2 * need  # past 6.3 min the FFTs double
+    monkeypatch.setattr(evaluate, "available_bytes", lambda: 3 * need)
+    assert evaluate.workers_that_fit(4, [Song()]) == 3
+    assert "Scoring 3 songs at a time, not 4" in capsys.readouterr().out
+    assert evaluate.workers_that_fit(2, [Song()]) == 2
+    monkeypatch.setattr(evaluate, "available_bytes", lambda: need // 2)
+    assert evaluate.workers_that_fit(4, [Song()]) == 1
+    assert "needs about 5.4 GB of memory and 2.7 GB is free" in capsys.readouterr().out
+    monkeypatch.setattr(evaluate, "available_bytes", lambda: None)  # not Linux: --jobs as asked
+    assert evaluate.workers_that_fit(4, [Song()]) == 4
+
+
 def test_an_interrupt_while_the_figure_is_drawn_leaves_no_part_of_the_song(tiny_checkpoint, tmp_path, monkeypatch):
     sf.write(tmp_path / "song.wav", noisy_song(2.0, 16000, 2), 16000)
 
