@@ -377,6 +377,8 @@ def load_features(tracks, signal_config, cache_dir=DEFAULT_CACHE_DIR, quiet=Fals
     paths, seconds = {i: path for i, _, path, _ in todo}, sum(track.duration for _, track, _, _ in todo)
     workers = min(jobs, len(todo), max(1, int(seconds // PARALLEL_SECONDS)))  # each worker costs a start-up
     pool = multiprocessing.get_context("spawn").Pool(workers, _start_decoder) if workers > 1 else None
+    if pool:  # the longest songs first, so that no worker is left alone with a long one at the end
+        todo.sort(key=lambda job: -job[1].duration)
     started = time.time()
     try:
         done = pool.imap_unordered(_cache_song, todo) if pool else map(_cache_song, todo)

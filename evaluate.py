@@ -24,8 +24,9 @@ It prints a per-song table and the medians over songs, and writes everything
 to a JSON file (default outputs/scores.json).
 
 A long evaluation (the 50 songs of MUSDB18's test set) is made to be left
-running: the songs are scored --jobs at a time, each in a process of its own,
-with a line per song and the time the rest needs; each song's rows are kept
+running: the songs are scored --jobs at a time, each in a process of its own
+(no more than the free memory holds: BSS Eval takes about 5 GB for a song of
+3-6 minutes), longest first, with a line per song and the time the rest needs; each song's rows are kept
 as soon as they exist (under --cache-dir), and the JSON is rewritten after
 every song. Ctrl-C, and the same command again, goes on where it stopped; a
 second checkpoint reuses the mixture and oracle rows, which do not depend on
@@ -304,7 +305,8 @@ def get_args(argv=None):
                    help="also write the model's estimates as DIR/test/<song>/{vocals,accompaniment}.wav")
     add_separation_flags(p)
     p.add_argument("--jobs", type=bounded_number(int, 1, 256), default=min(os.cpu_count() or 1, 4),
-                   help="songs scored at once, each in a process of its own")
+                   help="songs scored at once, each in a process of its own (fewer if the free memory cannot hold "
+                        "them: about 5 GB each)")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
                    help="each song's scores are kept in CACHE_DIR/scores: the mixture and oracle rows for any "
                         "checkpoint, the U-Net's for this one (a rerun or an interrupted run goes on from there)")
@@ -352,6 +354,8 @@ def score_songs(tracks, checkpoint, model, signal_config, args, write):
 
     started, done = time.time(), 0
     workers = workers_that_fit(min(args.jobs, len(jobs)), [tracks[i] for i, _, _ in jobs], args.quiet)
+    if workers > 1:  # the longest songs first, so that no worker is left alone with a long one at the end
+        jobs.sort(key=lambda job: -job[1].duration)
     pool = multiprocessing.get_context("spawn").Pool(
         workers, start_worker, (checkpoint, args.cpu, max(1, torch.get_num_threads() // workers), args.options,
                                 args.estimates_dir)) if workers > 1 else None
