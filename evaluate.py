@@ -26,9 +26,9 @@ to a JSON file (default outputs/scores.json).
 A long evaluation (the 50 songs of MUSDB18's test set) is made to be left
 running: the songs are scored --jobs at a time, each in a process of its own
 (no more than the free memory holds: BSS Eval takes about 5 GB for a song of
-3-6 minutes), longest first, with a line per song and the time the rest needs; each song's rows are kept
-as soon as they exist (under --cache-dir), and the JSON is rewritten after
-every song. Ctrl-C, and the same command again, goes on where it stopped; a
+3-6 minutes), longest first, with a line per song and the time the rest
+needs; each song's rows are kept as soon as they exist (under --cache-dir),
+and the JSON is rewritten after every song. Ctrl-C, and the same command again, goes on where it stopped; a
 second checkpoint reuses the mixture and oracle rows, which do not depend on
 the model, and pays for its own row only.
 """
@@ -223,9 +223,9 @@ def available_bytes():
 def workers_that_fit(workers, tracks, quiet=False):
     """`workers`, or fewer if that many songs scored at once would not fit in memory.
 
-    A worker killed for memory would leave the run waiting forever (and an
-    8 GB laptop running 4 at once would swap for hours), so the number of
-    songs scored at once is what the longest song allows, with a line saying so.
+    A worker killed for memory would leave the run waiting forever, so the
+    number of songs scored at once is what the longest song allows, with a
+    line saying so.
     """
     free = available_bytes()
     if not tracks or free is None:
