@@ -163,6 +163,7 @@ def measure(root, out, eval_jobs_1_songs, precision):
     import torch
 
     import data
+    import train
     from cli import pick_precision
 
     split = data.split_data(root, n_songs=None, quiet=True)
@@ -182,12 +183,15 @@ def measure(root, out, eval_jobs_1_songs, precision):
               "| command |\n|---|---|---|---|---|---|---|")
     print(header, flush=True)
 
-    def row(what, audio_minutes, seconds, musdb_minutes, command, notes=""):
-        rows.append(f"| {what} | {audio_minutes:.1f} | {seconds:.0f} | {seconds / audio_minutes:.2f} | "
-                    f"{seconds / audio_minutes * musdb_minutes / 60:.1f} | {notes} | `{command}` |")
-        print(rows[-1], flush=True)
+    def add(line):  # printed, and the table so far written to `out`
+        rows.append(line)
+        print(line, flush=True)
         with open(out, "w") as f:
             f.write(header + "\n" + "\n".join(rows) + "\n")
+
+    def row(what, audio_minutes, seconds, musdb_minutes, command, notes=""):
+        add(f"| {what} | {audio_minutes:.1f} | {seconds:.0f} | {seconds / audio_minutes:.2f} | "
+            f"{seconds / audio_minutes * musdb_minutes / 60:.1f} | {notes} | `{command}` |")
 
     def memory(peak, anon):
         return f"peak RSS {peak} MB ({anon} MB anonymous)"
@@ -201,12 +205,14 @@ def measure(root, out, eval_jobs_1_songs, precision):
                     f"None, quiet=True); data.load_features(s.train + s.valid, audio.SignalConfig(), {cache!r}, "
                     f"quiet=True, jobs={jobs})")
             seconds, peak, anon = run([python, "-c", code])
+            size = folder_bytes(cache)
             row(f"feature build, --decode-jobs {jobs}", minutes["train"], seconds, musdb["train"],
                 f"train.py --decode-jobs {jobs} (first run)",
-                f"cache {folder_bytes(cache) / 1e9:.2f} GB ({folder_bytes(cache) / 1e6 / minutes['train']:.1f} MB "
-                f"per audio-minute); {memory(peak, anon)}")
-        # 2. One epoch, the cache ready: training scales with the songs (48 patches each), validation with
-        #    the validation songs' minutes; peak memory against the number of training songs.
+                f"cache {size / 1e9:.2f} GB ({size / 1e6 / minutes['train']:.1f} MB per audio-minute); "
+                f"{memory(peak, anon)}")
+        # 2. One epoch, the cache ready: training scales with the songs (--samples-per-track patches each),
+        #    validation with the validation songs' minutes; peak memory against the number of training songs.
+        per_song = train.get_args([]).samples_per_track
         for n_songs in ("2", "all"):
             save = os.path.join(work, f"ckpt-{n_songs}")
             command = ["train.py", "--root", root, "--n-songs", n_songs, "--epochs", "1", "--cache-dir", cache,
@@ -215,20 +221,16 @@ def measure(root, out, eval_jobs_1_songs, precision):
             with open(os.path.join(save, "history.csv")) as f:
                 epoch = next(csv.DictReader(f))
             songs = len(split.train) if n_songs == "all" else int(n_songs)
-            patches = songs * 48
-            train_seconds = patches / float(epoch["patches_per_s"])
+            train_seconds = songs * per_song / float(epoch["patches_per_s"])
             valid_seconds = float(epoch["seconds"]) - train_seconds
-            notes = f"{songs} training songs; {memory(peak, anon)}"
             if n_songs == "all":
-                rows.append(f"| one epoch's training, {songs} songs x 48 patches | - | {train_seconds:.0f} | "
-                            f"{train_seconds / songs:.2f} per song | {train_seconds / songs * musdb['songs'] / 60:.1f} "
-                            f"| {epoch['patches_per_s']} patches/s | `{' '.join(command[:6])}` |")
-                print(rows[-1], flush=True)
+                add(f"| one epoch's training, {songs} songs x {per_song} patches | - | {train_seconds:.0f} | "
+                    f"{train_seconds / songs:.2f} per song | {train_seconds / songs * musdb['songs'] / 60:.1f} "
+                    f"| {epoch['patches_per_s']} patches/s | `{' '.join(command[:6])}` |")
                 row("one validation pass (loss and SDR)", minutes["valid"], valid_seconds, musdb["valid"],
                     "(same run)")
-            rows.append(f"| train.py --n-songs {n_songs} --epochs 1, whole process | - | {seconds:.0f} | - | - | "
-                        f"{notes} | `{' '.join(command[:6])}` |")
-            print(rows[-1], flush=True)
+            add(f"| train.py --n-songs {n_songs} --epochs 1, whole process | - | {seconds:.0f} | - | - | "
+                f"{songs} training songs; {memory(peak, anon)} | `{' '.join(command[:6])}` |")
         checkpoint = os.path.join(save, "final_model.pth")
         second = os.path.join(work, "second.pth")
         shutil.copy(checkpoint, second)
