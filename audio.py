@@ -13,6 +13,7 @@ float32 as soundfile returns them; spectrograms are torch
 import contextlib
 import functools
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -149,6 +150,30 @@ def _decode_with_ffmpeg(path, workdir):
     if result.returncode != 0 or not os.path.isfile(wav):
         raise AudioError(f"{path} is not an audio file that soundfile or ffmpeg can decode")
     return wav
+
+
+def probe_audio(path):
+    """(frames, sample rate, channels) of an audio file, from its header: libsndfile's, else ffprobe's
+    (a file libsndfile cannot open may still be audio that ffmpeg reads). AudioError if neither can."""
+    try:
+        info = sf.info(soundfile_name(path))
+        if info.frames > 0:
+            return info.frames, info.samplerate, info.channels
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        pass
+    if find_ffmpeg():
+        probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                                "stream=sample_rate,channels:format=duration", "-of", "json", path],
+                               capture_output=True, text=True)
+        try:
+            found = json.loads(probe.stdout)
+            stream, seconds = found["streams"][0], float(found["format"]["duration"])
+            rate = int(stream["sample_rate"])
+            if probe.returncode == 0 and seconds > 0:
+                return round(seconds * rate), rate, int(stream["channels"])
+        except (ValueError, KeyError, IndexError, TypeError):
+            pass
+    raise AudioError(f"{path} is not an audio file that soundfile or ffmpeg can read")
 
 
 def read_audio(path):

@@ -134,10 +134,30 @@ def find_checkpoint(path=None, quiet=False):
                           "--checkpoint the path of one")
 
 
-def model_from_checkpoint(state):
-    """Rebuild the trained UNet (in eval mode) from a loaded checkpoint."""
+# Model settings that were measured, lost and removed: the last commit whose code reads such a checkpoint.
+REMOVED_SETTINGS = {("input_compression", "log"): "b6b7f75"}
+
+
+def model_config_of(state, path):
+    """The UNetConfig of a loaded checkpoint, or one CheckpointError for settings this version no longer has."""
+    config = dict(state["model_config"])
+    for (key, value), commit in REMOVED_SETTINGS.items():
+        if config.get(key) == value:
+            raise CheckpointError(f"{path} was trained with {key}={value!r}, an option measured, lost and removed "
+                                  f"(docs/training.md): the code of commit {commit} reads it")
+        config.pop(key, None)  # the setting's default value: the model of this version
     try:
-        model = UNet(UNetConfig(**state["model_config"]))
+        return UNetConfig(**config)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} holds model settings this version cannot build ({err}): it was written by "
+                              "another version of this project") from err
+
+
+def model_from_checkpoint(state, path="the checkpoint"):
+    """Rebuild the trained UNet (in eval mode) from a loaded checkpoint."""
+    config = model_config_of(state, path)
+    try:
+        model = UNet(config)
         model.load_state_dict(state["model"])
     except (TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"the checkpoint's weights do not fit its model settings "
@@ -148,7 +168,7 @@ def model_from_checkpoint(state):
 def load_model(path, device=None):
     """(model in eval mode on `device`, SignalConfig) from a train.py checkpoint, ready to separate."""
     state = load_checkpoint(path)
-    model = model_from_checkpoint(state).to(device or torch.device("cpu"))
+    model = model_from_checkpoint(state, path).to(device or torch.device("cpu"))
     # channels_last convolutions: 15-25 % faster on the CPU (the same mask to 1e-5), as in training.
     model = model.to(memory_format=torch.channels_last)
     return model, SignalConfig(**state["signal"])

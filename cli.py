@@ -12,17 +12,35 @@ and ends as `error: <message>` and exit code 1, never a traceback.
 
 import argparse
 import gc
+import importlib.util
 import os
 import shlex
 import shutil
 import signal
 import sys
 
-from tqdm import tqdm
+# Only the standard library at the top: every script imports this module first, so that it can say in
+# one line how to install what is missing (below), and inference.py and evaluate.py catch Ctrl-C with it
+# before their slow imports (torch alone takes seconds). torch and tqdm are imported where they are used.
 
-# torch is imported inside the few functions that need it, not here: inference.py and evaluate.py
-# import this module first, to catch Ctrl-C during their slow imports, and torch alone takes 2.1-2.5 s
-# to import (AVX2).
+# The packages every script needs (requirements.txt), by the name they are imported under.
+REQUIRED = ("torch", "torchaudio", "numpy", "scipy", "soundfile", "musdb", "museval", "tqdm", "matplotlib",
+            "tensorboard")
+
+
+def require_installed():
+    """Exit with one line if the project's packages are not installed for this Python: run from the
+    system's Python instead of the project's virtual environment, every script would otherwise stop
+    at its first import with a ModuleNotFoundError."""
+    missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+    if missing:
+        sys.exit(f"error: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed for "
+                 f"{sys.executable}: run the scripts with the project's environment (.venv/bin/python, or "
+                 "`source .venv/bin/activate` first), or create it: python3 -m venv .venv && "
+                 ".venv/bin/pip install -r requirements.txt")
+
+
+require_installed()
 
 
 class UserError(Exception):
@@ -154,6 +172,8 @@ def progress_bar(items, quiet=False, **tqdm_args):
     into one huge line; the scripts print their own per-epoch or per-file
     lines anyway, so there the bar is simply off.
     """
+    from tqdm import tqdm
+
     return tqdm(items, disable=quiet or not sys.stderr.isatty(), **tqdm_args)
 
 
@@ -236,7 +256,7 @@ def exit_quietly_while_starting():
 def run_command(main):
     """Run a script's main() as a command, once its imports are done.
 
-    From here on Ctrl-C and SIGTERM (`kill`) both raise KeyboardInterrupt,
+    From here on Ctrl-C, SIGTERM (`kill`) and SIGHUP (the terminal closed) raise KeyboardInterrupt,
     which main() turns into one line after the temporary files are gone
     (files.atomic_path). And the 160,000 objects the imports leave (nearly
     all torch's), which live until the end, are frozen: the garbage
@@ -244,14 +264,18 @@ def run_command(main):
     after `import torch`; `python inference.py` on a 3-minute song 6.7-7.5 s
     -> 5.3-6.6 s, 4 runs each in turns, AVX2).
     """
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.default_int_handler)
     gc.freeze()
     main()
 
 
+# Ctrl-C; `kill` and a cluster's time limit; the terminal closed (SIGHUP: not on Windows).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class StopRequests:
-    """Ctrl-C and SIGTERM (a cluster's time limit, `kill`) during long work: stop at the next safe point.
+    """Ctrl-C, SIGTERM or SIGHUP (STOP_SIGNALS) during long work: stop at the next safe point.
 
     Python's own Ctrl-C raises KeyboardInterrupt wherever the program is; when
     that is inside a finalizer (a `__del__`), Python prints it and drops it,
@@ -262,7 +286,7 @@ class StopRequests:
 
     def __init__(self):
         self.requested = False
-        self.previous = {sig: signal.signal(sig, self._note) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self.previous = {sig: signal.signal(sig, self._note) for sig in STOP_SIGNALS}
 
     def release(self):
         """Give the signals back to their previous handlers (the long work is over)."""

@@ -44,22 +44,22 @@ import hashlib
 import importlib.metadata
 import json
 import math
-import multiprocessing
 import os
-import signal
 import sys
 import time
 
 import numpy as np
 import torch
 
-from audio import find_ffmpeg, write_audio
+from audio import AudioError, find_ffmpeg, write_audio
 from checkpoints import find_checkpoint, load_model
 from cli import UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device, time_left
-from data import DEFAULT_CACHE_DIR, find_tracks
-from files import atomic_path, cannot_write, file_identity, keyed_name
+from files import atomic_path, cannot_write, file_identity, inside, keyed_name
 from inference import add_checkpoint_flag, add_separation_flags, separation_options
-from separation import SeparationOptions, mix_magnitude, ratio_mask, reconstruct, separate, synthesis_config
+from metrics import finite_median, ratio_mask
+from separation import SeparationOptions, mix_magnitude, reconstruct, separate, synthesis_config
+from songs import DEFAULT_CACHE_DIR, find_songs, skipped_line
+from workers import WorkerDied, run_jobs
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
 TARGETS = ("vocals", "accompaniment")
@@ -87,7 +87,7 @@ def oracle_full_band(mix, vocals, accompaniment, rate):
 
 def bss_eval(references, estimates, rate):
     """{target: {metric: median over 1 s windows}} with museval's BSS Eval v4."""
-    import museval  # here, not at the top: it imports stempeg, which needs ffmpeg on PATH (data.find_tracks)
+    import museval  # here, not at the top: it imports stempeg, which needs ffmpeg on PATH (find_ffmpeg)
 
     n = min(references[0].shape[0], estimates[0].shape[0])
     refs = np.stack([r[:n] for r in references])  # (2, n, channels)
@@ -105,33 +105,27 @@ def bss_eval(references, estimates, rate):
     return scores
 
 
-def finite_median(values):
-    """The median of the finite values (BSS Eval gives NaN where a reference is silent), NaN if none."""
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]  # windows where a reference is silent are undefined
-    return float(np.median(values)) if values.size else float("nan")
-
-
-def evaluate_track(track, model, signal_config, options=SeparationOptions(), methods=METHODS):
-    """{method: {target: {metric: dB}}} for one musdb track and the `methods` asked, and the model's
+def evaluate_track(song, model, signal_config, options=SeparationOptions(), methods=METHODS):
+    """{method: {target: {metric: dB}}} for one song (songs.Song) and the `methods` asked, and the model's
     estimates (None unless "U-Net" is asked); (None, None) when a reference is silent, where BSS Eval
-    is undefined."""
-    mix = track.audio.astype(np.float32)  # (samples, channels)
-    vocals = track.targets["vocals"].audio.astype(np.float32)
-    accompaniment = track.targets["accompaniment"].audio.astype(np.float32)
+    is undefined. An AudioError if its audio cannot be read or is not finite."""
+    mix, vocals, accompaniment = (song.read(stem) for stem in ("mixture", "vocals", "accompaniment"))  # (n, C)
+    for name, audio in (("mixture", mix), ("vocals", vocals), ("accompaniment", accompaniment)):
+        if not np.isfinite(audio).all():
+            raise AudioError(f"its {name} holds NaN or infinite samples")
     references = (vocals, accompaniment)
     if not vocals.any() or not accompaniment.any():
         return None, None
     estimators = {
-        "U-Net": lambda: separate(model, signal_config, mix, track.rate, options),
+        "U-Net": lambda: separate(model, signal_config, mix, song.rate, options),
         "mixture": lambda: (mix, mix),
-        "oracle 8 kHz": lambda: oracle_model_band(mix, vocals, accompaniment, track.rate, signal_config,
+        "oracle 8 kHz": lambda: oracle_model_band(mix, vocals, accompaniment, song.rate, signal_config,
                                                   options.reconstruction),
-        "oracle full": lambda: oracle_full_band(mix, vocals, accompaniment, track.rate),
+        "oracle full": lambda: oracle_full_band(mix, vocals, accompaniment, song.rate),
     }
     estimates = {method: estimators[method]() for method in methods}
     with references_correlated_once():
-        scores = {method: bss_eval(references, est, track.rate) for method, est in estimates.items()}
+        scores = {method: bss_eval(references, est, song.rate) for method, est in estimates.items()}
     return scores, estimates.get("U-Net")
 
 
@@ -169,7 +163,7 @@ def references_correlated_once():
 # Scores kept per song: a second checkpoint pays for its own row only
 # --------------------------------------------------------------------------
 
-def score_keys(track, checkpoint, signal_config, options):
+def score_keys(song, checkpoint, signal_config, options):
     """{"U-Net": key, "references": key}: the cache names of a song's two groups of rows.
 
     The references (mixture, both oracles) depend on the song's files, the
@@ -177,14 +171,12 @@ def score_keys(track, checkpoint, signal_config, options):
     U-Net row also on the checkpoint (its path, size and time: retraining
     changes it) and every separation setting.
     """
-    files = [track.path] + ([] if track.path.endswith(".stem.mp4") else
-                            sorted(source.path for source in track.sources.values()))
-    common = {"song": [file_identity(f) for f in files], "signal": signal_config.to_dict(),
+    common = {"song": [file_identity(f) for f in song.files], "signal": signal_config.to_dict(),
               "reconstruction": options.reconstruction, "museval": importlib.metadata.version("museval"),
               "version": SCORES_VERSION}
     model = dict(common, checkpoint=file_identity(checkpoint), wiener=options.wiener_iterations,
                  network_input=options.network_input)
-    return {group: keyed_name(track.name, key, ".json") for group, key in (("U-Net", model), ("references", common))}
+    return {group: keyed_name(song.name, key, ".json") for group, key in (("U-Net", model), ("references", common))}
 
 
 def read_cached(cache_dir, name):
@@ -220,7 +212,7 @@ def available_bytes():
         return None
 
 
-def workers_that_fit(workers, tracks, quiet=False):
+def workers_that_fit(workers, songs, quiet=False):
     """`workers`, or fewer if that many songs scored at once would not fit in memory.
 
     A worker killed for memory would leave the run waiting forever, so the
@@ -228,9 +220,9 @@ def workers_that_fit(workers, tracks, quiet=False):
     line saying so.
     """
     free = available_bytes()
-    if not tracks or free is None:
+    if not songs or free is None:
         return workers
-    longest = max(tracks, key=lambda track: track.duration)
+    longest = max(songs, key=lambda song: song.duration)
     need = scoring_bytes(longest.duration, longest.rate)
     fits = max(1, min(workers, free // need))
     if free < need:
@@ -246,25 +238,31 @@ def workers_that_fit(workers, tracks, quiet=False):
 WORKER = {}  # in each worker: the model, its signal settings, and what to score
 
 
-def start_worker(checkpoint, cpu, threads, options, estimates_dir):
-    """A pool's worker: load the model for score_job (Ctrl-C is the main process's to handle)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    find_ffmpeg()  # the songs' audio is decoded here: musdb calls ffmpeg
+def start_worker(checkpoint, threads, options, estimates_dir):
+    """A worker process: load the model for score_job. The network runs on the CPU there: each process
+    on a GPU would hold a CUDA context and a model of its own, for the smallest part of the work
+    (BSS Eval, on the CPU, takes nearly all of it)."""
+    find_ffmpeg()  # the songs' audio is decoded here: stem files need ffmpeg
     torch.set_num_threads(threads)
-    model, signal_config = load_model(checkpoint, pick_device(cpu))
+    model, signal_config = load_model(checkpoint, torch.device("cpu"))
     WORKER.update(model=model, signal_config=signal_config, options=options, estimates_dir=estimates_dir)
 
 
 def score_job(job):
-    """(index, scores or None) of one song: the rows asked (and the U-Net's estimates written, if wanted)."""
-    index, track, methods = job
-    scores, estimates = evaluate_track(track, WORKER["model"], WORKER["signal_config"], WORKER["options"], methods)
+    """(index, scores, None) of one song: the rows asked (and the U-Net's estimates written, if wanted);
+    scores None when a reference is silent; (index, None, reason) when the song cannot be read."""
+    index, song, methods = job
+    try:
+        scores, estimates = evaluate_track(song, WORKER["model"], WORKER["signal_config"], WORKER["options"],
+                                           methods)
+    except AudioError as err:
+        return index, None, str(err)
     if scores is not None and estimates is not None and WORKER["estimates_dir"]:
-        folder = os.path.join(WORKER["estimates_dir"], "test", track.name)
+        folder = os.path.join(WORKER["estimates_dir"], "test", song.name)
         os.makedirs(folder, exist_ok=True)
         for name, audio in zip(TARGETS, estimates):
-            write_audio(os.path.join(folder, f"{name}.wav"), audio, track.rate)
-    return index, scores
+            write_audio(os.path.join(folder, f"{name}.wav"), audio, song.rate)
+    return index, scores, None
 
 
 def median_over_tracks(per_track):
@@ -317,58 +315,71 @@ def get_args(argv=None):
     return args
 
 
-def pick_tracks(args):
-    root, tracks = find_tracks(args.root, subsets=("test",), quiet=args.quiet)
-    if not tracks:
-        raise EvaluationError(f"{root} has no test songs under test/ to score")
+def pick_songs(args):
+    """(root, the test songs to score, {path: why it was left out}) as the flags ask."""
+    root, songs, skipped = find_songs(args.root, subsets=("test",), quiet=args.quiet)
+    skipped = dict(skipped)
     if args.songs:
-        tracks = [find_song(tracks, name, root, "test") for name in args.songs]
-    return root, tracks[:args.n_songs]
+        chosen = []
+        for name in args.songs:
+            left_out = [path for path in skipped
+                        if os.path.basename(path).lower() in (name.lower(), f"{name}.stem.mp4".lower())]
+            if left_out:
+                raise EvaluationError(f"the test song {name!r} cannot be scored: {skipped[left_out[0]]}")
+            chosen.append(find_song(songs, name, root, "test"))
+        songs, skipped = chosen, {}
+    if not songs:
+        raise EvaluationError(f"{root} has no test songs under test/ to score"
+                              + (f" ({len(skipped)} left out: see above)" if skipped else ""))
+    return root, songs[:args.n_songs], skipped
 
 
-def score_songs(tracks, checkpoint, model, signal_config, args, write):
+def score_songs(songs, checkpoint, model, signal_config, args, write, skipped):
     """{song: {method: scores}} of the songs, in their order, scoring only the rows not cached.
 
     The songs still to score go to --jobs worker processes; each song's rows
     are cached as soon as they exist, and write(per_track) is called after
     every song, so that an interrupted run leaves what it did and a rerun
-    continues. Prints a line per song with the time the rest needs.
+    continues. Prints a line per song with the time the rest needs. A song
+    that cannot be read is added to `skipped` ({path: reason}).
     """
     cache_dir = os.path.join(args.cache_dir, "scores")
     os.makedirs(cache_dir, exist_ok=True)
     found, jobs, keys = {}, [], []
-    for i, track in enumerate(tracks):
-        keys.append(score_keys(track, checkpoint, signal_config, args.options))
+    for i, song in enumerate(songs):
+        keys.append(score_keys(song, checkpoint, signal_config, args.options))
         found[i] = read_cached(cache_dir, keys[i]["references"]) or {}
         if not args.estimates_dir:  # the estimates are only written by scoring the U-Net again
             found[i].update(read_cached(cache_dir, keys[i]["U-Net"]) or {})
         missing = [m for m in METHODS if m not in found[i]]
         if found[i].get("silent"):
-            print(f"Skipping {track.name}: its vocals or accompaniment is silent, where BSS Eval is undefined.")
+            print(f"Skipping {song.name}: its vocals or accompaniment is silent, where BSS Eval is undefined.")
         elif missing:
-            jobs.append((i, track, missing))
+            jobs.append((i, song, missing))
 
     def ordered():  # the songs with every row, in their order
-        return {tracks[i].name: {m: rows[m] for m in METHODS} for i, rows in found.items()
+        return {songs[i].name: {m: rows[m] for m in METHODS} for i, rows in found.items()
                 if all(m in rows for m in METHODS)}
 
     started, done = time.time(), 0
-    workers = workers_that_fit(min(args.jobs, len(jobs)), [tracks[i] for i, _, _ in jobs], args.quiet)
+    workers = workers_that_fit(min(args.jobs, len(jobs)), [song for _, song, _ in jobs], args.quiet)
     if workers > 1:  # the longest songs first, so that no worker is left alone with a long one at the end
         jobs.sort(key=lambda job: -job[1].duration)
-    pool = multiprocessing.get_context("spawn").Pool(
-        workers, start_worker, (checkpoint, args.cpu, max(1, torch.get_num_threads() // workers), args.options,
-                                args.estimates_dir)) if workers > 1 else None
-    if pool is None:  # here, with the model main() loaded
+    else:  # here, with the model main() loaded
         WORKER.update(model=model, signal_config=signal_config, options=args.options, estimates_dir=args.estimates_dir)
+    results = run_jobs(score_job, jobs, workers, start_worker,
+                       (checkpoint, max(1, torch.get_num_threads() // workers), args.options, args.estimates_dir))
     try:
-        results = pool.imap_unordered(score_job, jobs) if pool else map(score_job, jobs)
-        for i, scores in results:
+        for _, (i, scores, reason) in results:
             done += 1
-            name = tracks[i].name
+            song = songs[i]
+            if reason:
+                skipped[song.location] = reason
+                print(skipped_line(song.location, reason))
+                continue
             if scores is None:
                 found[i] = {"silent": True}
-                print(f"Skipping {name}: its vocals or accompaniment is silent, where BSS Eval is undefined.")
+                print(f"Skipping {song.name}: its vocals or accompaniment is silent, where BSS Eval is undefined.")
             else:
                 found[i].update(scores)
             for group, methods in (("U-Net", ("U-Net",)), ("references", REFERENCE_METHODS)):
@@ -376,15 +387,29 @@ def score_songs(tracks, checkpoint, model, signal_config, args, write):
                 write_json(os.path.join(cache_dir, keys[i][group]), rows)
             write(ordered())
             if not args.quiet and scores is not None:
-                print(f"[{done}/{len(jobs)}] {name}: U-Net vocals SDR {found[i]['U-Net']['vocals']['SDR']:.2f} dB"
-                      + time_left(done, len(jobs), time.time() - started), flush=True)
+                print(f"[{done}/{len(jobs)}] {song.name}: U-Net vocals SDR {found[i]['U-Net']['vocals']['SDR']:.2f} "
+                      "dB" + time_left(done, len(jobs), time.time() - started), flush=True)
+    except WorkerDied as died:
+        raise EvaluationError(
+            f"the process scoring {died.job[1].name} died (exit code {died.exitcode}"
+            + ("; killed by the system, most likely for lack of memory: BSS Eval takes about 5 GB a song" if
+               died.killed else "") + f"); the {len(ordered())} songs scored so far are kept, and the same command "
+            "goes on from there (with --jobs 1 if memory is short)") from died
     finally:
-        if pool:
-            pool.terminate()
-    if not args.quiet and len(jobs) < len(tracks):
-        print(f"{len(tracks) - len(jobs)} of {len(tracks)} songs were scored before (cached in {cache_dir}); "
+        results.close()  # stops the workers if the loop did not finish (Ctrl-C, an error)
+    if not args.quiet and len(jobs) < len(songs):
+        print(f"{len(songs) - len(jobs)} of {len(songs)} songs were scored before (cached in {cache_dir}); "
               f"{len(jobs)} scored now")
     return ordered()
+
+
+def refuse_inside_data(args, root):
+    """--out and --estimates-dir never write inside the data root, whose files they could replace
+    (an estimate named vocals.wav over the reference itself)."""
+    for flag, path in (("--out", args.out), ("--estimates-dir", args.estimates_dir)):
+        if path and inside(path, root):
+            raise EvaluationError(f"{flag} {path} is inside the data root {root}, whose files it could replace: "
+                                  "pick a place outside it")
 
 
 def main(argv=None):
@@ -393,20 +418,24 @@ def main(argv=None):
     try:
         checkpoint = find_checkpoint(args.checkpoint, args.quiet)
         model, signal_config = load_model(checkpoint, pick_device(args.cpu))  # a bad checkpoint stops here
-        root, tracks = pick_tracks(args)
+        root, songs, skipped = pick_songs(args)
+        refuse_inside_data(args, root)
+        for path, reason in skipped.items():
+            print(skipped_line(path, reason))
         settings = {"checkpoint": os.path.abspath(checkpoint), "root": root, "reconstruction": args.reconstruction,
                     "wiener_iterations": args.wiener, "network_input": args.network_input,
                     "windows": "1 s, BSS Eval v4 (museval)"}
 
         def write(per_track):  # after every song: what is done so far, whole
             if per_track:
-                write_json(args.out, dict(settings, songs=len(tracks), songs_scored=len(per_track),
-                                          median=median_over_tracks(per_track), tracks=per_track))
+                write_json(args.out, dict(settings, songs=len(songs), songs_scored=len(per_track),
+                                          median=median_over_tracks(per_track), tracks=per_track, skipped=skipped))
                 written.update(per_track)
 
-        per_track = score_songs(tracks, checkpoint, model, signal_config, args, write)
+        per_track = score_songs(songs, checkpoint, model, signal_config, args, write, skipped)
         if not per_track:
-            raise EvaluationError("no song could be scored: every one has a silent source")
+            raise EvaluationError("no song could be scored: " + ("every one has a silent source" if not skipped else
+                                                                 f"{len(skipped)} left out (see above)"))
         write(per_track)
     except UserError as err:
         sys.exit(f"error: {err}")
@@ -420,6 +449,10 @@ def main(argv=None):
     print("\n".join(format_tables(per_track, median_over_tracks(per_track))))
     print(f"Scores of {len(per_track)} song{'' if len(per_track) == 1 else 's'} written to {args.out}"
           + (f"; estimates in {args.estimates_dir}" if args.estimates_dir else ""))
+    if skipped:
+        sys.exit(f"error: {len(skipped)} song{'s' if len(skipped) > 1 else ''} could not be scored ("
+                 + "; ".join(f"{os.path.basename(path)}: {reason}" for path, reason in skipped.items())
+                 + f"); {args.out} lists them")
 
 
 if __name__ == "__main__":

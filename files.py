@@ -133,6 +133,12 @@ def record_matches(folder, name, record):
     return done == record and all(os.path.isfile(os.path.join(folder, file)) for file in files)
 
 
+def inside(path, folder):
+    """True if `path` is `folder` or lies below it, links followed (a path that does not exist yet too)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
 def make_readable(path, mode=0o666):
     """Give a file from mkstemp (mode 0600), or with mode=0o777 a folder from
     mkdtemp (0700), the permissions a plain open() or mkdir() would."""

@@ -54,11 +54,11 @@ from audio import AudioError, open_audio, quantize, read_block, require_file, so
 from checkpoints import find_checkpoint, load_model
 from cli import (UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device, progress_bar,
                  time_left)
-from data import find_tracks
 from figures import show_figures, spectrogram_figure
 from files import (AUDIO_EXTENSIONS, atomic_path, audio_files_in, cannot_write, distinct_names, file_identity,
                    mirrored_name, record_matches, removed_on_failure, song_name)
 from separation import SeparationError, SeparationOptions, plan_blocks, predict_mask, reconstruct, song_scale
+from songs import find_songs, skipped_line
 from separation import separate  # noqa: F401 (for `from inference import load_model, separate`)
 
 # --bit-depth: soundfile's subtype for each, and its integer bits (None: float).
@@ -261,13 +261,15 @@ def songs_to_separate(args):
             else:  # checked now, before any song is separated, not after the ones before it
                 songs.append((song_name(path), require_file(path)))
         return distinct_names(songs)
-    root, tracks = find_tracks(args.root, quiet=args.quiet)
-    if not tracks:
+    root, songs, skipped = find_songs(args.root, quiet=args.quiet)
+    for path, reason in skipped:
+        print(skipped_line(path, reason))
+    if not songs:
         raise InferenceError(f"{root} has no songs to separate")
     if args.songs is None:
-        return [(tracks[0].name, tracks[0].path)]  # test songs come first
-    chosen = [find_song(tracks, name, root) for name in args.songs]
-    return [(track.name, track.path) for track in chosen]
+        return [(songs[0].name, songs[0].path)]  # test songs come first
+    chosen = [find_song(songs, name, root) for name in args.songs]
+    return [(song.name, song.path) for song in chosen]
 
 
 def song_record(path, checkpoint, args):

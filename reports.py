@@ -78,7 +78,7 @@ class RunLog:
 
 
 def open_run_log(run, run_config, model_config, signal_config, resumed):
-    """The run's TensorBoard log (run: train.RunState); a new run also gets config.json and its flags as text."""
+    """The run's TensorBoard log (run: bookkeeping.RunState); a new run also gets config.json and its flags as text."""
     log = RunLog(run.run_dir, run.step, run.epoch)
     if not resumed:
         with open(os.path.join(run.run_dir, "config.json"), "w") as f:
@@ -152,13 +152,14 @@ def sdr_text(value):
 
 
 def reference_line(reference_sdr):
-    """The line that introduces the SDR's floor and ceiling (train.RunState.reference_sdr)."""
+    """The line that introduces the SDR's floor and ceiling (bookkeeping.RunState.reference_sdr)."""
     return (f"Validation vocals SDR (whole songs, 8192 Hz): mixture {sdr_text(reference_sdr['mixture'])} "
             f"(the floor), oracle ratio mask {sdr_text(reference_sdr['oracle'])} (the ceiling)")
 
 
-def epoch_line(run, epochs, best_by="loss"):
-    """The console line of the epoch just recorded in `run` (train.RunState), with the time the run still needs.
+def epoch_line(run, epochs):
+    """The console line of the epoch just recorded in `run` (bookkeeping.RunState), with the time the run
+    still needs.
 
     The estimate is the mean of the last 5 epochs (the first one is often
     slower: caches, allocator, CPU clocks) times the epochs left.
@@ -168,16 +169,15 @@ def epoch_line(run, epochs, best_by="loss"):
     left = (epochs - row["epoch"]) * sum(recent) / len(recent)
     eta = "" if row["epoch"] >= epochs else f"  about {left:.0f} s left" if left < 90 else \
         f"  about {left / 60:.1f} min left"
-    best = f"best {sdr_text(run.best_valid_sdr)} (epoch {run.best_sdr_epoch})" if best_by == "sdr" else \
-        f"best {run.best_valid_loss:.5f} (epoch {run.best_epoch})"
     return (f"epoch {row['epoch']:3d}/{epochs}  train {row['train_loss']:.5f}  valid {row['valid_loss']:.5f}  "
-            f"SDR {sdr_text(row['valid_sdr'])}  {best}  "
+            f"SDR {sdr_text(row['valid_sdr'])}  best {run.best_valid_loss:.5f} (epoch {run.best_epoch})  "
             f"{row['seconds']:5.1f} s  {row['patches_per_s']:5.1f} patches/s{eta}")
 
 
-def run_summary(run, save_dir, seconds, best_by="loss"):
-    """The closing lines of a run (train.RunState): time, the best epochs against the baseline
-    and the SDR's floor and ceiling, where everything is."""
+def run_summary(run, save_dir, seconds, lr, steps_per_epoch):
+    """The closing lines of a run (bookkeeping.RunState): time, the best epochs against the baseline
+    and the SDR's floor and ceiling, where everything is; and when the model has not learned, the
+    likely cause among those the flags show."""
     baseline, learned = "the constant-mask baseline is 0 here, so no ratio", True  # songs whose mix is their vocals
     if run.constant_mask_loss:
         ratio = run.best_valid_loss / run.constant_mask_loss
@@ -187,12 +187,25 @@ def run_summary(run, save_dir, seconds, best_by="loss"):
           f"{sdr_text(reference['mixture'])}, oracle {sdr_text(reference['oracle'])})" if run.best_sdr_epoch else \
           "no validation SDR (the validation songs' vocals are silent)"
     lines = [f"Done in {seconds / 60:.1f} min: best validation loss {run.best_valid_loss:.5f} at epoch "
-             f"{run.best_epoch} ({baseline}); {sdr}; best_model.pth is epoch {run.best_model_epoch(best_by)} "
-             f"(--best-by {best_by})."]
+             f"{run.best_epoch} ({baseline}), saved as best_model.pth; {sdr}."]
     if not learned:
-        lines.append("That is no better than a constant mask: the model has not learned; "
-                     "train longer, or see docs/troubleshooting.md.")
+        lines.append("That is no better than a constant mask: the model has not learned; " + not_learned_advice(
+            lr, steps_per_epoch, run.epoch))
     lines.append(f"Checkpoints in {os.path.join(save_dir, '')}, loss curve in "
                  f"{os.path.join(save_dir, 'loss_curve.png')}; TensorBoard: {runnable('tensorboard')} --logdir "
                  f"{shlex.quote(os.path.join(save_dir, 'logs'))}")
     return "\n".join(lines)
+
+
+HIGH_LR = 1e-2  # 10 x the default: Adam's steps are then too large for this network to leave the constant mask
+FEW_STEPS = 200  # optimizer steps in all: fewer than this, and no learning rate has had the time to work
+
+
+def not_learned_advice(lr, steps_per_epoch, epochs):
+    """What to change when a run ends no better than the constant mask, by what its flags show."""
+    if lr >= HIGH_LR:
+        return f"--lr {lr:g} is high (the default is 1e-3): lower it."
+    if steps_per_epoch * epochs < FEW_STEPS:
+        return (f"it took only {steps_per_epoch * epochs} optimizer steps ({steps_per_epoch} per epoch): lower "
+                "--batch-size, or train longer; see docs/troubleshooting.md.")
+    return "train longer, or see docs/troubleshooting.md."

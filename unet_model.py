@@ -32,6 +32,8 @@ Names used in every file of the project (shape comments use the letters):
 This file is the model alone: it reads and writes no files (checkpoints.py does).
 """
 
+import cli  # noqa: F401 (first: says in one line how to install what is missing; see cli.require_installed)
+
 import argparse
 from dataclasses import asdict, dataclass
 
@@ -53,10 +55,6 @@ class UNetConfig:
         dropout: dropout probability in the first `dropout_layers` decoder
             blocks (paper: 0.5 in the first 3; 0 disables it).
         dropout_layers: how many decoder blocks, from the bottom, get dropout.
-        input_compression: "none" (the lab: the network sees the scaled
-            magnitude, mostly around 1e-3 with peaks at 1) or "log" (it sees
-            log(1 + 1e4 * magnitude), a dynamic range it can use; the mask
-            still multiplies the linear magnitude).
     """
 
     channels: tuple = (32, 64, 128, 256)
@@ -66,7 +64,6 @@ class UNetConfig:
     batch_norm: bool = True
     dropout: float = 0.0
     dropout_layers: int = 3
-    input_compression: str = "none"
 
     def __post_init__(self):
         # A checkpoint stores the config as JSON-like data, where tuples become lists.
@@ -81,8 +78,6 @@ class UNetConfig:
             raise ValueError(
                 f"decoder_activation must be 'leaky_relu' or 'relu', got {self.decoder_activation!r}"
             )
-        if self.input_compression not in ("none", "log"):
-            raise ValueError(f"input_compression must be 'none' or 'log', got {self.input_compression!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -180,8 +175,6 @@ class UNet(nn.Module):
                 f"UNet expects a (batch, freq_bins, frames) magnitude, got shape {tuple(mix_mag.shape)}"
             )
         x = mix_mag.unsqueeze(1)  # (B, 1, F, T)
-        if self.config.input_compression == "log":
-            x = torch.log1p(1e4 * x)  # 0 stays 0; 1e-3 -> 2.4, 1 -> 9.2
 
         # Encoder: remember every level's input size and output for the way back.
         sizes, skips = [], []

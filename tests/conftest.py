@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import data  # noqa: E402
+import songs  # noqa: E402
 
 
 def pytest_configure(config):
@@ -34,7 +34,7 @@ TINY_TOY = {"version": 1, "n_train": 4, "n_test": 2, "seconds": 14.0, "sample_ra
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("toy") / "musdb")
-    data.build_toy_musdb(root, settings=TINY_TOY, quiet=True)
+    songs.build_toy_musdb(root, settings=TINY_TOY, quiet=True)
     return root
 
 

@@ -10,8 +10,10 @@ import soundfile as sf
 import torch
 
 import data
+import songs
 from audio import SignalConfig
-from data import DataError, PatchDataset, load_features, split_data
+from data import PatchDataset, load_features
+from songs import DataError, split_data
 from toy_music import synth_song
 
 SIGNAL = SignalConfig()
@@ -117,7 +119,7 @@ def test_second_load_reads_the_cache_only(toy_root, tmp_path, monkeypatch):
 
 
 def test_songs_decoded_in_parallel_give_the_serial_cache_files(toy_root, tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "PARALLEL_SECONDS", 1)  # in parallel, short songs and all
+    monkeypatch.setattr(songs, "PARALLEL_SECONDS", 1)  # in parallel, short songs and all
     split = split_data(toy_root, n_songs=None, quiet=True)
     tracks = split.train + split.valid + split.test
     load_features(tracks, SIGNAL, str(tmp_path / "serial"), quiet=True, jobs=1)
@@ -152,9 +154,9 @@ def test_cache_key_follows_signal_settings_and_torn_files_are_rebuilt(toy_root, 
     split = split_data(toy_root, n_songs=1, quiet=True)
     track = split.train[0]
     other = SignalConfig(hop_length=512)
-    assert data.cache_path(track, SIGNAL, str(tmp_path)) != data.cache_path(track, other, str(tmp_path))
+    assert songs.cache_path(track, SIGNAL, str(tmp_path)) != songs.cache_path(track, other, str(tmp_path))
     good = np.array(load_features([track], SIGNAL, str(tmp_path), quiet=True)[0])  # off the map
-    path = data.cache_path(track, SIGNAL, str(tmp_path))
+    path = songs.cache_path(track, SIGNAL, str(tmp_path))
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
     rebuilt = load_features([track], SIGNAL, str(tmp_path), quiet=True)[0]
@@ -262,15 +264,3 @@ def test_stems_training_and_mp4_inference_with_the_wheels_ffmpeg_alone(stem_file
     assert run.returncode == 0, run.stdout + run.stderr
     vocals, rate = sf.read(tmp_path / "out" / os.path.basename(stem_file).split(".")[0] / "vocals.wav")
     assert rate == 44100 and vocals.shape[0] > 6 * rate
-
-
-def test_random_tilt_is_an_eq_change_of_at_most_6_db_across_the_band():
-    from data import random_tilt
-
-    spec = np.ones((513, 128), np.complex64)
-    for _ in range(20):
-        tilted = random_tilt(spec)
-        gain_db = 20 * np.log10(np.abs(tilted[:, 0]))
-        assert tilted.shape == spec.shape and tilted.dtype == np.complex64
-        assert np.all(np.diff(gain_db) >= 0) or np.all(np.diff(gain_db) <= 0)  # a tilt, no bumps
-        assert abs(gain_db[0]) <= 3.0001 and abs(gain_db[-1]) <= 3.0001 and abs(gain_db[256]) < 1e-3

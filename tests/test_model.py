@@ -111,15 +111,15 @@ def test_lab_self_check_runs(capsys):
     assert "2,410,913" in out and "(2, 513, 128)" in out
 
 
-def test_log_input_compression_keeps_shape_and_range_and_old_configs_load():
-    torch.manual_seed(0)
-    model = UNet(UNetConfig(channels=(4, 8), input_compression="log")).eval()
-    mix = torch.rand(2, 65, 32) * 1e-3
-    mask = model(mix)
-    assert mask.shape == mix.shape and 0 <= mask.min() and mask.max() <= 1
-    # A checkpoint written before the field existed has no such key: it means the lab's "none".
-    stored = UNetConfig(channels=(4, 8)).to_dict()
-    del stored["input_compression"]
-    assert UNetConfig(**stored).input_compression == "none"
-    with pytest.raises(ValueError, match="input_compression"):
-        UNetConfig(input_compression="sqrt")
+def test_a_checkpoint_of_a_removed_option_names_the_commit_that_reads_it(tiny_checkpoint, tmp_path):
+    from checkpoints import CheckpointError, load_model
+
+    state = torch.load(tiny_checkpoint, weights_only=True)
+    for value, loads in (("none", True), ("log", False)):  # "none", the lab's, was the default: the same model
+        path = tmp_path / f"{value}.pth"
+        torch.save({**state, "model_config": {**state["model_config"], "input_compression": value}}, path)
+        if loads:
+            assert load_model(str(path))[0].config == UNetConfig(channels=(4, 8))
+        else:
+            with pytest.raises(CheckpointError, match="input_compression='log'.*commit b6b7f75"):
+                load_model(str(path))

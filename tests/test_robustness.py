@@ -1,0 +1,268 @@
+"""Broken songs, cache files and worker processes: each noticed where it enters, named in one line.
+
+The commands go on with every good song, exit non-zero where something
+could not be done, and never change a file of the data they read (checked
+by checksums). The generative tests of test_properties.py look for the
+cases nobody listed; these are the ones somebody did.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import data
+import evaluate
+import songs
+import train
+from reports import not_learned_advice
+from workers import WorkerDied, run_jobs
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--channels", "4", "8", "--batch-size", "4", "--samples-per-track", "2", "--epochs", "1", "--quiet",
+        "--figure-every", "100"]
+
+
+def checksums(folder):
+    """{relative path: sha1} of every file below `folder`."""
+    return {os.path.relpath(os.path.join(parent, name), folder):
+            hashlib.sha1(open(os.path.join(parent, name), "rb").read()).hexdigest()
+            for parent, _, names in os.walk(folder) for name in names}
+
+
+def copy_root(toy_root, tmp_path):
+    root = tmp_path / "musdb"
+    shutil.copytree(toy_root, root)
+    return root
+
+
+def train_songs(root):
+    return sorted(p for p in (root / "train").iterdir() if p.is_dir())
+
+
+def train_on(root, tmp_path, *extra):
+    train.main([*TINY, "--root", str(root), "--cache-dir", str(tmp_path / "cache"),
+                "--save-dir", str(tmp_path / "ckpt"), *extra])
+
+
+# Each edit breaks one training song folder; the song is then left out with this reason.
+def cut(name, seconds):
+    def edit(folder):
+        audio, rate = sf.read(folder / name, dtype="int16")
+        sf.write(folder / name, audio[:int(seconds * rate)], rate)
+    return edit
+
+
+def every_stem(change):
+    def edit(folder):
+        for path in folder.glob("*.wav"):
+            audio, rate = sf.read(path, dtype="float32")
+            sf.write(path, change(audio), rate, subtype="FLOAT")
+    return edit
+
+
+def with_nan(audio):
+    audio = audio.copy()
+    audio[len(audio) // 2] = np.nan
+    return audio
+
+
+BROKEN_SONGS = [
+    ("no mixture", lambda f: (f / "mixture.wav").unlink(), "no mixture.wav"),
+    ("no vocals", lambda f: (f / "vocals.wav").unlink(), "no vocals.wav"),
+    ("header cut short", lambda f: (f / "mixture.wav").write_bytes((f / "mixture.wav").read_bytes()[:30]),
+     "mixture.wav cannot be read"),
+    ("empty file", lambda f: (f / "vocals.wav").write_bytes(b""), "vocals.wav cannot be read"),
+    ("text as audio", lambda f: (f / "drums.wav").write_text("not a RIFF file\n" * 50), "drums.wav cannot be read"),
+    ("vocals shorter", cut("vocals.wav", 5.0), "vocals.wav lasts 5.00 s and mixture.wav 14.00 s"),
+    ("other rate", lambda f: sf.write(f / "bass.wav", sf.read(f / "bass.wav")[0], 22050), "bass.wav is at 22050 Hz"),
+    ("50 ms long", lambda f: [cut(p.name, 0.05)(f) for p in list(f.glob("*.wav"))], "less than one STFT window"),
+    ("NaN samples", every_stem(with_nan), "holds NaN or infinite samples"),
+]
+
+
+@pytest.mark.parametrize("kind, edit, reason", BROKEN_SONGS, ids=[case[0] for case in BROKEN_SONGS])
+def test_a_broken_training_song_is_left_out_in_one_line_and_training_goes_on(kind, edit, reason, toy_root,
+                                                                             tmp_path, capsys):
+    root = copy_root(toy_root, tmp_path)
+    broken = train_songs(root)[0]
+    edit(broken)
+    before = checksums(root)
+    train_on(root, tmp_path)
+    out = capsys.readouterr().out
+    skipped = [line for line in out.splitlines() if line.startswith("Skipping ")]
+    assert len(skipped) == 1 and skipped[0].startswith(f"Skipping {broken}: ") and reason in skipped[0], out
+    assert "1 left out (see above)" in out and (tmp_path / "ckpt" / "best_model.pth").is_file()
+    assert checksums(root) == before  # nothing of the data set changed
+
+
+def test_a_folder_that_is_not_a_song_is_named_and_left_out(toy_root, tmp_path, capsys):
+    root = copy_root(toy_root, tmp_path)
+    (root / "train" / ".ipynb_checkpoints").mkdir()
+    (root / "train" / ".ipynb_checkpoints" / "notes.ipynb").write_text("{}")
+    data.main(["--root", str(root), "--n-songs", "all"])
+    out = capsys.readouterr().out
+    assert f"Skipping {root / 'train' / '.ipynb_checkpoints'}: not a song" in out and "train:        3 songs" in out
+    train_on(root, tmp_path)
+    assert "Skipping " in capsys.readouterr().out
+
+
+def test_a_split_with_no_usable_song_left_is_one_line(toy_root, tmp_path, capsys):
+    root = copy_root(toy_root, tmp_path)
+    for folder in train_songs(root)[1:]:
+        (folder / "vocals.wav").unlink()
+    with pytest.raises(SystemExit) as stop:
+        train_on(root, tmp_path)
+    assert str(stop.value.code) == f"error: {root} has a single usable training song; validation needs at least two"
+    assert capsys.readouterr().out.count("Skipping ") == 3
+
+
+def test_a_damaged_cache_file_is_rebuilt_never_trusted(toy_root, tmp_path, capsys):
+    split = songs.split_data(toy_root, n_songs=1, quiet=True)
+    good = np.array(data.load_features(split.train, songs.SignalConfig(), str(tmp_path), quiet=True)[0])
+    path = songs.cache_path(split.train[0], songs.SignalConfig(), str(tmp_path))
+    for damage in (b"", b"\x93NUMPY\x01\x00garbage", open(path, "rb").read()[:200]):  # power cut, foreign, short
+        open(path, "wb").write(damage)
+        assert np.array_equal(data.load_features(split.train, songs.SignalConfig(), str(tmp_path), quiet=True)[0],
+                              good)
+        assert "is damaged; rebuilding it" in capsys.readouterr().out
+
+
+# --- evaluate.py: the songs it cannot score are listed, the data root is never written ---
+
+def test_evaluate_lists_the_songs_it_could_not_score_and_exits_non_zero(toy_root, tiny_checkpoint, tmp_path,
+                                                                        capsys):
+    root = copy_root(toy_root, tmp_path)
+    test_songs = sorted((root / "test").iterdir())
+    cut("vocals.wav", 3.0)(test_songs[0])
+    before = checksums(root)
+    out = tmp_path / "scores.json"
+    with pytest.raises(SystemExit) as stop:
+        evaluate.main(["--root", str(root), "--checkpoint", tiny_checkpoint, "--out", str(out), "--jobs", "1",
+                       "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    message = str(stop.value.code)
+    assert message.startswith("error: 1 song could not be scored (") and "vocals.wav lasts 3.00 s" in message
+    scores = json.loads(out.read_text())
+    assert list(scores["tracks"]) == [test_songs[1].name]  # the other song is scored
+    assert list(scores["skipped"]) == [str(test_songs[0])]  # the song's folder
+    assert checksums(root) == before
+
+
+@pytest.mark.parametrize("flag, where", [("--estimates-dir", "."), ("--estimates-dir", "test"), ("--out", "x.json")])
+def test_evaluate_never_writes_inside_the_data_root(toy_root, tiny_checkpoint, tmp_path, flag, where):
+    root = copy_root(toy_root, tmp_path)
+    before = checksums(root)
+    argv = ["--root", str(root), "--checkpoint", tiny_checkpoint, "--cache-dir", str(tmp_path / "cache"),
+            "--out", str(tmp_path / "s.json"), flag, str(root / where), "--jobs", "1", "--quiet"]
+    with pytest.raises(SystemExit) as stop:
+        evaluate.main(argv)
+    assert f"{flag} {root / where} is inside the data root {root}" in str(stop.value.code)
+    assert checksums(root) == before
+
+
+# --- Worker processes that die ---
+
+def die_on_two(job):
+    if job == 2:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer does
+    return job * 10
+
+
+def test_a_worker_that_dies_is_named_at_once_and_the_jobs_done_before_are_kept():
+    done, start = [], time.time()
+    with pytest.raises(WorkerDied) as died:
+        for job, result in run_jobs(die_on_two, [1, 3, 2, 4, 5], workers=2):
+            done.append((job, result))
+    assert died.value.job == 2 and died.value.killed and died.value.exitcode == -signal.SIGKILL
+    assert done and all(result == 10 * job != 20 for job, result in done) and time.time() - start < 60
+
+
+def raise_on_two(job):
+    if job == 2:
+        raise songs.DataError("song 2 is bad")
+    return job
+
+
+def test_an_exception_in_a_worker_is_raised_here_with_its_message():
+    with pytest.raises(songs.DataError, match="song 2 is bad"):
+        list(run_jobs(raise_on_two, [1, 2, 3], workers=2))
+    assert [result for _, result in run_jobs(raise_on_two, [1, 3], workers=1)] == [1, 3]
+
+
+def worker_pids(parent):
+    """The spawned worker processes of `parent` (not multiprocessing's resource tracker)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+            command = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in command:
+            pids.append(int(pid))
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the worker processes in /proc")
+def test_evaluate_with_a_worker_killed_ends_keeps_what_was_scored_and_a_rerun_finishes(toy_root, tiny_checkpoint,
+                                                                                     tmp_path):
+    root = copy_root(toy_root, tmp_path)
+    first = sorted((root / "test").iterdir())[0]
+    shutil.copytree(first, root / "test" / "Toy Song test 03")  # 3 songs for 2 workers
+    out = tmp_path / "scores.json"
+    command = [sys.executable, os.path.join(PROJECT, "evaluate.py"), "--root", str(root), "--checkpoint",
+               tiny_checkpoint, "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--jobs", "2", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not out.exists():  # the first song is scored: its rows are kept
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.05)
+    killed = time.time()
+    for pid in worker_pids(process.pid):  # the out-of-memory killer's way: SIGKILL, no word
+        os.kill(pid, signal.SIGKILL)
+    stdout, stderr = process.communicate(timeout=60)
+    assert time.time() - killed < 60 and process.returncode == 1, stdout + stderr
+    assert "died (exit code -9; killed by the system" in stderr and "with --jobs 1" in stderr
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    kept = json.loads(out.read_text())["songs_scored"]
+    assert kept >= 1
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert json.loads(out.read_text())["songs_scored"] == 3
+
+
+# --- Advice that fits the cause ---
+
+def test_a_batch_larger_than_an_epoch_is_a_warning_with_the_steps_per_epoch(toy_root, tmp_path, capsys):
+    train_on(toy_root, tmp_path, "--batch-size", "1000")
+    out = capsys.readouterr().out
+    assert "Warning: --batch-size 1000 is more than the 6 patches of an epoch, so each epoch is a single step" in out
+
+
+@pytest.mark.parametrize("lr, steps, epochs, advice", [
+    (1.0, 30, 20, "--lr 1 is high (the default is 1e-3): lower it."),
+    (1e-3, 1, 20, "it took only 20 optimizer steps (1 per epoch): lower --batch-size"),
+    (1e-3, 30, 20, "train longer"),
+])
+def test_a_run_that_did_not_learn_gets_the_advice_its_flags_point_to(lr, steps, epochs, advice):
+    assert not_learned_advice(lr, steps, epochs).startswith(advice)
+
+
+# --- Run without the project's packages ---
+
+@pytest.mark.parametrize("script", ["train.py", "inference.py", "evaluate.py", "data.py", "unet_model.py"])
+def test_a_script_run_without_its_packages_says_how_to_install_them(script, tmp_path):
+    run = subprocess.run([sys.executable, "-S", "-s", os.path.join(PROJECT, script)], capture_output=True, text=True,
+                         cwd=tmp_path, env={"PATH": os.environ.get("PATH", "")})  # -S: no site-packages
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    assert "are not installed for" in line and "pip install -r requirements.txt" in line
