@@ -195,10 +195,10 @@ def pick_device(force_cpu=False):
     return torch.device("cpu")
 
 
-# What --precision auto picks on a CPU, by the bf16 instructions it has: (precision, why). The figures are
-# training steps on 2-core machines of each class (benchmarks/README.md); change an entry after measuring.
+# What --precision auto picks on a CPU, by the bf16 instructions it has: (precision, why). Training steps on
+# 2-core machines of each class are in benchmarks/README.md; change an entry after measuring.
 CPU_PRECISION = {
-    "AMX": ("bf16", "bf16 measured faster than fp32 with AMX"),
+    "AMX": ("bf16", "AMX computes bf16 matrix products natively"),
     "AVX512-BF16": ("fp32", "bf16 measured slower than fp32 with AVX512-BF16 but no AMX"),
     "none": ("fp32", "bf16 is only emulated without AVX512-BF16 or AMX"),
 }
