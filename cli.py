@@ -187,9 +187,9 @@ def pick_device(force_cpu=False):
         return torch.device("cuda")
     if torch.cuda.device_count() > 0:
         print(f"warning: an NVIDIA GPU is present but this PyTorch (CUDA {torch.version.cuda}) cannot use it, most "
-              "often because its driver is older: update the driver (R580 or newer for CUDA 13) or install torch "
-              "for an older CUDA from https://pytorch.org/get-started/locally/; running on the CPU",
-              file=sys.stderr)
+              f"often because its driver is older: update the driver to one for CUDA {torch.version.cuda} (for "
+              "CUDA 13: R580 or newer) or install torch for an older CUDA from "
+              "https://pytorch.org/get-started/locally/; running on the CPU", file=sys.stderr)
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
@@ -236,7 +236,7 @@ def auto_precision(device):
             return "bf16", "native bf16 from compute capability 8.0"
         return "fp32", "bf16 is only emulated before compute capability 8.0"
     if device.type == "mps":
-        return "fp32", "bf16 on Apple GPUs was never measured here"
+        return "fp32", "bf16 on Apple GPUs was never measured in this project"
     return CPU_PRECISION[cpu_class()]
 
 

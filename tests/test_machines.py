@@ -75,7 +75,7 @@ def test_an_apple_gpu_trains_in_fp32_unless_bf16_is_asked_for_on_macos_14(monkey
     else:
         assert pick_precision("bf16", MPS) is explicit
     assert describe_device(MPS, None) == "Device: mps, fp32 (as auto picks here: bf16 on Apple GPUs was never " \
-                                         "measured here)"
+                                         "measured in this project)"
 
 
 def test_a_gpu_that_cannot_be_used_is_one_line_and_the_run_goes_on_on_the_cpu(monkeypatch, capsys):
