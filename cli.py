@@ -1,7 +1,7 @@
 """What every script's command line shares: flag types, help, the data flags, user errors, the device.
 
-The device and, for training, its precision are picked here too: the choices a
-flag like --cpu or --precision overrides.
+The device and, for training, its precision and memory layout are picked here
+too: the choices a flag like --cpu, --precision or --channels-last overrides.
 
 Each script (data.py, train.py, inference.py, evaluate.py) builds its own
 argparse parser in `get_args()` from these pieces, and its `main()` catches
@@ -18,6 +18,7 @@ import shlex
 import shutil
 import signal
 import sys
+from typing import NamedTuple
 
 # Only the standard library at the top: every script imports this module first, so that it can say in
 # one line how to install what is missing (below), and inference.py and evaluate.py catch Ctrl-C with it
@@ -186,58 +187,135 @@ def time_left(done, total, elapsed):
     return f" (about {left:.0f} s left)" if left < 90 else f" (about {left / 60:.0f} min left)"
 
 
+class DeviceError(UserError):
+    """A device or precision asked for that this machine or this PyTorch cannot give."""
+
+
 def pick_device(force_cpu=False):
-    """CUDA, then Apple MPS, then CPU (`force_cpu`: always the CPU)."""
+    """CUDA, then Apple MPS, then CPU (`force_cpu`: always the CPU).
+
+    An NVIDIA GPU that PyTorch sees but cannot use (most often a driver older
+    than the CUDA this torch wheel was built for: torch.cuda.is_available()
+    is False while NVML counts the GPU) gets one line saying how to fix it,
+    and the run goes on on the CPU.
+    """
     import torch
 
-    if not force_cpu and torch.cuda.is_available():
+    if force_cpu:
+        return torch.device("cpu")
+    if torch.cuda.is_available():
         return torch.device("cuda")
-    if not force_cpu and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+    if torch.cuda.device_count() > 0:
+        print(f"warning: an NVIDIA GPU is present but this PyTorch (CUDA {torch.version.cuda}) cannot use it, most "
+              f"often because its driver is older: update the driver to one for CUDA {torch.version.cuda} (for "
+              "CUDA 13: R580 or newer) or install torch for an older CUDA from "
+              "https://pytorch.org/get-started/locally/; running on the CPU", file=sys.stderr)
+    if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
 
 
-def pick_precision(choice, device):
-    """torch.bfloat16 for autocast, or None for plain fp32.
+# What --precision auto picks on a CPU, by the bf16 instructions it has: (precision, why). Training steps on
+# 2-core machines of each class are in benchmarks/README.md; change an entry after measuring.
+CPU_PRECISION = {
+    "AMX": ("bf16", "AMX computes bf16 matrix products natively"),
+    "AVX512-BF16": ("fp32", "bf16 measured slower than fp32 with AVX512-BF16 but no AMX"),
+    "none": ("fp32", "bf16 is only emulated without AVX512-BF16 or AMX"),
+}
 
-    bf16 autocast is about 1.5x faster on CPUs with AVX512-BF16 or AMX, but
-    emulated (slower than fp32) on older ones, so `auto` only picks it where
-    the hardware has it.
+
+def cpu_class():
+    """The key of CPU_PRECISION for this CPU: 'AMX', 'AVX512-BF16' (without AMX) or 'none'."""
+    import torch
+
+    if torch.cpu._is_amx_tile_supported():
+        return "AMX"
+    return "AVX512-BF16" if torch.cpu._is_avx512_bf16_supported() else "none"
+
+
+def describe_cpu():
+    """'AVX512, AVX512-BF16, no AMX': the capability PyTorch dispatches to and the bf16 instructions,
+    which together set the speed of a CPU (3-4x between classes) and what bf16 costs on it."""
+    import torch
+
+    bf16 = {"AMX": "AVX512-BF16, AMX", "AVX512-BF16": "AVX512-BF16, no AMX", "none": "no AVX512-BF16, no AMX"}
+    return f"{torch.backends.cpu.get_cpu_capability()}, {bf16[cpu_class()]}"
+
+
+def auto_precision(device):
+    """('bf16' or 'fp32', why): what --precision auto picks on `device`.
+
+    A CUDA GPU computes bf16 natively from compute capability 8.0 (Ampere);
+    before that (a T4 is 7.5) PyTorch emulates it, slower than fp32. bf16
+    on Apple GPUs has never been measured here, so it is used only when asked.
     """
     import torch
 
-    if choice == "fp32" or device.type == "mps":
-        return None
-    if choice == "bf16":
-        return torch.bfloat16
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    native = [getattr(torch.cpu, name, lambda: False)() for name in
-              ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return torch.bfloat16 if any(native) else None
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return "bf16", "native bf16 from compute capability 8.0"
+        return "fp32", "bf16 is only emulated before compute capability 8.0"
+    if device.type == "mps":
+        return "fp32", "bf16 on Apple GPUs was never measured in this project"
+    return CPU_PRECISION[cpu_class()]
+
+
+def pick_precision(choice, device):
+    """torch.bfloat16 for autocast, or None for plain fp32: --precision `choice` (auto, fp32, bf16) on `device`.
+
+    An explicit bf16 is obeyed, even where it is emulated: it is the user's
+    measurement to make. On an Apple GPU it needs macOS 14, which
+    torch.autocast does not check (in torch 2.11 its macOS test sits in the
+    branch for dtypes other than bf16 and fp16, amp/autocast_mode.py).
+    """
+    import torch
+
+    if choice == "auto":
+        choice = auto_precision(device)[0]
+    if choice == "bf16" and device.type == "mps" and not torch.backends.mps.is_macos_or_newer(14, 0):
+        raise DeviceError("bf16 on an Apple GPU needs macOS 14 or newer: use --precision fp32")
+    return torch.bfloat16 if choice == "bf16" else None
 
 
 def describe_device(device, amp_dtype):
-    """'Device: ...': where the run computes, what kind of machine that is, and in which precision.
-
-    Speeds differ 3-4x between CPU classes (AVX512 against AVX2 only), so the
-    capability PyTorch dispatches to is part of every timing we report.
-    """
+    """'Device: ...': where the run computes, what kind of machine that is, in which precision, and why
+    (what --precision auto picks there, and the reason)."""
     import torch
 
     if device.type == "cuda":
-        where = f"cuda ({torch.cuda.get_device_name(device)})"
+        major, minor = torch.cuda.get_device_capability(device)
+        where = f"cuda ({torch.cuda.get_device_name(device)}, compute capability {major}.{minor})"
     elif device.type == "cpu":
-        where = f"cpu ({torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)"
+        where = f"cpu ({describe_cpu()}, {torch.get_num_threads()} threads)"
     else:
         where = device.type
-    if amp_dtype is not None:
-        precision = "bf16 autocast"
-    elif device.type == "cpu":
-        precision = "fp32" if pick_precision("auto", device) is None else "fp32 (bf16 would be native here)"
-    else:
-        precision = "fp32"
-    return f"Device: {where}, {precision}"
+    precision = "bf16 autocast" if amp_dtype is not None else "fp32"
+    auto, why = auto_precision(device)
+    same = (auto == "bf16") == (amp_dtype is not None)
+    return f"Device: {where}, {precision} ({'as auto picks here' if same else f'auto would pick {auto}'}: {why})"
+
+
+class MemoryPlan(NamedTuple):
+    pinned: bool  # batches in page-locked memory, copied with non_blocking=True
+    channels_last: bool  # the model in channels_last memory layout
+
+
+def memory_plan(device, channels_last=None):
+    """(pinned, channels_last): how training moves its batches to `device` and lays out the model's memory.
+
+    pinned: the DataLoader pins the batches in page-locked memory and they are
+    copied with non_blocking=True; only to a CUDA GPU, where that copy
+    overlaps the step. To an Apple GPU a non-blocking copy from ordinary
+    memory can silently corrupt the data (pytorch#189690, #139550), and on
+    the CPU there is nothing to copy.
+    channels_last: `channels_last` if given (the flag typed), else on except
+    on an Apple GPU, where torch 2.11's channels_last convolution backward
+    is about 30x slower (pytorch#193349, fixed after 2.11: a typed flag is
+    obeyed, to measure a newer torch).
+    """
+    if channels_last is None:
+        channels_last = device.type != "mps"
+    return MemoryPlan(pinned=device.type == "cuda", channels_last=channels_last)
 
 
 def exit_quietly_while_starting():

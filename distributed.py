@@ -18,6 +18,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
+from cli import DeviceError
+
 
 class Distributed:
     """The run's processes: who am I, and the few moments they must agree."""
@@ -25,6 +27,7 @@ class Distributed:
     def __init__(self, force_cpu=False):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank, self.local_rank = 0, 0
+        self.local_device = torch.device("cpu")  # where this process computes: device() sets it
         if self.world > 1:
             dist.init_process_group("nccl" if torch.cuda.is_available() and not force_cpu else "gloo")
             self.rank, self.local_rank = dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0"))
@@ -40,10 +43,20 @@ class Distributed:
             print(*args, **kwargs)
 
     def device(self, device):
-        """This process's GPU when each process has one, else `device` unchanged."""
+        """This process's GPU when each process has one, else `device` unchanged.
+
+        Under torchrun an Apple GPU is refused rather than swapped for the
+        CPU behind the user's back: gloo, the only backend there, carries no
+        MPS tensors (pytorch#160732), and one Mac GPU shared by several
+        processes would gain nothing over a single process anyway.
+        """
+        if self.world > 1 and device.type == "mps":
+            raise DeviceError("torchrun cannot train on an Apple GPU (PyTorch's gloo has no MPS support): add --cpu "
+                              "to train on CPU processes, or run train.py alone to use the GPU")
         if device.type == "cuda" and self.world > 1:
             device = torch.device("cuda", self.local_rank)
-            torch.cuda.set_device(device)
+            torch.cuda.set_device(device)  # before any collective: nccl's object broadcast (share) uses it
+        self.local_device = device
         return device
 
     @contextlib.contextmanager
@@ -78,12 +91,13 @@ class Distributed:
     def agree(self, train_loss, valid_loss, speed):
         """The epoch's figures every process uses: the mean training loss over the
         processes, the total speed, and rank 0's validation loss, so that every
-        process steps its learning-rate scheduler alike."""
+        process steps its learning-rate scheduler alike. The figures travel on
+        this process's device: nccl carries CUDA tensors only."""
         if self.world == 1:
             return train_loss, valid_loss, speed
-        summed = torch.tensor([train_loss, speed], dtype=torch.float64)
+        summed = torch.tensor([train_loss, speed], dtype=torch.float64, device=self.local_device)
         dist.all_reduce(summed)
-        valid = torch.tensor([valid_loss], dtype=torch.float64)
+        valid = torch.tensor([valid_loss], dtype=torch.float64, device=self.local_device)
         dist.broadcast(valid, src=0)
         return summed[0].item() / self.world, valid.item(), summed[1].item()
 

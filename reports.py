@@ -13,7 +13,7 @@ mixture/, oracle/) writing the same tag:
     figures/mix, mask, vocals     a fixed validation patch (epoch 1, every --figure-every, last)
     audio 1 mix, audio 2 estimated vocals, audio 3 true vocals
                                   that patch, at one loudness, to hear what the mask does
-    config                        the run's flags (text, once)
+    config/text_summary           the run's flags (text, once; add_text appends /text_summary)
 
 The two epoch charts come first, side by side. Losses are shown x 1000 (0.85
 for 0.00085): TensorBoard's axis labels are cut off for numbers as small as

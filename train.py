@@ -47,7 +47,7 @@ from bookkeeping import RunState, TrainingError
 from checkpoints import (build_checkpoint, find_latest_checkpoint, load_checkpoint, model_config_of,
                          prepare_save_dir, save_checkpoint, save_epoch)
 from cli import (ArgumentParser, StopRequests, UserError, add_root_flag, add_training_songs_flag, bounded_number,
-                 describe_device, pasteable, pick_device, pick_precision, progress_bar, runnable)
+                 describe_device, memory_plan, pasteable, pick_device, pick_precision, progress_bar, runnable)
 from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, training_features
 from distributed import Distributed
 from files import cannot_write
@@ -86,8 +86,9 @@ def build_parser():
     g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="bf16 autocast for the training steps (validation stays fp32); auto: what was measured "
                         "faster and no worse on this kind of machine (docs/training.md)")
-    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
-                   help="channels_last memory layout for the convolutions (faster on CPU and GPU)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels_last memory layout for the convolutions (default: on, faster on CPUs and CUDA "
+                        "GPUs; off on an Apple GPU, where torch 2.11 trains slower with it)")
     g.add_argument("--num-workers", type=bounded_number(int, 0, 256), default=0, help="DataLoader worker "
                    "processes (patches come from a memory-mapped cache: 0 is usually fastest on a laptop)")
     g.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
@@ -185,7 +186,7 @@ def setup(args, dist):
         prepare_save_dir(args.save_dir)
 
     unet = UNet(model_config).to(device)
-    if args.channels_last:
+    if memory_plan(device, args.channels_last).channels_last:
         unet = unet.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(unet.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
@@ -228,7 +229,7 @@ def prepare_data(args, signal_config, dist, device):
     train_set = PatchDataset(train_features, signal_config.patch_frames, args.samples_per_track, args.augment)
     valid_set = PatchDataset(valid_features, signal_config.patch_frames)
     sampler = dist.sampler(train_set, args.seed)
-    pin = device.type == "cuda"  # pinned host memory: copies to the GPU that overlap the computation
+    pin = memory_plan(device).pinned  # page-locked batches, copied to a CUDA GPU while it computes
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
                               num_workers=args.num_workers, pin_memory=pin, persistent_workers=args.num_workers > 0)
     valid_loader = DataLoader(valid_set, batch_size=args.batch_size, num_workers=0, pin_memory=pin)
@@ -323,7 +324,7 @@ def epoch_batches(r, epoch, progress):
     batches = max(0, r.steps_per_epoch - r.state.epoch_batches)
     bar = progress_bar(itertools.islice(r.train_loader, batches), not progress, total=batches, desc=f"epoch {epoch}",
                        leave=False, unit="batch")
-    copy = {"non_blocking": r.device.type == "cuda"}  # from pinned memory: the copy overlaps the computation
+    copy = {"non_blocking": memory_plan(r.device).pinned}  # only from pinned memory: see cli.memory_plan
     for mix_mag, vocals_mag in bar:  # (B, F, T) each
         yield mix_mag.to(r.device, **copy), vocals_mag.to(r.device, **copy)
         bar.set_postfix(loss=f"{r.state.running_loss:.5f}")

@@ -164,7 +164,7 @@ def measure(root, out, eval_jobs_1_songs, precision):
 
     import data
     import train
-    from cli import pick_precision
+    from cli import describe_cpu, describe_device, pick_device, pick_precision
 
     split = data.split_data(root, n_songs=None, quiet=True)
     minutes = {"train": sum(t.duration for t in split.train + split.valid) / 60,
@@ -174,11 +174,12 @@ def measure(root, out, eval_jobs_1_songs, precision):
     musdb = {"train": MUSDB_MINUTES["train"], "valid": MUSDB_MINUTES["train"] * 14 / 100, "test": MUSDB_MINUTES["test"],
              "songs": 86}
     python, rows = sys.executable, []
-    steps = "bf16 autocast" if pick_precision(precision, torch.device("cpu")) else "fp32"
+    device = pick_device()  # where train.py, run below without --cpu, trains
     header = (f"{root}: {len(split.train)} + {len(split.valid)} training and validation songs "
-              f"({minutes['train']:.1f} min), {len(split.test)} test songs ({minutes['test']:.1f} min); CPU capability "
-              f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores, torch {torch.__version__}; "
-              f"training steps {steps} (--precision {precision}), everything else fp32\n\n"
+              f"({minutes['train']:.1f} min), {len(split.test)} test songs ({minutes['test']:.1f} min); CPU "
+              f"{describe_cpu()}, {os.cpu_count()} cores, torch {torch.__version__}; training steps on "
+              f"{describe_device(device, pick_precision(precision, device)).removeprefix('Device: ')} (--precision "
+              f"{precision}), everything else fp32\n\n"
               "| what | audio (min) | seconds | s per audio-minute | MUSDB18 (min, extrapolated) | memory and notes "
               "| command |\n|---|---|---|---|---|---|---|")
     print(header, flush=True)

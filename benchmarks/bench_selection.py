@@ -28,7 +28,8 @@ It reports:
    (min..max) over seeds.
 
 Scores are kept in RUNS_DIR/seedS/scores.json, so a second call scores only
-what is missing. The figures name the CPU capability and the precision.
+what is missing. The figures name the device train.py trains on, the precision
+it computes in there, and the CPU class.
 """
 
 import argparse
@@ -107,7 +108,7 @@ def main():
     import torch
 
     from audio import SignalConfig
-    from cli import pick_precision
+    from cli import describe_cpu, pick_device, pick_precision
 
     capability = torch.backends.cpu.get_cpu_capability()
     train_seeds(args.seeds, args.runs_dir, ["--checkpoint-every", "1"] + args.train_args)
@@ -135,9 +136,10 @@ def main():
             runs[seed] = {"history": history, "picks": chosen, "scores": scores, "scored": wanted}
     flags = args.train_args
     precision = flags[flags.index("--precision") + 1] if "--precision" in flags else "auto"
-    computed = "bf16" if pick_precision(precision, torch.device("cpu")) else "fp32"
+    device = pick_device("--cpu" in flags)  # where train_seeds' train.py trains
+    computed = "bf16" if pick_precision(precision, device) else "fp32"
     print(f"\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), train.py --precision {precision} "
-          f"({computed} on this CPU), CPU capability {capability}; songs per set: "
+          f"({computed} on {device.type} here), CPU {describe_cpu()}; songs per set: "
           + ", ".join(f"{s} {len(sets[s])}" for s in SETS))
 
     print("\n1. Vocals SDR (museval, full band, dB) of the epoch each rule picks: mean (min..max) over seeds\n")
@@ -166,7 +168,8 @@ def main():
         print(f"| {label} | " + " | ".join(cells) + " |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"cpu_capability": capability, "precision": precision, "computed_in": computed,
+            json.dump({"cpu_capability": capability, "cpu": describe_cpu(), "device": device.type,
+                       "precision": precision, "computed_in": computed,
                        "seeds": args.seeds,
                        "runs": {s: {"picks": r["picks"], "scores": r["scores"]} for s, r in runs.items()},
                        "correlations": correlations}, f, indent=2)

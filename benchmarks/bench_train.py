@@ -36,7 +36,7 @@ sys.path.insert(0, ROOT)
 
 import train  # noqa: E402
 from audio import SignalConfig  # noqa: E402
-from cli import pick_device, pick_precision  # noqa: E402
+from cli import describe_cpu, describe_device, memory_plan, pick_device, pick_precision  # noqa: E402
 from data import PatchDataset, load_features, split_data  # noqa: E402
 from unet_model import UNet, UNetConfig  # noqa: E402
 
@@ -61,9 +61,16 @@ def time_features(split, signal_config, jobs=1):
 
 def make_model(args, device):
     model = UNet(UNetConfig()).to(device)
-    if args.channels_last:
+    if memory_plan(device, args.channels_last).channels_last:  # as train.py lays it out
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def synchronize(device):
+    """Wait for the work queued on `device`: a GPU computes after its calls return, so a clock read
+    without this would time the queueing."""
+    if device.type != "cpu":
+        torch.accelerator.synchronize(device)
 
 
 def loop_speed(features, signal_config, args, device):
@@ -99,13 +106,11 @@ def bare_speed(signal_config, args, device):
         optimizer.step()
 
     def run(batches):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         start = time.perf_counter()
         for _ in range(batches):
             step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         return batches * args.batch_size / (time.perf_counter() - start)
 
     return run
@@ -136,14 +141,16 @@ def main():
     p.add_argument("--root", default=None, help="data (default: $MUSDB_PATH, else the toy set)")
     p.add_argument("--n-songs", type=int, default=10, help="training songs, as train.py")
     p.add_argument("--decode-jobs", type=int, nargs="+", default=[1, 2], help="first runs to time, in turns")
-    p.add_argument("--decode-rounds", type=int, default=3, help="turns of the first runs")
+    p.add_argument("--decode-rounds", type=int, default=3, help="turns of the first runs (0: load the features "
+                   "once, untimed)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--samples-per-track", type=int, default=48, help="as train.py: the epoch the SDR is set against")
     p.add_argument("--batches", type=int, default=8, help="timed batches per round, for each of the two")
     p.add_argument("--rounds", type=int, default=3, help="turns of loop then bare model")
     p.add_argument("--warmup", type=int, default=3, help="untimed batches first, for each of the two")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="default: as train.py, on except on an Apple GPU")
     p.add_argument("--cpu", action="store_true")
     args = p.parse_args()
 
@@ -156,13 +163,16 @@ def main():
         for jobs in args.decode_jobs:
             cold, warm, features, valid_features = time_features(split, signal_config, jobs)
             colds[jobs].append(cold)
+    if not args.decode_rounds:  # no first run to time, but the throughput still needs the features
+        _, warm, features, valid_features = time_features(split, signal_config)
     n_tracks = len(features) + len(valid_features)
     minutes = sum(t.duration for t in split.train + split.valid) / 60
-    print(f"Features of {n_tracks} songs ({split.source}, {minutes:.1f} min of audio), CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores: second run {warm:.3f} s (cache only); "
-          f"first run (decoding), median of {args.decode_rounds} in turns:")
-    for jobs, times in colds.items():
-        print(f"  --decode-jobs {jobs}: {np.median(times):.2f} s (rounds: {', '.join(f'{t:.2f}' for t in times)})")
+    print(f"Features of {n_tracks} songs ({split.source}, {minutes:.1f} min of audio), CPU {describe_cpu()}, "
+          f"{os.cpu_count()} cores: second run {warm:.3f} s (cache only)"
+          + (f"; first run (decoding), median of {args.decode_rounds} in turns:" if args.decode_rounds else ""))
+    if args.decode_rounds:
+        for jobs, times in colds.items():
+            print(f"  --decode-jobs {jobs}: {np.median(times):.2f} s (rounds: {', '.join(f'{t:.2f}' for t in times)})")
 
     timers = {"loop": loop_speed(features, signal_config, args, device),
               "bare": bare_speed(signal_config, args, device),
@@ -175,10 +185,10 @@ def main():
             speeds[name].append(run(args.batches))
     loop, bare = (float(np.median(speeds[name])) for name in ("loop", "bare"))
     sdr, valid = (float(np.median(times)) for times in zip(*speeds["sdr"]))
-    print(f"Device {device}, {'bf16 autocast' if args.amp_dtype else 'fp32'}, "
-          f"{'channels_last' if args.channels_last else 'contiguous'}, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}; "
-          f"median of {args.rounds} rounds of {args.batches} batches, taken in turns")
+    host = "" if device.type == "cpu" else f", the host's CPU {describe_cpu()}"  # it loads the batches
+    print(f"{describe_device(device, args.amp_dtype)}; "
+          f"{'channels_last' if memory_plan(device, args.channels_last).channels_last else 'contiguous'}, "
+          f"batch {args.batch_size}{host}; median of {args.rounds} rounds of {args.batches} batches, taken in turns")
     print(f"  training loop (train_one_epoch, cached patches): {loop:6.1f} patches/s  "
           f"(rounds: {', '.join(f'{v:.1f}' for v in speeds['loop'])})")
     print(f"  bare model (random tensors, same step):          {bare:6.1f} patches/s  "

@@ -10,12 +10,30 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# The suite runs on the CPU by design, wherever it runs: what it checks (the "Device: cpu" line, bit-equal
+# reruns with one seed) is the CPU's, and no GPU or Mac has ever run it. CUDA reads CUDA_VISIBLE_DEVICES
+# when it starts, so this hides the GPUs from this process and from every subprocess the tests start;
+# Apple's MPS has no such variable, so the fixture below hides both in this process, and a test that starts
+# train.py or inference.py in a subprocess passes --cpu.
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
 import songs  # noqa: E402
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: several seconds each (subprocesses, museval); "
                                        "the default run runs them too, `-m 'not slow'` skips them")
+
+
+@pytest.fixture(autouse=True)
+def cpu_only(monkeypatch):
+    """No accelerator in this process, whatever the machine has (see CUDA_VISIBLE_DEVICES above)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
 
 def noisy_song(seconds, rate, channels, seed=0):
     """A 220 Hz tone, swelling and fading every 2 s, over white noise: float32 (samples, channels)."""

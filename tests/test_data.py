@@ -252,13 +252,13 @@ def test_stems_training_and_mp4_inference_with_the_wheels_ffmpeg_alone(stem_file
         os.symlink(stem_file, root / "train" / f"{name}.stem.mp4")
     (tmp_path / "bin").mkdir()
     env = dict(os.environ, PATH=str(tmp_path / "bin"))  # no ffmpeg, no ffprobe, nothing else either
-    run = subprocess.run([sys.executable, "train.py", "--root", str(root), "--cache-dir", str(tmp_path / "cache"),
-                          "--save-dir", str(tmp_path / "ckpt"), "--epochs", "1", "--channels", "4", "8",
-                          "--batch-size", "2", "--samples-per-track", "2", "--quiet"],
+    run = subprocess.run([sys.executable, "train.py", "--cpu", "--root", str(root), "--cache-dir",
+                          str(tmp_path / "cache"), "--save-dir", str(tmp_path / "ckpt"), "--epochs", "1",
+                          "--channels", "4", "8", "--batch-size", "2", "--samples-per-track", "2", "--quiet"],
                          cwd=PROJECT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Data: MUSDB18, 1 training songs" in run.stdout
-    run = subprocess.run([sys.executable, "inference.py", stem_file, "--checkpoint", str(tmp_path / "ckpt" /
+    run = subprocess.run([sys.executable, "inference.py", stem_file, "--cpu", "--checkpoint", str(tmp_path / "ckpt" /
                           "best_model.pth"), "--out-dir", str(tmp_path / "out"), "--no-plot", "--quiet"],
                          cwd=PROJECT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -293,7 +293,7 @@ def test_ctrl_c_during_separation_says_one_line_exits_130_and_leaves_nothing(tin
     sf.write(tmp_path / "long.wav", noisy_song(400.0, 16000, 2), 16000)  # two blocks
     out = tmp_path / "new" / "outputs"
     process = subprocess.Popen([sys.executable, os.path.join(PROJECT, "inference.py"), str(tmp_path / "long.wav"),
-                                "--checkpoint", tiny_checkpoint, "--out-dir", str(out), "--no-plot"],
+                                "--cpu", "--checkpoint", tiny_checkpoint, "--out-dir", str(out), "--no-plot"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not glob.glob(str(out / "long" / ".tmp-*")):  # the outputs are being written

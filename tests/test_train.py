@@ -25,7 +25,7 @@ from unet_model import UNet, UNetConfig
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KILL_SEED = 2017  # the random SIGKILL test's kill times
 TINY = ["--channels", "4", "8", "--batch-size", "4", "--samples-per-track", "2", "--quiet",
-        "--checkpoint-every", "1", "--figure-every", "1"]
+        "--checkpoint-every", "1", "--figure-every", "1", "--cpu"]  # --cpu: subprocesses on a Mac see MPS (conftest)
 
 
 def tiny_args(toy_root, tmp_path, *extra):
