@@ -9,7 +9,7 @@ For every song it scores four estimates of the vocals and the accompaniment
 benchmark reports them):
 
     U-Net         the model's separation (the same code as inference.py, with
-                  the same --reconstruction and --wiener flags)
+                  the same --reconstruction and --network-input flags)
     mixture       the mix itself used as the estimate: the floor
     oracle 8 kHz  the ideal ratio mask |V| / (|V| + |A|) of the mono mix at the
                   model's own STFT (8192 Hz, bins up to 4096 Hz), applied by the
@@ -182,8 +182,7 @@ def score_keys(track, checkpoint, signal_config, options):
     common = {"song": [file_identity(f) for f in files], "signal": signal_config.to_dict(),
               "reconstruction": options.reconstruction, "museval": importlib.metadata.version("museval"),
               "version": SCORES_VERSION}
-    model = dict(common, checkpoint=file_identity(checkpoint), wiener=options.wiener_iterations,
-                 network_input=options.network_input)
+    model = dict(common, checkpoint=file_identity(checkpoint), network_input=options.network_input)
     return {group: keyed_name(track.name, key, ".json") for group, key in (("U-Net", model), ("references", common))}
 
 
@@ -395,7 +394,7 @@ def main(argv=None):
         model, signal_config = load_model(checkpoint, pick_device(args.cpu))  # a bad checkpoint stops here
         root, tracks = pick_tracks(args)
         settings = {"checkpoint": os.path.abspath(checkpoint), "root": root, "reconstruction": args.reconstruction,
-                    "wiener_iterations": args.wiener, "network_input": args.network_input,
+                    "network_input": args.network_input,
                     "windows": "1 s, BSS Eval v4 (museval)"}
 
         def write(per_track):  # after every song: what is done so far, whole

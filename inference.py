@@ -7,7 +7,6 @@
     python inference.py --songs "Toy Song test 02"   # songs of the data set, by name
     python inference.py --checkpoint checkpoints/final_model.pth --out-dir results
     python inference.py song.wav --reconstruction lab  # the lab's 8192 Hz reconstruction
-    python inference.py song.wav --wiener 1            # + the multichannel Wiener post-filter
 
 For each song, writes to <out-dir>/<song>/ (default outputs/<song>/; two inputs
 with the same name, song.wav and song.mp3, go to "song" and "song (mp3)"; the
@@ -52,8 +51,7 @@ import soundfile as sf
 
 from audio import AudioError, open_audio, quantize, read_block, require_file, soundfile_name
 from checkpoints import find_checkpoint, load_model
-from cli import (UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device, progress_bar,
-                 time_left)
+from cli import UserError, add_root_flag, add_song_flags, find_song, pick_device, progress_bar, time_left
 from data import find_tracks
 from figures import show_figures, spectrogram_figure
 from files import (AUDIO_EXTENSIONS, atomic_path, audio_files_in, cannot_write, distinct_names, file_identity,
@@ -217,24 +215,19 @@ def add_checkpoint_flag(parser):
 
 
 def add_separation_flags(parser):
-    """--reconstruction, --wiener and --network-input (a SeparationOptions), shared by inference.py and evaluate.py."""
+    """--reconstruction and --network-input (a SeparationOptions), shared by inference.py and evaluate.py."""
     defaults = SeparationOptions()
     parser.add_argument("--reconstruction", choices=("full", "lab"), default=defaults.reconstruction,
                         help="full: the mask applied at the input's own rate, vocals in the whole band; "
                              "lab: the lab's reconstruction at 8192 Hz, vocals stop at 4096 Hz")
-    parser.add_argument("--wiener", type=bounded_number(int, 0, 10), default=defaults.wiener_iterations,
-                        metavar="N", help="iterations of the multichannel Wiener post-filter (0: off; it lowered "
-                                          "SDR on music unlike the training songs, see benchmarks/README.md)")
     parser.add_argument("--network-input", choices=("whole", "patches"), default=defaults.network_input,
                         help="whole: the network reads the song (up to 5-minute blocks) in one pass; patches: "
                              "in the training's 128-frame patches, overlapping by half (twice the work)")
 
 
 def separation_options(parser, args):
-    """The SeparationOptions the flags ask for; --wiener with --reconstruction lab is a usage error (exit 2)."""
-    if args.reconstruction == "lab" and args.wiener:
-        parser.error("--wiener works on the full-band reconstruction only: drop it or --reconstruction lab")
-    return SeparationOptions(args.reconstruction, args.wiener, args.network_input)
+    """The SeparationOptions the flags ask for."""
+    return SeparationOptions(args.reconstruction, args.network_input)
 
 
 def songs_to_separate(args):
@@ -274,7 +267,7 @@ def song_record(path, checkpoint, args):
     """What makes a song's outputs (separation.json): the input and the checkpoint (path, size and
     modification time: retraining changes it), and every setting that changes the files."""
     return {"input": file_identity(path), "checkpoint": file_identity(checkpoint),
-            "reconstruction": args.reconstruction, "wiener": args.wiener, "network_input": args.network_input,
+            "reconstruction": args.reconstruction, "network_input": args.network_input,
             "format": args.audio_format, "bit_depth": args.bit_depth, "plot": not args.no_plot}
 
 
