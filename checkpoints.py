@@ -75,6 +75,13 @@ def save_epoch(save_dir, checkpoint, epoch, epochs, improved, checkpoint_every):
         save_checkpoint(os.path.join(save_dir, name), checkpoint)
 
 
+def add_checkpoint_flag(parser):
+    """--checkpoint, shared by inference.py and evaluate.py (find_checkpoint resolves it)."""
+    parser.add_argument("--checkpoint", default=None,
+                        help="model written by train.py (default: checkpoints/best_model.pth in the current "
+                             "folder, else in this project's folder)")
+
+
 def load_checkpoint(path, flag="--checkpoint"):
     """Load a checkpoint written by train.py, with one clear error if it is not one.
 

@@ -58,7 +58,8 @@ from checkpoints import find_checkpoint, load_model
 from cli import UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device, time_left
 from data import DEFAULT_CACHE_DIR, find_tracks
 from files import atomic_path, cannot_write, file_identity, keyed_name
-from inference import add_checkpoint_flag, add_separation_flags, separation_options
+from checkpoints import add_checkpoint_flag
+from cli import add_separation_flags
 from separation import SeparationOptions, mix_magnitude, ratio_mask, reconstruct, separate, synthesis_config
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
@@ -312,7 +313,7 @@ def get_args(argv=None):
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--quiet", action="store_true", help="print only the tables and errors")
     args = p.parse_args(argv)
-    args.options = separation_options(p, args)
+    args.options = SeparationOptions.from_dict(vars(args))
     return args
 
 

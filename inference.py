@@ -50,8 +50,9 @@ import time
 import soundfile as sf
 
 from audio import AudioError, open_audio, quantize, read_block, require_file, soundfile_name
-from checkpoints import find_checkpoint, load_model
-from cli import UserError, add_root_flag, add_song_flags, find_song, pick_device, progress_bar, time_left
+from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
+from cli import (UserError, add_root_flag, add_separation_flags, add_song_flags, find_song, pick_device, progress_bar,
+                 time_left)
 from data import find_tracks
 from figures import show_figures, spectrogram_figure
 from files import (AUDIO_EXTENSIONS, atomic_path, audio_files_in, cannot_write, distinct_names, file_identity,
@@ -203,31 +204,8 @@ def get_args(argv=None):
         p.error("--show and --no-plot contradict each other")
     if args.audio_format == "flac" and args.bit_depth == "32f":
         p.error("FLAC holds 16 or 24-bit integers only: use --bit-depth 24, or --format wav for 32f")
-    args.options = separation_options(p, args)
+    args.options = SeparationOptions.from_dict(vars(args))
     return args
-
-
-def add_checkpoint_flag(parser):
-    """--checkpoint, shared by inference.py and evaluate.py."""
-    parser.add_argument("--checkpoint", default=None,
-                        help="model written by train.py (default: checkpoints/best_model.pth in the current "
-                             "folder, else in this project's folder)")
-
-
-def add_separation_flags(parser):
-    """--reconstruction and --network-input (a SeparationOptions), shared by inference.py and evaluate.py."""
-    defaults = SeparationOptions()
-    parser.add_argument("--reconstruction", choices=("full", "lab"), default=defaults.reconstruction,
-                        help="full: the mask applied at the input's own rate, vocals in the whole band; "
-                             "lab: the lab's reconstruction at 8192 Hz, vocals stop at 4096 Hz")
-    parser.add_argument("--network-input", choices=("whole", "patches"), default=defaults.network_input,
-                        help="whole: the network reads the song (up to 5-minute blocks) in one pass; patches: "
-                             "in the training's 128-frame patches, overlapping by half (twice the work)")
-
-
-def separation_options(parser, args):
-    """The SeparationOptions the flags ask for."""
-    return SeparationOptions(args.reconstruction, args.network_input)
 
 
 def songs_to_separate(args):
@@ -266,8 +244,7 @@ def songs_to_separate(args):
 def song_record(path, checkpoint, args):
     """What makes a song's outputs (separation.json): the input and the checkpoint (path, size and
     modification time: retraining changes it), and every setting that changes the files."""
-    return {"input": file_identity(path), "checkpoint": file_identity(checkpoint),
-            "reconstruction": args.reconstruction, "network_input": args.network_input,
+    return {"input": file_identity(path), "checkpoint": file_identity(checkpoint), **args.options.to_dict(),
             "format": args.audio_format, "bit_depth": args.bit_depth, "plot": not args.no_plot}
 
 

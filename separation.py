@@ -29,7 +29,7 @@ Arrays are numpy (samples, channels) float32; spectrograms and masks are torch
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -69,7 +69,7 @@ class SeparationError(UserError):
 
 @dataclass(frozen=True)
 class SeparationOptions:
-    """How a song is separated: the choices inference.py and evaluate.py offer as flags.
+    """How a song is separated: the choices inference.py and evaluate.py offer as flags (cli.add_separation_flags).
 
     Args:
         reconstruction: "full" (the mask applied at the input's own rate,
@@ -87,6 +87,15 @@ class SeparationOptions:
             raise ValueError(f"reconstruction must be 'full' or 'lab', got {self.reconstruction!r}")
         if self.network_input not in ("whole", "patches"):
             raise ValueError(f"network_input must be 'whole' or 'patches', got {self.network_input!r}")
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """The options held in `values` (a to_dict(), a record holding one, or parsed flags); other keys ignored,
+        a missing option takes its default."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
 # --------------------------------------------------------------------------
