@@ -1,5 +1,5 @@
 """Files and folders: writing them so that a crash never leaves a half-written
-one, and finding and naming the songs a folder holds.
+one, the record beside a song's outputs, and naming songs.
 
 Every file the project writes (checkpoints, feature caches, WAVs, figures,
 CSV, JSON) goes through `atomic_path`, so a crash, Ctrl-C or `kill -9` never
@@ -19,6 +19,7 @@ import tempfile
 
 from cli import UserError
 
+RECORD = "separation.json"  # beside a song's outputs: what made them, and which files they are
 FULL_BELOW = 16 * 2**20  # bytes: a write that fails with less free space than this (or than it needs) ran out of it
 
 
@@ -162,39 +163,7 @@ def removed_on_failure(folder):
         raise
 
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff",
-                    ".wma", ".webm", ".mka")
-
-
 MIXTURES = ("mixture.wav", "mixture.flac")  # a MUSDB18-HQ song folder: the mix beside its stems
-
-
-def audio_files_in(folder, recursive):
-    """(the audio files in `folder`, and in its subfolders if `recursive`, by extension, sorted;
-    how many more its subfolders hold, left out without `recursive`).
-
-    A MUSDB18-HQ song folder gives its mixture only, not the stems beside it.
-    """
-    found, below = [], 0
-    for parent, subfolders, names in os.walk(folder):
-        subfolders.sort()
-        names = [name for name in sorted(names) if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith(".")]
-        names = [name for name in names if name in MIXTURES] or names
-        if recursive or parent == folder:
-            found += [os.path.join(parent, name) for name in names]
-        else:
-            below += len(names)
-    return found, below
-
-
-def mirrored_name(folder, path):
-    """The output name of `path`, found in `folder`: its song name under the same subfolders,
-    so that disc1/01.wav and disc2/01.wav go to disc1/01 and disc2/01."""
-    relative = os.path.relpath(path, folder)
-    subfolders = os.path.dirname(relative)
-    if os.path.basename(path) in MIXTURES:  # the song is its folder, named by song_name
-        subfolders = os.path.dirname(subfolders)
-    return os.path.join(subfolders, song_name(path))
 
 
 def song_name(path):
@@ -203,7 +172,7 @@ def song_name(path):
     A MUSDB18-HQ song folder's mixture.wav is named after its folder.
     """
     name = os.path.basename(path)
-    if name in ("mixture.wav", "mixture.flac"):
+    if name in MIXTURES:
         name = os.path.basename(os.path.dirname(os.path.abspath(path)))
     name = re.sub(r"(\.stem)?\.[A-Za-z0-9]+$", "", name)
     return name or "song"

@@ -19,13 +19,14 @@ songs of a folder keep its subfolders, disc1/01.wav going to <out-dir>/disc1/01/
     separation.json                 which input, checkpoint and settings made them: a rerun
                                     skips the songs already done so (--force redoes them)
 
-Several songs are a batch: a file that cannot be read is reported and
-skipped, the others go on, and the closing summary (and exit status 1) says
-which failed.
+Several songs are a batch (batch.py): a file that cannot be read is reported
+and skipped, the others go on, and the closing summary (and exit status 1)
+says which failed.
 
-The lab's step, as this file takes it: load the model (load_model), compute
-the mask (predict_mask), rebuild the vocals (reconstruct), write them and plot
-mix / mask / vocals (separate_file). The algorithm itself, on arrays, is in
+The lab's step, in the order of this file: load the model (main:
+load_model), read the audio and compute the mask (predict_mask), rebuild the
+vocals (reconstruct), write them (separate_file, write_blocks) and plot mix /
+mask / vocals (plot_separation). The algorithm itself, on arrays, is in
 separation.py. From Python (a notebook), run from this folder or with it on
 sys.path, the model loaded once for many songs:
 
@@ -41,28 +42,26 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load ends in one li
 
 # The imports come after the handler on purpose: they are the slow part it covers.
 import contextlib
+import functools
 import json
 import math
 import os
 import sys
-import time
 
 import soundfile as sf
 
 from audio import AudioError, open_audio, quantize, read_block, require_file, soundfile_name
+from batch import separate_all, songs_in
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
-from cli import (UserError, add_root_flag, add_separation_flags, add_song_flags, find_song, pick_device, progress_bar,
-                 time_left)
+from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, find_song, pick_device, progress_bar
 from data import find_tracks
 from figures import show_figures, spectrogram_figure
-from files import (AUDIO_EXTENSIONS, atomic_path, audio_files_in, cannot_write, distinct_names, file_identity,
-                   mirrored_name, record_matches, removed_on_failure, song_name)
-from separation import SeparationError, SeparationOptions, plan_blocks, predict_mask, reconstruct, song_scale
+from files import RECORD, atomic_path, cannot_write, distinct_names, file_identity, removed_on_failure, song_name
+from separation import SeparationOptions, plan_blocks, predict_mask, reconstruct, song_scale
 from separation import separate  # noqa: F401 (for `from inference import load_model, separate`)
 
 # --bit-depth: soundfile's subtype for each, and its integer bits (None: float).
 SUBTYPES = {"16": ("PCM_16", 16), "24": ("PCM_24", 24), "32f": ("FLOAT", None)}
-RECORD = "separation.json"  # beside a song's outputs: what made them
 
 
 class InferenceError(UserError):
@@ -221,14 +220,7 @@ def songs_to_separate(args):
         songs = []
         for path in files:
             if os.path.isdir(path):
-                found, below = audio_files_in(path, args.recursive)
-                if not found:
-                    raise InferenceError(f"{path} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})"
-                                         + ("" if args.recursive else "; add --recursive to look in its subfolders"))
-                if below and not args.quiet:
-                    print(f"{path}: left out the {below} audio file{'s' if below > 1 else ''} of its subfolders; "
-                          "add --recursive (-r) to separate them too")
-                songs += [(mirrored_name(path, song), song) for song in found]
+                songs += songs_in(path, args.recursive, args.quiet)
             else:  # checked now, before any song is separated, not after the ones before it
                 songs.append((song_name(path), require_file(path)))
         return distinct_names(songs)
@@ -248,56 +240,6 @@ def song_record(path, checkpoint, args):
             "format": args.audio_format, "bit_depth": args.bit_depth, "plot": not args.no_plot}
 
 
-def separate_songs(model, signal_config, songs, checkpoint, args):
-    """Separate [(name, path)] into args.out_dir as a batch; returns the paths that failed.
-
-    A file that cannot be read is reported and skipped, and the batch goes on;
-    a song whose outputs this checkpoint already made with these settings is
-    skipped unless --force. Each song's line says how long the batch still
-    needs, from the speed so far in bytes read.
-    """
-    failed, skipped, started = [], 0, time.time()
-    sizes, done_bytes = [os.path.getsize(path) for _, path in songs], 0
-    for i, (name, path) in enumerate(songs):
-        out_dir = os.path.join(args.out_dir, name)
-        record = song_record(path, checkpoint, args)
-        count = f"[{i + 1}/{len(songs)}] " if len(songs) > 1 else ""
-        if not args.force and record_matches(out_dir, RECORD, record):
-            skipped += 1
-            if not args.quiet:
-                print(f"{count}{path}: already separated into {out_dir} by this checkpoint (--force redoes it)")
-            continue
-        if not args.quiet and os.path.basename(name) != song_name(path):
-            print(f"{path} shares its name with another input: writing it to {out_dir}")
-        try:
-            written, clipped = separate_file(model, signal_config, path, out_dir, args.options,
-                                             audio_format=args.audio_format, bit_depth=args.bit_depth,
-                                             plot=not args.no_plot, show=args.show, quiet=args.quiet, record=record)
-        except KeyboardInterrupt:  # each song's outputs appear whole or not at all (separate_file)
-            before = "" if i == 0 else "; the song before it is complete" if i == 1 else \
-                f"; the {i} songs before it are complete, and a rerun skips them"
-            print(f"Interrupted: {path} was not written{before}.", file=sys.stderr)
-            sys.exit(130)
-        except (AudioError, SeparationError) as err:  # this file's fault: the batch goes on without it
-            if len(songs) == 1:
-                raise
-            failed.append(path)
-            print(f"error: {err}; skipped it", file=sys.stderr)
-            continue
-        finally:
-            done_bytes += sizes[i]
-        if not args.quiet:
-            print(f"{count}{path}: wrote " + ", ".join(written)
-                  + time_left(done_bytes, done_bytes + sum(sizes[i + 1:]), time.time() - started))
-        if clipped:
-            print(f"warning: {clipped} samples of {out_dir} went past full scale and were clipped, so "
-                  "vocals + accompaniment no longer sum back to the input there; --bit-depth 32f keeps them")
-    if len(songs) > 1:
-        print(f"{len(songs) - skipped - len(failed)} songs separated, {skipped} already done, {len(failed)} failed"
-              + (" (" + ", ".join(failed) + ")" if failed else "") + f", in {(time.time() - started) / 60:.1f} min")
-    return failed
-
-
 def main(argv=None):
     args = get_args(argv)
     sys.stdout.reconfigure(errors="backslashreplace")  # file names that are not valid UTF-8
@@ -305,7 +247,11 @@ def main(argv=None):
         device = pick_device(args.cpu)
         checkpoint = find_checkpoint(args.checkpoint, args.quiet)
         model, signal_config = load_model(checkpoint, device)
-        failed = separate_songs(model, signal_config, songs_to_separate(args), checkpoint, args)
+        separate_song = functools.partial(separate_file, model, signal_config, options=args.options,
+                                          audio_format=args.audio_format, bit_depth=args.bit_depth,
+                                          plot=not args.no_plot, show=args.show, quiet=args.quiet)
+        failed = separate_all(songs_to_separate(args), args.out_dir, lambda path: song_record(path, checkpoint, args),
+                              separate_song, args.force, args.quiet)
     except UserError as err:
         sys.exit(f"error: {err}")
     except KeyboardInterrupt:  # before the first song
