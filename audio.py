@@ -128,16 +128,41 @@ def open_audio(path):
     soundfile reads WAV/FLAC/OGG (and MP3 with recent libsndfile) itself;
     anything else (MP4/AAC, MUSDB .stem.mp4, ...) is first decoded by ffmpeg
     into a temporary float WAV: its first audio stream, which is the mixture
-    in a stem file.
+    in a stem file. So is a file that libsndfile opens but cannot read to
+    its end (a FLAC cut short by a stopped download: libsndfile stops at the
+    cut with an error, ffmpeg decodes what is there); this is the one place
+    that decides, so everything after reads a file it can read.
     """
     path = require_file(path)
     with tempfile.TemporaryDirectory(prefix="unet-audio-") as workdir:
-        try:
-            f = sf.SoundFile(soundfile_name(path))
-        except (sf.LibsndfileError, RuntimeError, TypeError):
+        f = _open_with_soundfile(path)
+        if f is None:
             f = sf.SoundFile(_decode_with_ffmpeg(path, workdir))
         with f:
             yield f
+
+
+def _open_with_soundfile(path):
+    """`path` opened by libsndfile, at its start, if libsndfile reads its last samples too; else None.
+
+    Reading the last 1024 frames finds a file cut short: libsndfile takes the
+    length from the header (a FLAC's) and fails, or returns fewer, at the
+    cut. It costs a seek, well under a millisecond for a 3-minute FLAC.
+    """
+    try:
+        f = sf.SoundFile(soundfile_name(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return None
+    tail = min(f.frames, 1024)
+    try:
+        f.seek(f.frames - tail)
+        whole = f.read(tail, dtype="int16").shape[0] == tail
+        f.seek(0)
+    except (sf.LibsndfileError, RuntimeError):
+        whole = False
+    if not whole:
+        f.close()
+    return f if whole else None
 
 
 def _decode_with_ffmpeg(path, workdir):
@@ -167,18 +192,27 @@ def write_audio(path, audio, sample_rate):
 
 
 def read_block(f, start, stop):
-    """Samples [start, stop) of an open soundfile.SoundFile, float32 (samples, channels).
+    """Samples [start, stop) of a file from open_audio, float32 (samples, channels).
 
     What f.read(dtype="float32") gives, faster for 16-bit files (most WAVs
     and FLACs): they are read as integers and scaled here, to the same
     values. libsndfile's own conversion to float took 0.08 s of a 3-minute
     stereo song's read, the integers and torch's 2-thread scaling 0.035 s
-    (AVX2). tests/test_audio.py holds the two side by side.
+    (AVX2). tests/test_audio.py holds the two side by side. A file damaged
+    before its end, which open_audio cannot see, is an AudioError here.
     """
-    f.seek(start)
-    if f.subtype == "PCM_16":
-        return torch.from_numpy(f.read(stop - start, dtype="int16", always_2d=True)).float().div_(32768).numpy()
-    return f.read(stop - start, dtype="float32", always_2d=True)
+    try:
+        f.seek(start)
+        if f.subtype == "PCM_16":
+            block = torch.from_numpy(f.read(stop - start, dtype="int16", always_2d=True)).float().div_(32768).numpy()
+        else:
+            block = f.read(stop - start, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(f"{os.fsdecode(f.name)} is damaged after {start / f.samplerate:.0f} s (libsndfile: "
+                         f"{str(err).strip()}): convert or download it again") from err
+    if block.shape[0] != stop - start:
+        raise AudioError(f"{os.fsdecode(f.name)} ends before its header says (truncated file?)")
+    return block
 
 
 def quantize(audio, bits):

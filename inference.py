@@ -136,8 +136,6 @@ def write_blocks(model, signal_config, path, f, writers, options, bits, quiet=Fa
     for start, end, lo, hi in progress_bar(blocks, quiet or len(blocks) == 1, desc=os.path.basename(path),
                                            unit="block"):
         audio = read_block(f, lo, hi)  # (samples, channels)
-        if audio.shape[0] != hi - lo:
-            raise AudioError(f"{path} ends before its header says (truncated file?)")
         mix, mask = predict_mask(model, signal_config, audio, rate, options.network_input, scale)  # (F, T) each
         parts = reconstruct(audio, rate, mask, signal_config, options, start=lo)  # (vocals, accompaniment)
         if figure is None:  # the frames of [0, end): the first block without its margin
