@@ -13,6 +13,7 @@ float32 as soundfile returns them; spectrograms are torch
 import contextlib
 import functools
 import importlib.util
+import io
 import os
 import shutil
 import subprocess
@@ -189,6 +190,30 @@ def write_audio(path, audio, sample_rate):
     """Write (samples, channels) float audio as a 16-bit WAV file, atomically."""
     with atomic_path(path, size=2 * np.asarray(audio).size) as tmp:
         sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+
+
+def check_output_format(path, channels, sample_rate, audio_format, subtype, formats=("wav", "flac")):
+    """Refuse, in one AudioError naming a format in `formats` that would do, an `audio_format` ("wav", "flac")
+    with `subtype` samples that cannot hold the channels or the sample rate of the input `path`.
+
+    libsndfile itself is asked, by opening a writer in memory: FLAC holds 8
+    channels and 655350 Hz at most, its WAV 1024 channels.
+    """
+    if _holds(audio_format, subtype, channels, sample_rate):
+        return
+    problem = f"has {channels} channels" if not _holds(audio_format, subtype, channels, 8000) else \
+        f"is sampled at {sample_rate} Hz"
+    others = [other for other in formats if other != audio_format and _holds(other, subtype, channels, sample_rate)]
+    fix = f"use --format {others[0]}" if others else "nor can any other format this writes: split or resample it first"
+    raise AudioError(f"{path} {problem}, which {audio_format.upper()} cannot hold: {fix}")
+
+
+def _holds(audio_format, subtype, channels, sample_rate):
+    try:
+        with sf.SoundFile(io.BytesIO(), "w", sample_rate, channels, subtype, format=audio_format.upper()):
+            return True
+    except (sf.LibsndfileError, ValueError):
+        return False
 
 
 def read_block(f, start, stop):

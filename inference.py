@@ -50,7 +50,7 @@ import sys
 
 import soundfile as sf
 
-from audio import AudioError, open_audio, quantize, read_block, require_file, soundfile_name
+from audio import AudioError, check_output_format, open_audio, quantize, read_block, require_file, soundfile_name
 from batch import separate_all, songs_in
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
 from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, find_song, pick_device, progress_bar
@@ -88,6 +88,7 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
     with removed_on_failure(out_dir), open_audio(path) as f, contextlib.ExitStack() as outputs:
         if f.frames <= 0:
             raise AudioError(f"{path} holds no audio samples")
+        check_output_format(path, f.channels, f.samplerate, audio_format, subtype)
         try:
             os.makedirs(out_dir, exist_ok=True)
             if record is not None:  # entered first, so renamed into place last: after every output it vouches for
