@@ -27,6 +27,10 @@ class DiskFullError(UserError):
     """A write that found no room left on its disk."""
 
 
+class OverwriteError(UserError):
+    """An output that would replace a file the project did not write."""
+
+
 @contextlib.contextmanager
 def atomic_path(path, size=None):
     """Yield a temporary path beside `path` (same extension); rename it to
@@ -122,16 +126,42 @@ def keyed_name(name, key, extension):
     return f"{re.sub(r'[^A-Za-z0-9_-]+', '_', name).strip('_')[:60]}-{digest}{extension}"
 
 
-def record_matches(folder, name, record):
-    """True if folder/name (JSON) holds `record` plus a "files" list, and every file it lists is in folder:
-    the outputs there were made by what `record` describes, and all of them are whole."""
+def read_record(folder):
+    """The record (RECORD) in `folder`: a dict with the "files" it lists, or None if there is none or it is not one."""
     try:
-        with open(os.path.join(folder, name)) as f:
-            done = json.load(f)
-        files = done.pop("files")
-    except (OSError, ValueError, KeyError, AttributeError):
+        with open(os.path.join(folder, RECORD)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    ours = isinstance(record, dict) and isinstance(record.get("files"), list)
+    return record if ours else None
+
+
+def record_matches(folder, record):
+    """True if the record in `folder` is `record` plus its "files", and every file it lists is there:
+    the outputs there were made by what `record` describes, and all of them are whole."""
+    done = read_record(folder)
+    if done is None:
         return False
+    files = done.pop("files")
     return done == record and all(os.path.isfile(os.path.join(folder, file)) for file in files)
+
+
+def check_replaceable(folder, names, hint):
+    """Refuse to write any of `names` (RECORD included, if one is written) into `folder` over a file
+    that the project did not write there: an OverwriteError naming it, with `hint`, what to do instead.
+
+    The one rule of every writer of song outputs. A file may be replaced only
+    if the record in `folder` lists it, and the record itself only if it is
+    one: a data set's vocals.wav or the user's own file never is.
+    """
+    record = read_record(folder)
+    ours = set(record["files"]) | {RECORD} if record else set()
+    for name in names:
+        path = os.path.join(folder, name)
+        if name not in ours and os.path.lexists(path):
+            raise OverwriteError(f"{path} was not written by this project (no {RECORD} beside it lists it), "
+                                 f"so it is not replaced: {hint}")
 
 
 def make_readable(path, mode=0o666):

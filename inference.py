@@ -16,8 +16,10 @@ songs of a folder keep its subfolders, disc1/01.wav going to <out-dir>/disc1/01/
                                     it (to one step of 16 bits; --bit-depth 32f: exactly,
                                     even where a loud input goes past full scale)
     separation.png                  mix, predicted mask and estimated vocals spectrograms
-    separation.json                 which input, checkpoint and settings made them: a rerun
-                                    skips the songs already done so (--force redoes them)
+    separation.json                 which input, checkpoint and settings made them, and the files
+                                    it vouches for: a rerun skips the songs already done so
+                                    (--force redoes them); only those files are ever replaced,
+                                    and another checkpoint's only with --force
 
 Several songs are a batch (batch.py): a file that cannot be read is reported
 and skipped, the others go on, and the closing summary (and exit status 1)
@@ -56,7 +58,8 @@ from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
 from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, find_song, pick_device, progress_bar
 from data import find_tracks
 from figures import show_figures, spectrogram_figure
-from files import RECORD, atomic_path, cannot_write, distinct_names, file_identity, removed_on_failure, song_name
+from files import (RECORD, atomic_path, cannot_write, check_replaceable, distinct_names, file_identity,
+                   removed_on_failure, song_name)
 from separation import SeparationOptions, plan_blocks, predict_mask, reconstruct, song_scale
 from separation import separate  # noqa: F401 (for `from inference import load_model, separate`)
 
@@ -77,13 +80,16 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
     """Separate one audio file into out_dir/{vocals,accompaniment}.<wav|flac> (+ separation.png).
 
     Outputs appear only once complete: a failure or Ctrl-C leaves older files
-    in place and no new folder behind. `bit_depth` is "16", "24" or "32f"
+    in place and no new folder behind; they replace only files this project
+    wrote (files.check_replaceable). `bit_depth` is "16", "24" or "32f"
     (float, WAV only: it never clips, so the two outputs always sum back to
     the input). `record` (a dict, see song_record) is written as
-    separation.json, renamed into place after every output. Returns (files
-    written, samples clipped to full scale).
+    separation.json with the files it vouches for, renamed into place after
+    every one of them. Returns (files written, samples clipped to full scale).
     """
-    paths = [os.path.join(out_dir, f"{name}.{audio_format}") for name in ("vocals", "accompaniment")]
+    names = output_names(audio_format, plot)
+    check_replaceable(out_dir, names + [RECORD], "give another --out-dir")
+    paths = [os.path.join(out_dir, name) for name in names]
     subtype, bits = SUBTYPES[bit_depth]
     with removed_on_failure(out_dir), open_audio(path) as f, contextlib.ExitStack() as outputs:
         if f.frames <= 0:
@@ -91,14 +97,14 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
         check_output_format(path, f.channels, f.samplerate, audio_format, subtype)
         try:
             os.makedirs(out_dir, exist_ok=True)
-            if record is not None:  # entered first, so renamed into place last: after every output it vouches for
-                record_path = outputs.enter_context(atomic_path(os.path.join(out_dir, RECORD)))
+            # Entered first, so renamed into place last: after every output it vouches for.
+            record_path = outputs.enter_context(atomic_path(os.path.join(out_dir, RECORD)))
             # Each output is written under a temporary name: leaving `outputs` closes it and
             # renames it into place, or deletes it if anything failed.
             size = f.frames * f.channels * (bits or 32) // 8  # of each output: what a full disk is told it needs
             writers = [outputs.enter_context(sf.SoundFile(
                 soundfile_name(outputs.enter_context(atomic_path(p, size))), "w", f.samplerate, f.channels,
-                subtype=subtype, format=audio_format.upper())) for p in paths]
+                subtype=subtype, format=audio_format.upper())) for p in paths[:2]]
         except OSError as err:
             raise InferenceError(cannot_write(err, out_dir, "pick another --out-dir")) from err
         (mix, mask), span, clipped = write_blocks(model, signal_config, path, f, writers, options, bits, quiet)
@@ -108,13 +114,15 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
                 "utf-8", "replace")
             if span < f.frames:
                 title += f" (first {span / f.samplerate:.0f} s of {f.frames / f.samplerate:.0f} s)"
-            figure_path = os.path.join(out_dir, "separation.png")
-            plot_separation(mix, mask, signal_config, title, outputs.enter_context(atomic_path(figure_path)), show)
-            paths.append(figure_path)
-        if record is not None:
-            with open(record_path, "w") as out:
-                json.dump(dict(record, files=[os.path.basename(p) for p in paths]), out, indent=2)
+            plot_separation(mix, mask, signal_config, title, outputs.enter_context(atomic_path(paths[2])), show)
+        with open(record_path, "w") as out:
+            json.dump(dict(record or {}, files=names), out, indent=2)
     return paths, clipped
+
+
+def output_names(audio_format, plot):
+    """The files separate_file writes into a song's folder, besides the record."""
+    return [f"vocals.{audio_format}", f"accompaniment.{audio_format}"] + (["separation.png"] if plot else [])
 
 
 def write_blocks(model, signal_config, path, f, writers, options, bits, quiet=False):
@@ -219,7 +227,7 @@ def songs_to_separate(args):
         songs = []
         for path in files:
             if os.path.isdir(path):
-                songs += songs_in(path, args.recursive, args.quiet)
+                songs += songs_in(path, args.recursive, args.out_dir, args.quiet)
             else:  # checked now, before any song is separated, not after the ones before it
                 songs.append((song_name(path), require_file(path)))
         return distinct_names(songs)
@@ -250,7 +258,7 @@ def main(argv=None):
                                           audio_format=args.audio_format, bit_depth=args.bit_depth,
                                           plot=not args.no_plot, show=args.show, quiet=args.quiet)
         failed = separate_all(songs_to_separate(args), args.out_dir, lambda path: song_record(path, checkpoint, args),
-                              separate_song, args.force, args.quiet)
+                              separate_song, output_names(args.audio_format, not args.no_plot), args.force, args.quiet)
     except UserError as err:
         sys.exit(f"error: {err}")
     except KeyboardInterrupt:  # before the first song

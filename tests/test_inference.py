@@ -150,6 +150,7 @@ def test_a_failed_separation_keeps_the_old_outputs(tiny_checkpoint, tmp_path, mo
     out = tmp_path / "out"
     out.mkdir()
     (out / "vocals.wav").write_bytes(b"previous result")
+    (out / "separation.json").write_text('{"files": ["vocals.wav"]}')  # a result of this project's: replaceable
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C in the middle of the work
@@ -158,7 +159,7 @@ def test_a_failed_separation_keeps_the_old_outputs(tiny_checkpoint, tmp_path, mo
     model, signal = load_model(tiny_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         separate_file(model, signal, str(tmp_path / "song.wav"), str(out), quiet=True)
-    assert sorted(os.listdir(out)) == ["vocals.wav"]  # no temporary file, no half-written output
+    assert sorted(os.listdir(out)) == ["separation.json", "vocals.wav"]  # no temporary file, no half-written output
     assert (out / "vocals.wav").read_bytes() == b"previous result"
 
 

@@ -1,5 +1,6 @@
 """What inference.py writes, and where it refuses to: formats that cannot hold the input."""
 
+import json
 import os
 
 import numpy as np
@@ -37,3 +38,31 @@ def test_in_a_batch_the_song_no_format_holds_is_skipped_and_the_others_separated
     assert stop.value.code == "error: 1 of the songs could not be separated (see above)"
     assert "b.wav has 12 channels, which FLAC cannot hold: use --format wav; skipped it" in capsys.readouterr().err
     assert os.listdir(tmp_path / "out") == ["a"]
+
+
+def test_an_output_never_replaces_a_file_the_project_did_not_write(tiny_checkpoint, tmp_path):
+    song = tmp_path / "train" / "Some Song"  # a MUSDB18-HQ song folder: its vocals.wav is the reference
+    song.mkdir(parents=True)
+    for stem in ("mixture", "vocals"):
+        sf.write(song / f"{stem}.wav", noisy_song(1.0, 8000, 2), 8000)
+    reference = (song / "vocals.wav").read_bytes()
+    with pytest.raises(SystemExit) as stop:
+        run(song / "mixture.wav", tiny_checkpoint, tmp_path / "train")  # the song's outputs would go to its folder
+    assert stop.value.code == (f"error: {song / 'vocals.wav'} was not written by this project (no separation.json "
+                               "beside it lists it), so it is not replaced: give another --out-dir")
+    assert sorted(os.listdir(song)) == ["mixture.wav", "vocals.wav"] and (song / "vocals.wav").read_bytes() == reference
+
+
+def test_check_replaceable_lets_through_only_what_the_record_lists(tmp_path):
+    from files import OverwriteError, check_replaceable
+
+    check_replaceable(tmp_path / "new", ["vocals.wav", "separation.json"], "hint")  # nothing there yet
+    (tmp_path / "vocals.wav").write_bytes(b"ours")
+    (tmp_path / "notes.txt").write_text("the user's")
+    (tmp_path / "separation.json").write_text(json.dumps({"files": ["vocals.wav"]}))
+    check_replaceable(tmp_path, ["vocals.wav", "accompaniment.wav", "separation.json"], "hint")
+    with pytest.raises(OverwriteError, match=r"notes.txt was not written by this project .*: hint$"):
+        check_replaceable(tmp_path, ["vocals.wav", "notes.txt"], "hint")
+    (tmp_path / "separation.json").write_text("not a record")  # then nothing here is known to be ours
+    with pytest.raises(OverwriteError, match="vocals.wav"):
+        check_replaceable(tmp_path, ["vocals.wav"], "hint")
