@@ -15,7 +15,7 @@ import json
 import os
 import re
 import shutil
-import tempfile
+import uuid
 
 from cli import UserError
 
@@ -38,21 +38,20 @@ def atomic_path(path, size=None):
 
     Every file the project writes goes through this (see the module docstring).
     `size`, the bytes the file will take if known, goes into the message of a
-    full disk.
+    full disk. The temporary file is named before it is created (mkstemp
+    gives the name only once the file exists): a Ctrl-C that lands while it is
+    being created then still finds it to delete. Its 122 random bits never
+    meet another file's name.
     """
     path = os.fspath(path)
-    suffix = os.path.splitext(path)[1]
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".tmp-{uuid.uuid4().hex}{os.path.splitext(path)[1]}")
     try:
-        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-", dir=folder)
-        os.close(fd)
-        make_readable(tmp)
+        open(tmp, "x").close()  # created with the permissions of a plain open()
         yield tmp
         os.replace(tmp, path)
     except BaseException as err:
         full = disk_full_error(err, path, size)  # before the temporary file's space is given back
-        if tmp and os.path.exists(tmp):
+        if os.path.exists(tmp):
             os.unlink(tmp)
         if full:
             raise full from err
@@ -174,22 +173,24 @@ def make_readable(path, mode=0o666):
 
 @contextlib.contextmanager
 def removed_on_failure(folder):
-    """If the block fails, remove `folder` and those of its parents that did not exist before it, while empty.
+    """If the block fails, remove the outermost of `folder` and its parents that the block created, with all in it.
 
-    For the outputs of one song: a failure or Ctrl-C leaves no new empty folder behind.
+    For the outputs of one song: a failure or Ctrl-C leaves no new folder
+    behind. Everything in that folder was written by the block, and not all of
+    it is gone yet when the failure reaches here: a Ctrl-C that lands inside
+    ExitStack.enter_context, after a temporary file was created but before
+    its clean-up was registered, leaves that file to be deleted only when
+    the exception is dropped, later. So the folder goes as a whole, not only
+    once empty.
     """
-    folder = os.path.abspath(folder)
-    top_new, parent = None, folder  # the outermost folder the block may create
+    top_new, parent = None, os.path.abspath(folder)  # the outermost folder the block may create
     while not os.path.exists(parent):
         top_new, parent = parent, os.path.dirname(parent)
     try:
         yield
     except BaseException:
-        while top_new and os.path.isdir(folder) and not os.listdir(folder):
-            os.rmdir(folder)
-            if folder == top_new:
-                break
-            folder = os.path.dirname(folder)
+        if top_new:
+            shutil.rmtree(top_new, ignore_errors=True)  # best effort: Windows keeps a file still open
         raise
 
 

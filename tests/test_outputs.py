@@ -66,3 +66,37 @@ def test_check_replaceable_lets_through_only_what_the_record_lists(tmp_path):
     (tmp_path / "separation.json").write_text("not a record")  # then nothing here is known to be ours
     with pytest.raises(OverwriteError, match="vocals.wav"):
         check_replaceable(tmp_path, ["vocals.wav"], "hint")
+
+
+def ctrl_c_after_the_first_temporary_file(monkeypatch, where):
+    """Ctrl-C where a signal can land between a temporary file's creation and its clean-up being registered:
+    as open() creates it inside files.atomic_path, or in ExitStack.enter_context after atomic_path yielded."""
+    import builtins
+    import contextlib
+
+    import files
+
+    if where == "creation":
+        def open_then_interrupted(file, mode="r", *args, **kwargs):
+            opened = builtins.open(file, mode, *args, **kwargs)
+            if mode != "x":  # not atomic_path's creation of its temporary file
+                return opened
+            opened.close()
+            raise KeyboardInterrupt
+        monkeypatch.setattr(files, "open", open_then_interrupted, raising=False)
+    else:
+        def interrupted(self, cm, exit):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(contextlib.ExitStack, "_push_cm_exit", interrupted)
+
+
+@pytest.mark.parametrize("where", ["creation", "registration"])
+def test_ctrl_c_as_a_temporary_file_appears_leaves_no_new_folder(tiny_checkpoint, tmp_path, monkeypatch, where):
+    # The race of tests/test_inference.py's Ctrl-C test, made certain: there the signal is sent the
+    # moment the first temporary file appears, which under load can land in either gap.
+    sf.write(tmp_path / "song.wav", noisy_song(1.0, 8000, 2), 8000)
+    model, signal = inference.load_model(tiny_checkpoint)
+    ctrl_c_after_the_first_temporary_file(monkeypatch, where)
+    with pytest.raises(KeyboardInterrupt):
+        inference.separate_file(model, signal, str(tmp_path / "song.wav"), str(tmp_path / "new" / "out" / "song"))
+    assert os.listdir(tmp_path) == ["song.wav"]
