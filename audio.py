@@ -123,22 +123,23 @@ def require_file(path):
 
 
 @contextlib.contextmanager
-def open_audio(path):
-    """Open any audio file as a soundfile.SoundFile (to read whole or block by block).
+def open_audio(path, stream=0):
+    """Open audio stream `stream` of any audio file as a soundfile.SoundFile (to read whole or block by block).
 
     soundfile reads WAV/FLAC/OGG (and MP3 with recent libsndfile) itself;
-    anything else (MP4/AAC, MUSDB .stem.mp4, ...) is first decoded by ffmpeg
-    into a temporary float WAV: its first audio stream, which is the mixture
-    in a stem file. So is a file that libsndfile opens but cannot read to
-    its end (a FLAC cut short by a stopped download: libsndfile stops at the
-    cut with an error, ffmpeg decodes what is there); this is the one place
-    that decides, so everything after reads a file it can read.
+    anything else (MP4/AAC, MUSDB .stem.mp4, ...) and any stream but the
+    first (a stem file's: 0 the mixture, then drums, bass, other, vocals) is
+    first decoded by ffmpeg into a temporary float WAV. So is a file that
+    libsndfile opens but cannot read to its end (a FLAC cut short by a
+    stopped download: libsndfile stops at the cut with an error, ffmpeg
+    decodes what is there); this is the one place that decides, so
+    everything after reads a file it can read.
     """
     path = require_file(path)
     with tempfile.TemporaryDirectory(prefix="unet-audio-") as workdir:
-        f = _open_with_soundfile(path)
+        f = _open_with_soundfile(path) if stream == 0 else None
         if f is None:
-            f = sf.SoundFile(_decode_with_ffmpeg(path, workdir))
+            f = sf.SoundFile(_decode_with_ffmpeg(path, workdir, stream))
         with f:
             yield f
 
@@ -166,14 +167,15 @@ def _open_with_soundfile(path):
     return f if whole else None
 
 
-def _decode_with_ffmpeg(path, workdir):
+def _decode_with_ffmpeg(path, workdir, stream=0):
     if not find_ffmpeg():
         raise AudioError(f"cannot read {path} without ffmpeg, or convert it to WAV first: {NO_FFMPEG}")
     wav = os.path.join(workdir, "decoded.wav")
-    result = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", path, "-map", "0:a:0",
+    result = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", path, "-map", f"0:a:{stream}",
                              "-c:a", "pcm_f32le", wav], capture_output=True)
     if result.returncode != 0 or not os.path.isfile(wav):
-        raise AudioError(f"{path} is not an audio file that soundfile or ffmpeg can decode")
+        which = f"an audio file with a stream {stream}" if stream else "an audio file"
+        raise AudioError(f"{path} is not {which} that soundfile or ffmpeg can decode")
     return wav
 
 

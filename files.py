@@ -209,6 +209,19 @@ def song_name(path):
     return name or "song"
 
 
+def known_vocals(path):
+    """Where a data set keeps the true vocals of the song in the file `path`: (file, audio stream), or None.
+
+    A MUSDB18-HQ song folder has vocals.wav beside its mixture.wav; a MUSDB18
+    .stem.mp4 holds them itself, as stream 4 (after mixture, drums, bass, other).
+    """
+    name = os.path.basename(path)
+    if name in MIXTURES:
+        vocals = os.path.join(os.path.dirname(path), "vocals" + os.path.splitext(name)[1])
+        return (vocals, 0) if os.path.isfile(vocals) else None
+    return (path, 4) if name.lower().endswith(".stem.mp4") else None
+
+
 def distinct_names(songs):
     """[(output folder name, path)] from [(name, path)], each name made unique where two inputs share one.
 

@@ -54,14 +54,15 @@ import soundfile as sf
 
 from audio import AudioError, check_output_format, open_audio, quantize, read_block, require_file, soundfile_name
 from batch import separate_all, songs_in
-from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
+from checkpoints import add_checkpoint_flag, find_checkpoint, load_checkpoint, ready_model
 from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, find_song, pick_device, progress_bar
 from data import find_tracks
-from figures import show_figures, spectrogram_figure
-from files import (RECORD, atomic_path, cannot_write, check_replaceable, distinct_names, file_identity,
+from figures import separation_panels, show_figures, spectrogram_figure
+from files import (RECORD, atomic_path, cannot_write, check_replaceable, distinct_names, file_identity, known_vocals,
                    removed_on_failure, song_name)
-from separation import SeparationOptions, plan_blocks, predict_mask, reconstruct, song_scale
-from separation import separate  # noqa: F401 (for `from inference import load_model, separate`)
+from separation import SeparationOptions, mix_magnitude, plan_blocks, predict_mask, reconstruct, song_scale
+from checkpoints import load_model  # noqa: F401 (with separate: `from inference import load_model, separate`)
+from separation import separate  # noqa: F401
 
 # --bit-depth: soundfile's subtype for each, and its integer bits (None: float).
 SUBTYPES = {"16": ("PCM_16", 16), "24": ("PCM_24", 24), "32f": ("FLOAT", None)}
@@ -76,7 +77,7 @@ class InferenceError(UserError):
 # --------------------------------------------------------------------------
 
 def separate_file(model, signal_config, path, out_dir, options=SeparationOptions(), *, audio_format="wav",
-                  bit_depth="16", plot=True, show=False, quiet=False, record=None):
+                  bit_depth="16", plot=True, show=False, quiet=False, record=None, model_label=None):
     """Separate one audio file into out_dir/{vocals,accompaniment}.<wav|flac> (+ separation.png).
 
     Outputs appear only once complete: a failure or Ctrl-C leaves older files
@@ -85,7 +86,9 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
     (float, WAV only: it never clips, so the two outputs always sum back to
     the input). `record` (a dict, see song_record) is written as
     separation.json with the files it vouches for, renamed into place after
-    every one of them. Returns (files written, samples clipped to full scale).
+    every one of them. `model_label` (the checkpoint's file and epoch) goes
+    into the figure's title. Returns (files written, samples clipped to full
+    scale).
     """
     names = output_names(audio_format, plot)
     check_replaceable(out_dir, names + [RECORD], "give another --out-dir")
@@ -107,14 +110,13 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
                 subtype=subtype, format=audio_format.upper())) for p in paths[:2]]
         except OSError as err:
             raise InferenceError(cannot_write(err, out_dir, "pick another --out-dir")) from err
-        (mix, mask), span, clipped = write_blocks(model, signal_config, path, f, writers, options, bits, quiet)
+        (mix, mask), (_, span, _, read_to), clipped = write_blocks(model, signal_config, path, f, writers, options,
+                                                                   bits, quiet)
         if plot:  # inside `outputs` too: the song's files appear together, or none of them
-            # A name that is not valid UTF-8 keeps its stray bytes as surrogates, which no font can draw.
-            title = os.path.basename(out_dir.rstrip(os.sep)).encode("utf-8", "surrogateescape").decode(
-                "utf-8", "replace")
-            if span < f.frames:
-                title += f" (first {span / f.samplerate:.0f} s of {f.frames / f.samplerate:.0f} s)"
-            plot_separation(mix, mask, signal_config, title, outputs.enter_context(atomic_path(paths[2])), show)
+            title = figure_title(out_dir, span, f, model_label)
+            vocals = true_vocals(path, signal_config, read_to / f.samplerate, mix.shape[-1])
+            plot_separation(mix, mask, signal_config, title, outputs.enter_context(atomic_path(paths[2])), show,
+                            vocals=vocals)
         with open(record_path, "w") as out:
             json.dump(dict(record or {}, files=names), out, indent=2)
     return paths, clipped
@@ -133,8 +135,9 @@ def write_blocks(model, signal_config, path, f, writers, options, bits, quiet=Fa
     is the integer size of the outputs (None: float).
 
     Returns (the first block's (mix magnitude, mask), cut to its own span, for
-    the figure; that span in samples; samples clipped to full scale: the
-    integer formats hold [-1, 1), float holds anything).
+    the figure; that block, (0, end of its span, 0, end of what was read) in
+    samples; samples clipped to full scale: the integer formats hold [-1, 1),
+    float holds anything).
     """
     rate, n = f.samplerate, f.frames
     blocks = plan_blocks(n, rate, signal_config)
@@ -156,24 +159,45 @@ def write_blocks(model, signal_config, path, f, writers, options, bits, quiet=Fa
                 part, over = quantize(part, bits)
                 clipped += over
             writer.write(part)
-    return figure, blocks[0][1], clipped
+    return figure, blocks[0], clipped
 
 
-def plot_separation(mix, mask, signal_config, title, path=None, show=False):
-    """Three stacked spectrograms at the model's rate: mix, predicted mask, estimated vocals.
+def plot_separation(mix, mask, signal_config, title, path=None, show=False, vocals=None):
+    """Stacked spectrograms at the model's rate: mix, predicted mask, estimated vocals, and the true
+    `vocals` where they are known (figures.separation_panels, as in TensorBoard).
 
     Returns the matplotlib figure; saves it atomically to `path` if given.
     """
-    panels = [("Mix", mix, "magnitude"), ("Predicted vocals mask", mask, "mask"),
-              ("Estimated vocals (mask x mix)", mask * mix, "magnitude")]
     seconds = mix.shape[-1] * signal_config.hop_length / signal_config.sample_rate
-    fig = spectrogram_figure(mix, panels, seconds, signal_config.sample_rate / 2, title=title, interactive=show)
+    fig = spectrogram_figure(mix, separation_panels(mix, mask, vocals), seconds, signal_config.sample_rate / 2,
+                             title=title, interactive=show)
     if path:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
     if show:
         show_figures()
     return fig
+
+
+def figure_title(out_dir, span, f, model_label=None):
+    """The song (its output folder's name), the part shown if not all of it (`span` samples of the open
+    file `f`), and the model that separated it."""
+    # A name that is not valid UTF-8 keeps its stray bytes as surrogates, which no font can draw.
+    title = os.path.basename(out_dir.rstrip(os.sep)).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if span < f.frames:
+        title += f" (first {span / f.samplerate:.0f} s of {f.frames / f.samplerate:.0f} s)"
+    return title + (f" \N{EM DASH} {model_label}" if model_label else "")
+
+
+def true_vocals(path, signal_config, seconds, frames):
+    """The magnitude of the song's true vocals where a data set gives them (files.known_vocals), else None:
+    their first `seconds`, as the figure's mix was read, at the model's STFT, cut to its `frames`."""
+    known = known_vocals(path)
+    if known is None:
+        return None
+    with open_audio(*known) as f:
+        audio = read_block(f, 0, min(f.frames, round(seconds * f.samplerate)))  # (samples, channels)
+    return mix_magnitude(audio, f.samplerate, signal_config)[:, :frames]  # (F, T)
 
 
 # --------------------------------------------------------------------------
@@ -253,10 +277,12 @@ def main(argv=None):
     try:
         device = pick_device(args.cpu)
         checkpoint = find_checkpoint(args.checkpoint, args.quiet)
-        model, signal_config = load_model(checkpoint, device)
+        state = load_checkpoint(checkpoint)  # the model, its signal settings, and its epoch for the figure
+        model, signal_config = ready_model(state, device)
         separate_song = functools.partial(separate_file, model, signal_config, options=args.options,
                                           audio_format=args.audio_format, bit_depth=args.bit_depth,
-                                          plot=not args.no_plot, show=args.show, quiet=args.quiet)
+                                          plot=not args.no_plot, show=args.show, quiet=args.quiet,
+                                          model_label=f"{os.path.basename(checkpoint)} (epoch {state['epoch']})")
         failed = separate_all(songs_to_separate(args), args.out_dir, lambda path: song_record(path, checkpoint, args),
                               separate_song, output_names(args.audio_format, not args.no_plot), args.force, args.quiet)
     except UserError as err:

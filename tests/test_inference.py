@@ -455,7 +455,7 @@ def test_the_figure_of_a_long_song_shows_the_span_its_title_names(tiny_checkpoin
     monkeypatch.setattr(separation, "MARGIN_SECONDS", 12)
     sf.write(tmp_path / "long.wav", noisy_song(45.0, 8000, 1), 8000)
     drawn = {}
-    monkeypatch.setattr(inference, "plot_separation", lambda mix, mask, signal, title, *rest: drawn.update(
+    monkeypatch.setattr(inference, "plot_separation", lambda mix, mask, signal, title, *rest, **kwargs: drawn.update(
         seconds=mix.shape[-1] * signal.hop_length / signal.sample_rate, title=title, mask=mask.shape))
     model, signal = load_model(tiny_checkpoint)
     separate_file(model, signal, str(tmp_path / "long.wav"), str(tmp_path / "out"), quiet=True)
