@@ -1,11 +1,12 @@
-"""Many songs as a batch: the songs of a folder, separated one by one, and the closing summary.
+"""Many songs as a batch: the songs of files and folders, separated one by one, and the closing summary.
 
-    songs_in        the audio files of a folder (with --recursive, of its subfolders too),
-                    each with the name of its output folder
-    separate_all    separates [(name, path)] with the per-song function it is given: a rerun
-                    skips the songs whose record (files.RECORD beside their outputs) says they
-                    are done, a file that cannot be read is reported and skipped, every song
-                    gets a line with the time the batch still needs, Ctrl-C one line
+    songs_of        the songs of audio files and folders of them (with --recursive, of their
+                    subfolders too), each with the name of its output folder
+    separate_all    separates them with the per-song function it is given; the record beside
+                    each song's outputs (files.RECORD, song_record) says what made them, so a
+                    rerun skips the songs done so; a file that cannot be read is reported and
+                    skipped; every song gets a line with the time the batch still needs, and
+                    Ctrl-C one line saying what is complete
 
 inference.py passes its per-song function in, so this module never imports it.
 """
@@ -15,9 +16,10 @@ import sys
 import time
 from dataclasses import dataclass
 
-from audio import AudioError
+from audio import AudioError, require_file
 from cli import UserError, time_left
-from files import MIXTURES, RECORD, check_replaceable, read_record, record_matches, song_name
+from files import (MIXTURES, RECORD, check_replaceable, distinct_names, file_identity, read_record, record_matches,
+                   song_name)
 from separation import SeparationError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff",
@@ -28,12 +30,25 @@ class BatchError(UserError):
     """A folder with nothing to separate in it."""
 
 
+def songs_of(paths, recursive, out_dir, quiet=False):
+    """[(output name, path)] of audio files and folders of them, the names made distinct (files.distinct_names).
+
+    A file that is not there is refused now, before any song is separated,
+    not after the ones before it.
+    """
+    songs = []
+    for path in paths:
+        songs += songs_in(path, recursive, out_dir, quiet) if os.path.isdir(path) else \
+            [(song_name(path), require_file(path))]
+    return distinct_names(songs)
+
+
 def songs_in(folder, recursive, out_dir, quiet=False):
     """[(output name, path)] of the audio files of `folder` (see audio_files_in), named by mirrored_name."""
     found, below = audio_files_in(folder, recursive, out_dir)
     if not found:
-        raise BatchError(f"{folder} holds no audio files ({', '.join(AUDIO_EXTENSIONS)}) but what this project "
-                         "wrote" + ("" if recursive else "; add --recursive to look in its subfolders"))
+        raise BatchError(f"{folder} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})"
+                         + ("" if recursive else "; add --recursive to look in its subfolders"))
     if below and not quiet:
         print(f"{folder}: left out the {below} audio file{'s' if below > 1 else ''} of its subfolders; "
               "add --recursive (-r) to separate them too")
@@ -80,25 +95,26 @@ class Song:
     name: str  # of its output folder, under out_dir
     path: str
     folder: str  # where its outputs go
-    record: dict = None  # what makes its outputs (record_of(path)); None if the file cannot be read
+    record: dict = None  # what makes its outputs (song_record); None if the file cannot be read
     size: int = 0  # bytes, for the time left
     problem: AudioError = None  # why the file cannot be read
     done: bool = False  # its outputs are there, made by the same record
 
 
-def separate_all(songs, out_dir, record_of, separate_song, outputs, force=False, quiet=False):
+def separate_all(songs, out_dir, separate_song, checkpoint, settings, outputs, force=False, quiet=False):
     """Separate [(name, path)] into out_dir/<name>/ one by one; returns the paths that failed.
 
     separate_song(path, folder, record=record) writes one song's `outputs`
-    (their names) into its folder, and `record` (record_of(path): what makes
-    them) beside them as files.RECORD; it returns (the files written, samples
-    clipped to full scale). Every song is looked at first (plan), so that a
-    refusal comes before any song is separated. A file that cannot be read is
+    (their names) into its folder, and `record` (song_record: what makes
+    them, the `checkpoint` and the `settings` included) beside them as
+    files.RECORD; it returns (the files written, samples clipped to full
+    scale). Every song is looked at first (plan_batch), so that a refusal
+    comes before any song is separated. A file that cannot be read is
     reported and skipped, and the batch goes on; a song whose record is
     already that one is skipped unless `force`. Each song's line says how
     long the batch still needs, from the speed so far in bytes read.
     """
-    plan = plan_batch(songs, out_dir, record_of, outputs, force)
+    plan = plan_batch(songs, out_dir, checkpoint, settings, outputs, force)
     failed, started, done_bytes = [], time.time(), 0
     for i, song in enumerate(plan):
         count = f"[{i + 1}/{len(plan)}] " if len(plan) > 1 else ""
@@ -137,7 +153,13 @@ def separate_all(songs, out_dir, record_of, separate_song, outputs, force=False,
     return failed
 
 
-def plan_batch(songs, out_dir, record_of, outputs, force):
+def song_record(path, checkpoint, settings):
+    """What makes a song's outputs (files.RECORD): the input and the checkpoint (path, size and modification
+    time: retraining changes it), and `settings`, every setting that changes the files."""
+    return {"input": file_identity(path), "checkpoint": file_identity(checkpoint), **settings}
+
+
+def plan_batch(songs, out_dir, checkpoint, settings, outputs, force):
     """[Song] of [(name, path)]: where each goes, whether it is done, and whether its file can be read.
 
     Refuses the batch before any song is separated where one would replace a
@@ -149,7 +171,7 @@ def plan_batch(songs, out_dir, record_of, outputs, force):
     for name, path in songs:
         song = Song(name, path, os.path.join(out_dir, name))
         try:
-            song.record, song.size = record_of(path), os.path.getsize(path)
+            song.record, song.size = song_record(path, checkpoint, settings), os.path.getsize(path)
         except OSError as err:  # a broken link, a file gone since the folder was listed
             song.problem = AudioError(f"cannot read {path} ({err.strerror})")
         else:

@@ -29,6 +29,15 @@ def separation_panels(mix, mask, vocals=None):
     return panels + ([("True vocals", vocals, "magnitude")] if vocals is not None else [])
 
 
+def separation_title(song, shown, seconds, model_label=None):
+    """The separation figure's title: the song, the part shown (`shown` of its `seconds`) if not all of it,
+    and the model that separated it ("best_model.pth (epoch 20)")."""
+    # A name that is not valid UTF-8 keeps its stray bytes as surrogates, which no font can draw.
+    song = song.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    part = f" (first {shown:.0f} s of {seconds:.0f} s)" if shown < seconds else ""
+    return f"{song}{part}" + (f" \N{EM DASH} {model_label}" if model_label else "")
+
+
 def spectrogram_figure(mix, panels, seconds, max_hz, grid=False, title=None, interactive=False):
     """A matplotlib figure of spectrogram panels sharing their time and frequency axes.
 

@@ -3,34 +3,19 @@
     python inference.py                              # first test song of the data in use
     python inference.py song.mp3 "other song.flac"   # any audio files
     python inference.py ~/Music/album -r             # every audio file of a folder (-r: and below)
-    python inference.py song.wav --format flac --bit-depth 24
     python inference.py --songs "Toy Song test 02"   # songs of the data set, by name
-    python inference.py --checkpoint checkpoints/final_model.pth --out-dir results
+    python inference.py song.wav --format flac --bit-depth 24 --checkpoint checkpoints/final_model.pth
     python inference.py song.wav --reconstruction lab  # the lab's 8192 Hz reconstruction
 
-For each song, writes to <out-dir>/<song>/ (default outputs/<song>/; two inputs
-with the same name, song.wav and song.mp3, go to "song" and "song (mp3)"; the
-songs of a folder keep its subfolders, disc1/01.wav going to <out-dir>/disc1/01/):
-    vocals.wav, accompaniment.wav   the input's length, channels and sample rate;
-                                    accompaniment = mix - vocals, so the two sum back to
-                                    it (to one step of 16 bits; --bit-depth 32f: exactly,
-                                    even where a loud input goes past full scale)
-    separation.png                  mix, predicted mask and estimated vocals spectrograms
-    separation.json                 which input, checkpoint and settings made them, and the files
-                                    it vouches for: a rerun skips the songs already done so
-                                    (--force redoes them); only those files are ever replaced,
-                                    and another checkpoint's only with --force
+Each song goes to <out-dir>/<song>/: vocals.wav and accompaniment.wav (the
+input's length, channels and rate; they sum back to it), separation.png and
+separation.json (what made them: a rerun skips the songs done so, --force
+redoes them; only the files it lists are ever replaced). Many songs: batch.py.
 
-Several songs are a batch (batch.py): a file that cannot be read is reported
-and skipped, the others go on, and the closing summary (and exit status 1)
-says which failed.
-
-The lab's step, in the order of this file: load the model (main:
-load_model), read the audio and compute the mask (predict_mask), rebuild the
-vocals (reconstruct), write them (separate_file, write_blocks) and plot mix /
-mask / vocals (plot_separation). The algorithm itself, on arrays, is in
-separation.py. From Python (a notebook), run from this folder or with it on
-sys.path, the model loaded once for many songs:
+The lab's step, in the order of this file: load the model (load), read the
+audio and compute the mask (predict_mask), rebuild the vocals (reconstruct),
+write them (separate_file, write_blocks), plot mix / mask / vocals
+(plot_separation). The algorithm on arrays is in separation.py. From Python:
 
     from inference import load_model, separate
     model, signal_config = load_model("checkpoints/best_model.pth")
@@ -52,14 +37,13 @@ import sys
 
 import soundfile as sf
 
-from audio import AudioError, check_output_format, open_audio, quantize, read_block, require_file, soundfile_name
-from batch import separate_all, songs_in
+from audio import AudioError, check_output_format, open_audio, quantize, read_block, soundfile_name
+from batch import separate_all, songs_of
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_checkpoint, ready_model
 from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, find_song, pick_device, progress_bar
 from data import find_tracks
-from figures import separation_panels, show_figures, spectrogram_figure
-from files import (RECORD, atomic_path, cannot_write, check_replaceable, distinct_names, file_identity, known_vocals,
-                   removed_on_failure, song_name)
+from figures import separation_panels, separation_title, show_figures, spectrogram_figure
+from files import RECORD, atomic_path, cannot_write, check_replaceable, known_vocals, removed_on_failure
 from separation import SeparationOptions, mix_magnitude, plan_blocks, predict_mask, reconstruct, song_scale
 from checkpoints import load_model  # noqa: F401 (with separate: `from inference import load_model, separate`)
 from separation import separate  # noqa: F401
@@ -72,23 +56,23 @@ class InferenceError(UserError):
     """A problem with what was asked to separate."""
 
 
-# --------------------------------------------------------------------------
-# One file: read, separate, write, plot
-# --------------------------------------------------------------------------
+def load(checkpoint, device=None):
+    """(model, SignalConfig, "best_model.pth (epoch 20)") of a train.py checkpoint, read once."""
+    state = load_checkpoint(checkpoint)
+    model, signal_config = ready_model(state, device)
+    return model, signal_config, f"{os.path.basename(checkpoint)} (epoch {state['epoch']})"
+
 
 def separate_file(model, signal_config, path, out_dir, options=SeparationOptions(), *, audio_format="wav",
                   bit_depth="16", plot=True, show=False, quiet=False, record=None, model_label=None):
     """Separate one audio file into out_dir/{vocals,accompaniment}.<wav|flac> (+ separation.png).
 
     Outputs appear only once complete: a failure or Ctrl-C leaves older files
-    in place and no new folder behind; they replace only files this project
-    wrote (files.check_replaceable). `bit_depth` is "16", "24" or "32f"
-    (float, WAV only: it never clips, so the two outputs always sum back to
-    the input). `record` (a dict, see song_record) is written as
-    separation.json with the files it vouches for, renamed into place after
-    every one of them. `model_label` (the checkpoint's file and epoch) goes
-    into the figure's title. Returns (files written, samples clipped to full
-    scale).
+    in place and no new folder behind, and they replace only files this
+    project wrote (files.check_replaceable). `bit_depth`: "16", "24" or "32f"
+    (float, WAV only: never clipped). separation.json holds `record` and the
+    files it vouches for, renamed into place after them. `model_label` goes
+    into the figure's title. Returns (files written, samples clipped).
     """
     names = output_names(audio_format, plot)
     check_replaceable(out_dir, names + [RECORD], "give another --out-dir")
@@ -113,7 +97,8 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
         (mix, mask), (_, span, _, read_to), clipped = write_blocks(model, signal_config, path, f, writers, options,
                                                                    bits, quiet)
         if plot:  # inside `outputs` too: the song's files appear together, or none of them
-            title = figure_title(out_dir, span, f, model_label)
+            title = separation_title(os.path.basename(out_dir.rstrip(os.sep)), span / f.samplerate,
+                                     f.frames / f.samplerate, model_label)
             vocals = true_vocals(path, signal_config, read_to / f.samplerate, mix.shape[-1])
             plot_separation(mix, mask, signal_config, title, outputs.enter_context(atomic_path(paths[2])), show,
                             vocals=vocals)
@@ -130,14 +115,10 @@ def output_names(audio_format, plot):
 def write_blocks(model, signal_config, path, f, writers, options, bits, quiet=False):
     """Separate the audio file `path`, open as `f`, into the open `writers` (vocals, accompaniment).
 
-    A song longer than separation.BLOCK_SECONDS goes in blocks (plan_blocks),
-    each with margins of context, with the same result as in one piece. `bits`
-    is the integer size of the outputs (None: float).
-
-    Returns (the first block's (mix magnitude, mask), cut to its own span, for
-    the figure; that block, (0, end of its span, 0, end of what was read) in
-    samples; samples clipped to full scale: the integer formats hold [-1, 1),
-    float holds anything).
+    A song longer than separation.BLOCK_SECONDS goes in blocks (plan_blocks) with margins of context, with
+    the same result as in one piece. `bits`: the outputs' integer size (None: float). Returns (the first
+    block's (mix magnitude, mask) cut to its own span, for the figure; that block, (0, end of its span, 0,
+    end of what was read) in samples; samples clipped to full scale, [-1, 1) in the integer formats).
     """
     rate, n = f.samplerate, f.frames
     blocks = plan_blocks(n, rate, signal_config)
@@ -163,11 +144,8 @@ def write_blocks(model, signal_config, path, f, writers, options, bits, quiet=Fa
 
 
 def plot_separation(mix, mask, signal_config, title, path=None, show=False, vocals=None):
-    """Stacked spectrograms at the model's rate: mix, predicted mask, estimated vocals, and the true
-    `vocals` where they are known (figures.separation_panels, as in TensorBoard).
-
-    Returns the matplotlib figure; saves it atomically to `path` if given.
-    """
+    """Stacked spectrograms at the model's rate (figures.separation_panels: mix, predicted mask, estimated
+    vocals, true `vocals` if known); returns the matplotlib figure, saved atomically to `path` if given."""
     seconds = mix.shape[-1] * signal_config.hop_length / signal_config.sample_rate
     fig = spectrogram_figure(mix, separation_panels(mix, mask, vocals), seconds, signal_config.sample_rate / 2,
                              title=title, interactive=show)
@@ -179,19 +157,9 @@ def plot_separation(mix, mask, signal_config, title, path=None, show=False, voca
     return fig
 
 
-def figure_title(out_dir, span, f, model_label=None):
-    """The song (its output folder's name), the part shown if not all of it (`span` samples of the open
-    file `f`), and the model that separated it."""
-    # A name that is not valid UTF-8 keeps its stray bytes as surrogates, which no font can draw.
-    title = os.path.basename(out_dir.rstrip(os.sep)).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if span < f.frames:
-        title += f" (first {span / f.samplerate:.0f} s of {f.frames / f.samplerate:.0f} s)"
-    return title + (f" \N{EM DASH} {model_label}" if model_label else "")
-
-
 def true_vocals(path, signal_config, seconds, frames):
-    """The magnitude of the song's true vocals where a data set gives them (files.known_vocals), else None:
-    their first `seconds`, as the figure's mix was read, at the model's STFT, cut to its `frames`."""
+    """The true vocals' magnitude where a data set gives them (files.known_vocals), else None: their
+    first `seconds`, read as the figure's mix was, at the model's STFT, cut to its `frames`."""
     known = known_vocals(path)
     if known is None:
         return None
@@ -200,13 +168,8 @@ def true_vocals(path, signal_config, seconds, frames):
     return mix_magnitude(audio, f.samplerate, signal_config)[:, :frames]  # (F, T)
 
 
-# --------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------
-
 def get_args(argv=None):
-    p = cli.ArgumentParser(description="Separate the vocals of songs with a trained U-Net and plot mix / mask / "
-                                       "vocals.")
+    p = cli.ArgumentParser(description="Separate the vocals of songs with a trained U-Net, plot mix / mask / vocals.")
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="audio files or folders of them to separate (WAV, FLAC, OGG, MP3, MP4, .stem.mp4, ...); "
                         "none: the first test song of the data in use")
@@ -226,8 +189,8 @@ def get_args(argv=None):
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--no-plot", action="store_true", help="skip the figure (faster, for batch use)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
-    p.add_argument("--force", action="store_true", help="separate again the songs whose outputs were already "
-                                                        "made by this checkpoint with these settings")
+    p.add_argument("--force", action="store_true", help="separate again the songs done with these settings, and "
+                                                        "replace the outputs of another checkpoint")
     p.add_argument("--quiet", action="store_true", help="print only errors and the closing summary")
     args = p.parse_args(argv)
     if args.no_plot and args.show:
@@ -248,13 +211,7 @@ def songs_to_separate(args):
     if files and args.songs:
         raise InferenceError("give either audio files or --songs, not both")
     if files:
-        songs = []
-        for path in files:
-            if os.path.isdir(path):
-                songs += songs_in(path, args.recursive, args.out_dir, args.quiet)
-            else:  # checked now, before any song is separated, not after the ones before it
-                songs.append((song_name(path), require_file(path)))
-        return distinct_names(songs)
+        return songs_of(files, args.recursive, args.out_dir, args.quiet)
     root, tracks = find_tracks(args.root, quiet=args.quiet)
     if not tracks:
         raise InferenceError(f"{root} has no songs to separate")
@@ -264,27 +221,20 @@ def songs_to_separate(args):
     return [(track.name, track.path) for track in chosen]
 
 
-def song_record(path, checkpoint, args):
-    """What makes a song's outputs (separation.json): the input and the checkpoint (path, size and
-    modification time: retraining changes it), and every setting that changes the files."""
-    return {"input": file_identity(path), "checkpoint": file_identity(checkpoint), **args.options.to_dict(),
-            "format": args.audio_format, "bit_depth": args.bit_depth, "plot": not args.no_plot}
-
-
 def main(argv=None):
     args = get_args(argv)
     sys.stdout.reconfigure(errors="backslashreplace")  # file names that are not valid UTF-8
     try:
-        device = pick_device(args.cpu)
         checkpoint = find_checkpoint(args.checkpoint, args.quiet)
-        state = load_checkpoint(checkpoint)  # the model, its signal settings, and its epoch for the figure
-        model, signal_config = ready_model(state, device)
+        model, signal_config, model_label = load(checkpoint, pick_device(args.cpu))
+        plot = not args.no_plot
         separate_song = functools.partial(separate_file, model, signal_config, options=args.options,
-                                          audio_format=args.audio_format, bit_depth=args.bit_depth,
-                                          plot=not args.no_plot, show=args.show, quiet=args.quiet,
-                                          model_label=f"{os.path.basename(checkpoint)} (epoch {state['epoch']})")
-        failed = separate_all(songs_to_separate(args), args.out_dir, lambda path: song_record(path, checkpoint, args),
-                              separate_song, output_names(args.audio_format, not args.no_plot), args.force, args.quiet)
+                                          audio_format=args.audio_format, bit_depth=args.bit_depth, plot=plot,
+                                          show=args.show, quiet=args.quiet, model_label=model_label)
+        # Every setting that changes the files: with the checkpoint and the input, the record of a song.
+        settings = {**args.options.to_dict(), "format": args.audio_format, "bit_depth": args.bit_depth, "plot": plot}
+        failed = separate_all(songs_to_separate(args), args.out_dir, separate_song, checkpoint, settings,
+                              output_names(args.audio_format, plot), args.force, args.quiet)
     except UserError as err:
         sys.exit(f"error: {err}")
     except KeyboardInterrupt:  # before the first song
