@@ -6,6 +6,8 @@ import os
 import pytest
 import soundfile as sf
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import inference
 from conftest import noisy_song
@@ -80,3 +82,48 @@ def test_a_checkpoint_retrained_in_place_just_redoes_its_outputs(tiny_checkpoint
     capsys.readouterr()
     inference.main(flags)
     assert "a.wav: wrote" in capsys.readouterr().out
+
+
+def broken(kind, path, tmp_path):
+    """Put a broken entry of `kind` at `path`: what a real music folder can hold."""
+    if kind == "link to nothing":
+        os.symlink(tmp_path / "nowhere.wav", path)
+    elif kind == "not audio":
+        path.write_text("not audio\n" * 20)
+    elif kind == "empty file":
+        path.write_bytes(b"")
+    elif kind == "cut short":
+        sf.write(path, noisy_song(1.0, 8000, 2), 8000, subtype="PCM_16", format="FLAC")
+        path.write_bytes(path.read_bytes()[:200])
+
+
+KINDS = ["link to nothing", "not audio", "empty file", "cut short"]
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(good=st.integers(1, 3), bad=st.lists(st.sampled_from(KINDS), max_size=3), nested=st.booleans())
+def test_a_folder_of_good_and_broken_files_separates_every_good_song_and_changes_no_input(
+        tiny_checkpoint, tmp_path_factory, good, bad, nested):
+    tmp_path = tmp_path_factory.mktemp("batch")
+    music = tmp_path / "music"
+    (music / "disc").mkdir(parents=True)
+    for i in range(good):
+        sf.write((music / "disc" if nested and i else music) / f"good {i}.wav", noisy_song(0.5, 8000, 1), 8000)
+    for i, kind in enumerate(bad):
+        broken(kind, music / f"bad {i}.flac", tmp_path)
+    def inputs():  # every entry but the outputs, with its bytes (None: a folder, or a link to nothing)
+        return {p: p.read_bytes() if p.is_file() else None for p in music.rglob("*") if "outputs" not in p.parts}
+
+    before = inputs()
+    flags = [str(music), "-r", "--checkpoint", tiny_checkpoint, "--out-dir", str(music / "outputs"), "--no-plot",
+             "--quiet"]
+    for _ in range(2):  # the second run: the outputs lie inside the folder, and are never read as songs
+        try:
+            inference.main(flags)
+            code = 0
+        except SystemExit as stop:  # the only way out: a one-line error, no traceback
+            code = stop.code
+        assert code == 0 or (isinstance(code, str) and code.startswith("error: ") and "\n" not in code)
+    written = sorted(str(p.relative_to(music / "outputs").parent) for p in (music / "outputs").rglob("vocals.wav"))
+    assert written == sorted([f"good {i}" if not nested or i == 0 else f"disc/good {i}" for i in range(good)])
+    assert inputs() == before
