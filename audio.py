@@ -13,6 +13,7 @@ float32 as soundfile returns them; spectrograms are torch
 import contextlib
 import functools
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -123,32 +124,59 @@ def require_file(path):
 
 
 @contextlib.contextmanager
-def open_audio(path):
-    """Open any audio file as a soundfile.SoundFile (to read whole or block by block).
+def open_audio(path, stream=0):
+    """Open audio stream `stream` of any audio file as a soundfile.SoundFile (to read whole or block by block).
 
     soundfile reads WAV/FLAC/OGG (and MP3 with recent libsndfile) itself;
-    anything else (MP4/AAC, MUSDB .stem.mp4, ...) is first decoded by ffmpeg
-    into a temporary float WAV: its first audio stream, which is the mixture
-    in a stem file.
+    anything else (MP4/AAC, MUSDB .stem.mp4, ...) and any stream but the
+    first (a stem file's: 0 the mixture, then drums, bass, other, vocals) is
+    first decoded by ffmpeg into a temporary float WAV. So is a file that
+    libsndfile opens but cannot read to its end (a FLAC cut short by a
+    stopped download: libsndfile stops at the cut with an error, ffmpeg
+    decodes what is there); this is the one place that decides, so
+    everything after reads a file it can read.
     """
     path = require_file(path)
     with tempfile.TemporaryDirectory(prefix="unet-audio-") as workdir:
-        try:
-            f = sf.SoundFile(soundfile_name(path))
-        except (sf.LibsndfileError, RuntimeError, TypeError):
-            f = sf.SoundFile(_decode_with_ffmpeg(path, workdir))
+        f = _open_with_soundfile(path) if stream == 0 else None
+        if f is None:
+            f = sf.SoundFile(_decode_with_ffmpeg(path, workdir, stream))
         with f:
             yield f
 
 
-def _decode_with_ffmpeg(path, workdir):
+def _open_with_soundfile(path):
+    """`path` opened by libsndfile, at its start, if libsndfile reads its last samples too; else None.
+
+    Reading the last 1024 frames finds a file cut short: libsndfile takes the
+    length from the header (a FLAC's) and fails, or returns fewer, at the
+    cut. It costs a seek, well under a millisecond for a 3-minute FLAC.
+    """
+    try:
+        f = sf.SoundFile(soundfile_name(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return None
+    tail = min(f.frames, 1024)
+    try:
+        f.seek(f.frames - tail)
+        whole = f.read(tail, dtype="int16").shape[0] == tail
+        f.seek(0)
+    except (sf.LibsndfileError, RuntimeError):
+        whole = False
+    if not whole:
+        f.close()
+    return f if whole else None
+
+
+def _decode_with_ffmpeg(path, workdir, stream=0):
     if not find_ffmpeg():
         raise AudioError(f"cannot read {path} without ffmpeg, or convert it to WAV first: {NO_FFMPEG}")
     wav = os.path.join(workdir, "decoded.wav")
-    result = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", path, "-map", "0:a:0",
+    result = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", path, "-map", f"0:a:{stream}",
                              "-c:a", "pcm_f32le", wav], capture_output=True)
     if result.returncode != 0 or not os.path.isfile(wav):
-        raise AudioError(f"{path} is not an audio file that soundfile or ffmpeg can decode")
+        which = f"an audio file with a stream {stream}" if stream else "an audio file"
+        raise AudioError(f"{path} is not {which} that soundfile or ffmpeg can decode")
     return wav
 
 
@@ -191,19 +219,52 @@ def write_audio(path, audio, sample_rate):
         sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
 
 
+def check_output_format(path, channels, sample_rate, audio_format, subtype, formats=("wav", "flac")):
+    """Refuse, in one AudioError naming a format in `formats` that would do, an `audio_format` ("wav", "flac")
+    with `subtype` samples that cannot hold the channels or the sample rate of the input `path`.
+
+    libsndfile itself is asked, by opening a writer in memory: FLAC holds 8
+    channels and 655350 Hz at most, its WAV 1024 channels.
+    """
+    if _holds(audio_format, subtype, channels, sample_rate):
+        return
+    problem = f"has {channels} channels" if not _holds(audio_format, subtype, channels, 8000) else \
+        f"is sampled at {sample_rate} Hz"
+    others = [other for other in formats if other != audio_format and _holds(other, subtype, channels, sample_rate)]
+    fix = f"use --format {others[0]}" if others else "nor can any other format this writes: split or resample it first"
+    raise AudioError(f"{path} {problem}, which {audio_format.upper()} cannot hold: {fix}")
+
+
+def _holds(audio_format, subtype, channels, sample_rate):
+    try:
+        with sf.SoundFile(io.BytesIO(), "w", sample_rate, channels, subtype, format=audio_format.upper()):
+            return True
+    except (sf.LibsndfileError, ValueError):
+        return False
+
+
 def read_block(f, start, stop):
-    """Samples [start, stop) of an open soundfile.SoundFile, float32 (samples, channels).
+    """Samples [start, stop) of a file from open_audio, float32 (samples, channels).
 
     What f.read(dtype="float32") gives, faster for 16-bit files (most WAVs
     and FLACs): they are read as integers and scaled here, to the same
     values. libsndfile's own conversion to float took 0.08 s of a 3-minute
     stereo song's read, the integers and torch's 2-thread scaling 0.035 s
-    (AVX2). tests/test_audio.py holds the two side by side.
+    (AVX2). tests/test_audio.py holds the two side by side. A file damaged
+    before its end, which open_audio cannot see, is an AudioError here.
     """
-    f.seek(start)
-    if f.subtype == "PCM_16":
-        return torch.from_numpy(f.read(stop - start, dtype="int16", always_2d=True)).float().div_(32768).numpy()
-    return f.read(stop - start, dtype="float32", always_2d=True)
+    try:
+        f.seek(start)
+        if f.subtype == "PCM_16":
+            block = torch.from_numpy(f.read(stop - start, dtype="int16", always_2d=True)).float().div_(32768).numpy()
+        else:
+            block = f.read(stop - start, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AudioError(f"{os.fsdecode(f.name)} is damaged after {start / f.samplerate:.0f} s (libsndfile: "
+                         f"{str(err).strip()}): convert or download it again") from err
+    if block.shape[0] != stop - start:
+        raise AudioError(f"{os.fsdecode(f.name)} ends before its header says (truncated file?)")
+    return block
 
 
 def quantize(audio, bits):

@@ -23,6 +23,7 @@ from files import atomic_path
 from unet_model import UNet, UNetConfig
 
 CHECKPOINT_FORMAT = 1
+REQUIRED_FIELDS = ("format", "model", "model_config", "signal", "epoch")  # what build_checkpoint always writes
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CHECKPOINT = os.path.join("checkpoints", "best_model.pth")  # where `python train.py` writes it
 
@@ -75,6 +76,13 @@ def save_epoch(save_dir, checkpoint, epoch, epochs, improved, checkpoint_every):
         save_checkpoint(os.path.join(save_dir, name), checkpoint)
 
 
+def add_checkpoint_flag(parser):
+    """--checkpoint, shared by inference.py and evaluate.py (find_checkpoint resolves it)."""
+    parser.add_argument("--checkpoint", default=None,
+                        help="model written by train.py (default: checkpoints/best_model.pth in the current "
+                             "folder, else in this project's folder)")
+
+
 def load_checkpoint(path, flag="--checkpoint"):
     """Load a checkpoint written by train.py, with one clear error if it is not one.
 
@@ -94,11 +102,17 @@ def load_checkpoint(path, flag="--checkpoint"):
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise CheckpointError(f"{path} is not a readable checkpoint (damaged, truncated or not a .pth file)") from err
-    if not isinstance(state, dict) or "model" not in state or "model_config" not in state:
+    if not isinstance(state, dict) or ("model" not in state and "model_config" not in state):
         raise CheckpointError(f"{path} is not a checkpoint written by this project's train.py")
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} has checkpoint format {state.get('format')}, this version reads "
+    if "format" in state and state["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {state['format']}, this version reads "
                               f"format {CHECKPOINT_FORMAT}: retrain it with this train.py")
+    missing = [field for field in REQUIRED_FIELDS if field not in state]
+    if missing:  # checked once here: everything after reads these fields as they are
+        raise CheckpointError(f"{path} has no {' and no '.join(missing)} field (written by torch "
+                              f"{state.get('torch_version', 'of an unknown version')} in checkpoint format "
+                              f"{state.get('format', 'unknown')}; this version reads format {CHECKPOINT_FORMAT}, "
+                              f"with {', '.join(REQUIRED_FIELDS)}): retrain it with this train.py")
     return state
 
 
@@ -167,7 +181,12 @@ def model_from_checkpoint(state, path="the checkpoint"):
 
 def load_model(path, device=None):
     """(model in eval mode on `device`, SignalConfig) from a train.py checkpoint, ready to separate."""
-    state = load_checkpoint(path)
+    return ready_model(load_checkpoint(path), device, path)
+
+
+def ready_model(state, device=None, path="the checkpoint"):
+    """load_model's (model, SignalConfig) from a checkpoint already loaded (load_checkpoint), for a caller
+    that reads its other fields too (inference.py: the epoch) without loading the file twice."""
     device = device or torch.device("cpu")
     model = model_from_checkpoint(state, path).to(device)
     if memory_plan(device).channels_last:  # as in training: faster convolutions (benchmarks/README.md)

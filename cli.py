@@ -133,6 +133,22 @@ def add_song_flags(parser, count=False):
                             help="only the first N songs, or 'all' (default: all)")
 
 
+def add_separation_flags(parser):
+    """--reconstruction and --network-input, shared by inference.py and evaluate.py.
+
+    They hold separation.SeparationOptions' fields, under the same names
+    (SeparationOptions.from_dict(vars(args)) reads them); the defaults are
+    written out because this module imports no project module, and a test
+    keeps them equal to SeparationOptions()'s.
+    """
+    parser.add_argument("--reconstruction", choices=("full", "lab"), default="full",
+                        help="full: the mask applied at the input's own rate, vocals in the whole band; "
+                             "lab: the lab's reconstruction at 8192 Hz, vocals stop at 4096 Hz")
+    parser.add_argument("--network-input", choices=("whole", "patches"), default="whole",
+                        help="whole: the network reads the song (up to 5-minute blocks) in one pass; patches: "
+                             "in the training's 128-frame patches, overlapping by half (twice the work)")
+
+
 def find_song(tracks, name, root, subset=""):
     """The musdb track called `name` (any case) among `tracks`, or a UserError naming some that exist."""
     for track in tracks:

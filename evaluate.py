@@ -9,7 +9,7 @@ For every song it scores four estimates of the vocals and the accompaniment
 benchmark reports them):
 
     U-Net         the model's separation (the same code as inference.py, with
-                  the same --reconstruction and --wiener flags)
+                  the same --reconstruction and --network-input flags)
     mixture       the mix itself used as the estimate: the floor
     oracle 8 kHz  the ideal ratio mask |V| / (|V| + |A|) of the mono mix at the
                   model's own STFT (8192 Hz, bins up to 4096 Hz), applied by the
@@ -51,11 +51,11 @@ import time
 import numpy as np
 import torch
 
-from audio import AudioError, find_ffmpeg, write_audio
-from checkpoints import find_checkpoint, load_model
-from cli import UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device, time_left
-from files import atomic_path, cannot_write, file_identity, inside, keyed_name
-from inference import add_checkpoint_flag, add_separation_flags, separation_options
+from audio import NO_FFMPEG, AudioError, find_ffmpeg, write_audio
+from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
+from cli import (UserError, add_root_flag, add_separation_flags, add_song_flags, bounded_number, find_song,
+                 pick_device, time_left)
+from files import RECORD, atomic_path, cannot_write, check_replaceable, file_identity, inside, keyed_name
 from metrics import finite_median, ratio_mask
 from separation import SeparationOptions, mix_magnitude, reconstruct, separate, synthesis_config
 from songs import DEFAULT_CACHE_DIR, find_songs, skipped_line
@@ -85,9 +85,19 @@ def oracle_full_band(mix, vocals, accompaniment, rate):
     return reconstruct(mix, rate, mask, synthesis)
 
 
+def import_museval():
+    """museval, imported once ffmpeg is on PATH: it imports musdb and stempeg, which refuse to load without
+    ffmpeg, even to score WAV files (find_ffmpeg finds the system's or requirements.txt's)."""
+    if not find_ffmpeg():
+        raise EvaluationError(f"museval needs ffmpeg to load, but {NO_FFMPEG}")
+    import museval
+
+    return museval
+
+
 def bss_eval(references, estimates, rate):
     """{target: {metric: median over 1 s windows}} with museval's BSS Eval v4."""
-    import museval  # here, not at the top: it imports stempeg, which needs ffmpeg on PATH (find_ffmpeg)
+    museval = import_museval()
 
     n = min(references[0].shape[0], estimates[0].shape[0])
     refs = np.stack([r[:n] for r in references])  # (2, n, channels)
@@ -141,6 +151,7 @@ def references_correlated_once():
     to the last bit (tests/test_inference.py compares them). The 1 GB or so
     it keeps for a 4-minute song is what museval holds while scoring anyway.
     """
+    import_museval()
     import museval.metrics
 
     original, kept = museval.metrics._compute_reference_correlations, {}
@@ -174,8 +185,7 @@ def score_keys(song, checkpoint, signal_config, options):
     common = {"song": [file_identity(f) for f in song.files], "signal": signal_config.to_dict(),
               "reconstruction": options.reconstruction, "museval": importlib.metadata.version("museval"),
               "version": SCORES_VERSION}
-    model = dict(common, checkpoint=file_identity(checkpoint), wiener=options.wiener_iterations,
-                 network_input=options.network_input)
+    model = dict(common, checkpoint=file_identity(checkpoint), network_input=options.network_input)
     return {group: keyed_name(song.name, key, ".json") for group, key in (("U-Net", model), ("references", common))}
 
 
@@ -258,11 +268,19 @@ def score_job(job):
     except AudioError as err:
         return index, None, str(err)
     if scores is not None and estimates is not None and WORKER["estimates_dir"]:
-        folder = os.path.join(WORKER["estimates_dir"], "test", song.name)
+        folder = estimates_folder(WORKER["estimates_dir"], song)
         os.makedirs(folder, exist_ok=True)
-        for name, audio in zip(TARGETS, estimates):
-            write_audio(os.path.join(folder, f"{name}.wav"), audio, song.rate)
+        for name, audio in zip(ESTIMATES, estimates):
+            write_audio(os.path.join(folder, name), audio, song.rate)
+        write_json(os.path.join(folder, RECORD), {"made by": "evaluate.py", "files": list(ESTIMATES)})
     return index, scores, None
+
+
+ESTIMATES = tuple(f"{target}.wav" for target in TARGETS)  # a song's files under --estimates-dir
+
+
+def estimates_folder(estimates_dir, song):
+    return os.path.join(estimates_dir, "test", song.name)
 
 
 def median_over_tracks(per_track):
@@ -311,7 +329,7 @@ def get_args(argv=None):
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--quiet", action="store_true", help="print only the tables and errors")
     args = p.parse_args(argv)
-    args.options = separation_options(p, args)
+    args.options = SeparationOptions.from_dict(vars(args))
     return args
 
 
@@ -403,13 +421,16 @@ def score_songs(songs, checkpoint, model, signal_config, args, write, skipped):
     return ordered()
 
 
-def refuse_inside_data(args, root):
-    """--out and --estimates-dir never write inside the data root, whose files they could replace
-    (an estimate named vocals.wav over the reference itself)."""
+def refuse_to_overwrite(args, root, songs):
+    """Before any song is scored: --out and --estimates-dir never write inside the data root (an estimate
+    named vocals.wav over the reference itself), and the estimates replace only files evaluate.py wrote."""
     for flag, path in (("--out", args.out), ("--estimates-dir", args.estimates_dir)):
         if path and inside(path, root):
             raise EvaluationError(f"{flag} {path} is inside the data root {root}, whose files it could replace: "
                                   "pick a place outside it")
+    for song in songs if args.estimates_dir else []:
+        check_replaceable(estimates_folder(args.estimates_dir, song), [*ESTIMATES, RECORD],
+                          "give another --estimates-dir")
 
 
 def main(argv=None):
@@ -419,11 +440,11 @@ def main(argv=None):
         checkpoint = find_checkpoint(args.checkpoint, args.quiet)
         model, signal_config = load_model(checkpoint, pick_device(args.cpu))  # a bad checkpoint stops here
         root, songs, skipped = pick_songs(args)
-        refuse_inside_data(args, root)
+        refuse_to_overwrite(args, root, songs)
         for path, reason in skipped.items():
             print(skipped_line(path, reason))
         settings = {"checkpoint": os.path.abspath(checkpoint), "root": root, "reconstruction": args.reconstruction,
-                    "wiener_iterations": args.wiener, "network_input": args.network_input,
+                    "network_input": args.network_input,
                     "windows": "1 s, BSS Eval v4 (museval)"}
 
         def write(per_track):  # after every song: what is done so far, whole

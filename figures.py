@@ -21,6 +21,23 @@ def relative_db(magnitude, reference):
     return 20 * torch.log10(magnitude / reference + 1e-10)
 
 
+def separation_panels(mix, mask, vocals=None):
+    """The panels of every separation figure (separation.png, TensorBoard's): mix, predicted mask, estimated
+    vocals = mask x mix and, where they are known, the true vocals; each (freq_bins, frames) at the model's STFT."""
+    panels = [("Mix", mix, "magnitude"), ("Predicted vocals mask", mask, "mask"),
+              ("Estimated vocals (mask x mix)", mask * mix, "magnitude")]
+    return panels + ([("True vocals", vocals, "magnitude")] if vocals is not None else [])
+
+
+def separation_title(song, shown, seconds, model_label=None):
+    """The separation figure's title: the song, the part shown (`shown` of its `seconds`) if not all of it,
+    and the model that separated it ("best_model.pth (epoch 20)")."""
+    # A name that is not valid UTF-8 keeps its stray bytes as surrogates, which no font can draw.
+    song = song.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    part = f" (first {shown:.0f} s of {seconds:.0f} s)" if shown < seconds else ""
+    return f"{song}{part}" + (f" \N{EM DASH} {model_label}" if model_label else "")
+
+
 def spectrogram_figure(mix, panels, seconds, max_hz, grid=False, title=None, interactive=False):
     """A matplotlib figure of spectrogram panels sharing their time and frequency axes.
 
@@ -29,8 +46,10 @@ def spectrogram_figure(mix, panels, seconds, max_hz, grid=False, title=None, int
             of every magnitude panel.
         panels: [(title, tensor (freq_bins, frames), "magnitude" or "mask")].
         seconds, max_hz: the extent of the time and frequency axes.
-        grid: panels on a 2-column grid, wide enough to read where TensorBoard
-            shows it at its card's width, instead of stacked (a report page).
+        grid: panels on a 2-column grid for TensorBoard, instead of stacked (a
+            report page): TensorBoard scales an image down to its card's width,
+            about 350 pixels, so the grid's text is larger and shorter (titles
+            without their parenthesis, kHz, "dB"), and stays legible there.
         interactive: keep matplotlib's window backend, for plt.show().
     """
     import matplotlib
@@ -40,28 +59,28 @@ def spectrogram_figure(mix, panels, seconds, max_hz, grid=False, title=None, int
 
     reference = float(mix.max()) or 1.0
     rows = -(-len(panels) // 2) if grid else len(panels)
-    shape = (rows, 2) if grid else (rows, 1)
-    # On the grid: a small figure, so that its text stays legible scaled down to a card's ~350 pixels.
-    size = (6.4, 2.7 * rows) if grid else (12, 3 * rows)
-    fig, axes = plt.subplots(*shape, figsize=size, sharex=True, sharey=True, squeeze=False)
-    for ax, (name, image, kind) in zip(axes.flat, panels):
-        if kind == "mask":
-            data, style, unit = image, dict(vmin=0, vmax=1, cmap="magma"), "mask"
-        else:
-            data, style = relative_db(image, reference), dict(vmin=-DB_RANGE, vmax=0, cmap="viridis")
-            unit = "dB re loudest mix bin"
-        im = ax.imshow(data.numpy(), origin="lower", aspect="auto", extent=[0, seconds, 0, max_hz], **style)
-        ax.set_title(name)
-        fig.colorbar(im, ax=ax, label=unit, pad=0.01)
-    for ax in axes.flat[len(panels):]:  # an odd number of panels on the grid
-        ax.remove()
-    for ax in axes[:, 0]:
-        ax.set_ylabel("frequency (Hz)")
-    for ax in axes[-1, :]:
-        ax.set_xlabel("time (s)")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+    khz = 1000 if grid else 1
+    with plt.rc_context({"font.size": 13, "axes.titlesize": 14} if grid else {}):
+        fig, axes = plt.subplots(rows, 2 if grid else 1, figsize=(6.4, 2.8 * rows) if grid else (12, 3 * rows),
+                                 sharex=True, sharey=True, squeeze=False)
+        for ax, (name, image, kind) in zip(axes.flat, panels):
+            if kind == "mask":
+                data, style, unit = image, dict(vmin=0, vmax=1, cmap="magma"), "mask"
+            else:
+                data, style = relative_db(image, reference), dict(vmin=-DB_RANGE, vmax=0, cmap="viridis")
+                unit = "dB" if grid else "dB re loudest mix bin"
+            im = ax.imshow(data.numpy(), origin="lower", aspect="auto", extent=[0, seconds, 0, max_hz / khz], **style)
+            ax.set_title(name.split(" (")[0] if grid else name)
+            fig.colorbar(im, ax=ax, label=unit, pad=0.02 if grid else 0.01)
+        for ax in axes.flat[len(panels):]:  # an odd number of panels on the grid
+            ax.remove()
+        for ax in axes[:, 0]:
+            ax.set_ylabel("kHz" if grid else "frequency (Hz)")
+        for ax in axes[-1, :]:
+            ax.set_xlabel("s" if grid else "time (s)")
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
     return fig
 
 

@@ -1,5 +1,5 @@
 """Files and folders: writing them so that a crash never leaves a half-written
-one, and finding and naming the songs a folder holds.
+one, the record beside a song's outputs, and naming songs.
 
 Every file the project writes (checkpoints, feature caches, WAVs, figures,
 CSV, JSON) goes through `atomic_path`, so a crash, Ctrl-C or `kill -9` never
@@ -15,15 +15,20 @@ import json
 import os
 import re
 import shutil
-import tempfile
+import uuid
 
 from cli import UserError
 
+RECORD = "separation.json"  # beside a song's outputs: what made them, and which files they are
 FULL_BELOW = 16 * 2**20  # bytes: a write that fails with less free space than this (or than it needs) ran out of it
 
 
 class DiskFullError(UserError):
     """A write that found no room left on its disk."""
+
+
+class OverwriteError(UserError):
+    """An output that would replace a file the project did not write."""
 
 
 @contextlib.contextmanager
@@ -33,21 +38,20 @@ def atomic_path(path, size=None):
 
     Every file the project writes goes through this (see the module docstring).
     `size`, the bytes the file will take if known, goes into the message of a
-    full disk.
+    full disk. The temporary file is named before it is created (mkstemp
+    gives the name only once the file exists): a Ctrl-C that lands while it is
+    being created then still finds it to delete. Its 122 random bits never
+    meet another file's name.
     """
     path = os.fspath(path)
-    suffix = os.path.splitext(path)[1]
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".tmp-{uuid.uuid4().hex}{os.path.splitext(path)[1]}")
     try:
-        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-", dir=folder)
-        os.close(fd)
-        make_readable(tmp)
+        open(tmp, "x").close()  # created with the permissions of a plain open()
         yield tmp
         os.replace(tmp, path)
     except BaseException as err:
         full = disk_full_error(err, path, size)  # before the temporary file's space is given back
-        if tmp and os.path.exists(tmp):
+        if os.path.exists(tmp):
             os.unlink(tmp)
         if full:
             raise full from err
@@ -121,15 +125,24 @@ def keyed_name(name, key, extension):
     return f"{re.sub(r'[^A-Za-z0-9_-]+', '_', name).strip('_')[:60]}-{digest}{extension}"
 
 
-def record_matches(folder, name, record):
-    """True if folder/name (JSON) holds `record` plus a "files" list, and every file it lists is in folder:
-    the outputs there were made by what `record` describes, and all of them are whole."""
+def read_record(folder):
+    """The record (RECORD) in `folder`: a dict with the "files" it lists, or None if there is none or it is not one."""
     try:
-        with open(os.path.join(folder, name)) as f:
-            done = json.load(f)
-        files = done.pop("files")
-    except (OSError, ValueError, KeyError, AttributeError):
+        with open(os.path.join(folder, RECORD)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    ours = isinstance(record, dict) and isinstance(record.get("files"), list)
+    return record if ours else None
+
+
+def record_matches(folder, record):
+    """True if the record in `folder` is `record` plus its "files", and every file it lists is there:
+    the outputs there were made by what `record` describes, and all of them are whole."""
+    done = read_record(folder)
+    if done is None:
         return False
+    files = done.pop("files")
     return done == record and all(os.path.isfile(os.path.join(folder, file)) for file in files)
 
 
@@ -137,6 +150,23 @@ def inside(path, folder):
     """True if `path` is `folder` or lies below it, links followed (a path that does not exist yet too)."""
     path, folder = os.path.realpath(path), os.path.realpath(folder)
     return os.path.commonpath([path, folder]) == folder
+
+
+def check_replaceable(folder, names, hint):
+    """Refuse to write any of `names` (RECORD included, if one is written) into `folder` over a file
+    that the project did not write there: an OverwriteError naming it, with `hint`, what to do instead.
+
+    The one rule of every writer of song outputs. A file may be replaced only
+    if the record in `folder` lists it, and the record itself only if it is
+    one: a data set's vocals.wav or the user's own file never is.
+    """
+    record = read_record(folder)
+    ours = set(record["files"]) | {RECORD} if record else set()
+    for name in names:
+        path = os.path.join(folder, name)
+        if name not in ours and os.path.lexists(path):
+            raise OverwriteError(f"{path} was not written by this project (no {RECORD} beside it lists it), "
+                                 f"so it is not replaced: {hint}")
 
 
 def make_readable(path, mode=0o666):
@@ -149,58 +179,28 @@ def make_readable(path, mode=0o666):
 
 @contextlib.contextmanager
 def removed_on_failure(folder):
-    """If the block fails, remove `folder` and those of its parents that did not exist before it, while empty.
+    """If the block fails, remove the outermost of `folder` and its parents that the block created, with all in it.
 
-    For the outputs of one song: a failure or Ctrl-C leaves no new empty folder behind.
+    For the outputs of one song: a failure or Ctrl-C leaves no new folder
+    behind. Everything in that folder was written by the block, and not all of
+    it is gone yet when the failure reaches here: a Ctrl-C that lands inside
+    ExitStack.enter_context, after a temporary file was created but before
+    its clean-up was registered, leaves that file to be deleted only when
+    the exception is dropped, later. So the folder goes as a whole, not only
+    once empty.
     """
-    folder = os.path.abspath(folder)
-    top_new, parent = None, folder  # the outermost folder the block may create
+    top_new, parent = None, os.path.abspath(folder)  # the outermost folder the block may create
     while not os.path.exists(parent):
         top_new, parent = parent, os.path.dirname(parent)
     try:
         yield
     except BaseException:
-        while top_new and os.path.isdir(folder) and not os.listdir(folder):
-            os.rmdir(folder)
-            if folder == top_new:
-                break
-            folder = os.path.dirname(folder)
+        if top_new:
+            shutil.rmtree(top_new, ignore_errors=True)  # best effort: Windows keeps a file still open
         raise
 
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff",
-                    ".wma", ".webm", ".mka")
-
-
 MIXTURES = ("mixture.wav", "mixture.flac")  # a MUSDB18-HQ song folder: the mix beside its stems
-
-
-def audio_files_in(folder, recursive):
-    """(the audio files in `folder`, and in its subfolders if `recursive`, by extension, sorted;
-    how many more its subfolders hold, left out without `recursive`).
-
-    A MUSDB18-HQ song folder gives its mixture only, not the stems beside it.
-    """
-    found, below = [], 0
-    for parent, subfolders, names in os.walk(folder):
-        subfolders.sort()
-        names = [name for name in sorted(names) if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith(".")]
-        names = [name for name in names if name in MIXTURES] or names
-        if recursive or parent == folder:
-            found += [os.path.join(parent, name) for name in names]
-        else:
-            below += len(names)
-    return found, below
-
-
-def mirrored_name(folder, path):
-    """The output name of `path`, found in `folder`: its song name under the same subfolders,
-    so that disc1/01.wav and disc2/01.wav go to disc1/01 and disc2/01."""
-    relative = os.path.relpath(path, folder)
-    subfolders = os.path.dirname(relative)
-    if os.path.basename(path) in MIXTURES:  # the song is its folder, named by song_name
-        subfolders = os.path.dirname(subfolders)
-    return os.path.join(subfolders, song_name(path))
 
 
 def song_name(path):
@@ -209,10 +209,23 @@ def song_name(path):
     A MUSDB18-HQ song folder's mixture.wav is named after its folder.
     """
     name = os.path.basename(path)
-    if name in ("mixture.wav", "mixture.flac"):
+    if name in MIXTURES:
         name = os.path.basename(os.path.dirname(os.path.abspath(path)))
     name = re.sub(r"(\.stem)?\.[A-Za-z0-9]+$", "", name)
     return name or "song"
+
+
+def known_vocals(path):
+    """Where a data set keeps the true vocals of the song in the file `path`: (file, audio stream), or None.
+
+    A MUSDB18-HQ song folder has vocals.wav beside its mixture.wav; a MUSDB18
+    .stem.mp4 holds them itself, as stream 4 (after mixture, drums, bass, other).
+    """
+    name = os.path.basename(path)
+    if name in MIXTURES:
+        vocals = os.path.join(os.path.dirname(path), "vocals" + os.path.splitext(name)[1])
+        return (vocals, 0) if os.path.isfile(vocals) else None
+    return (path, 4) if name.lower().endswith(".stem.mp4") else None
 
 
 def distinct_names(songs):

@@ -3,32 +3,19 @@
     python inference.py                              # first test song of the data in use
     python inference.py song.mp3 "other song.flac"   # any audio files
     python inference.py ~/Music/album -r             # every audio file of a folder (-r: and below)
-    python inference.py song.wav --format flac --bit-depth 24
     python inference.py --songs "Toy Song test 02"   # songs of the data set, by name
-    python inference.py --checkpoint checkpoints/final_model.pth --out-dir results
+    python inference.py song.wav --format flac --bit-depth 24 --checkpoint checkpoints/final_model.pth
     python inference.py song.wav --reconstruction lab  # the lab's 8192 Hz reconstruction
-    python inference.py song.wav --wiener 1            # + the multichannel Wiener post-filter
 
-For each song, writes to <out-dir>/<song>/ (default outputs/<song>/; two inputs
-with the same name, song.wav and song.mp3, go to "song" and "song (mp3)"; the
-songs of a folder keep its subfolders, disc1/01.wav going to <out-dir>/disc1/01/):
-    vocals.wav, accompaniment.wav   the input's length, channels and sample rate;
-                                    accompaniment = mix - vocals, so the two sum back to
-                                    it (to one step of 16 bits; --bit-depth 32f: exactly,
-                                    even where a loud input goes past full scale)
-    separation.png                  mix, predicted mask and estimated vocals spectrograms
-    separation.json                 which input, checkpoint and settings made them: a rerun
-                                    skips the songs already done so (--force redoes them)
+Each song goes to <out-dir>/<song>/: vocals.wav and accompaniment.wav (the
+input's length, channels and rate; they sum back to it), separation.png and
+separation.json (what made them: a rerun skips the songs done so, --force
+redoes them; only the files it lists are ever replaced). Many songs: batch.py.
 
-Several songs are a batch: a file that cannot be read is reported and
-skipped, the others go on, and the closing summary (and exit status 1) says
-which failed.
-
-The lab's step, as this file takes it: load the model (load_model), compute
-the mask (predict_mask), rebuild the vocals (reconstruct), write them and plot
-mix / mask / vocals (separate_file). The algorithm itself, on arrays, is in
-separation.py. From Python (a notebook), run from this folder or with it on
-sys.path, the model loaded once for many songs:
+The lab's step, in the order of this file: load the model (load), read the
+audio and compute the mask (predict_mask), rebuild the vocals (reconstruct),
+write them (separate_file, write_blocks), plot mix / mask / vocals
+(plot_separation). The algorithm on arrays is in separation.py. From Python:
 
     from inference import load_model, separate
     model, signal_config = load_model("checkpoints/best_model.pth")
@@ -42,92 +29,96 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load ends in one li
 
 # The imports come after the handler on purpose: they are the slow part it covers.
 import contextlib
+import functools
 import json
 import math
 import os
 import sys
-import time
 
 import soundfile as sf
 
-from audio import AudioError, open_audio, quantize, read_block, require_file, soundfile_name
-from checkpoints import find_checkpoint, load_model
-from cli import (UserError, add_root_flag, add_song_flags, bounded_number, find_song, pick_device, progress_bar,
-                 time_left)
-from figures import show_figures, spectrogram_figure
-from files import (AUDIO_EXTENSIONS, atomic_path, audio_files_in, cannot_write, distinct_names, file_identity,
-                   mirrored_name, record_matches, removed_on_failure, song_name)
-from separation import SeparationError, SeparationOptions, plan_blocks, predict_mask, reconstruct, song_scale
+from audio import AudioError, check_output_format, open_audio, quantize, read_block, soundfile_name
+from batch import separate_all, songs_of
+from checkpoints import add_checkpoint_flag, find_checkpoint, load_checkpoint, ready_model
+from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, find_song, pick_device, progress_bar
+from figures import separation_panels, separation_title, show_figures, spectrogram_figure
+from files import RECORD, atomic_path, cannot_write, check_replaceable, known_vocals, removed_on_failure
+from separation import SeparationOptions, mix_magnitude, plan_blocks, predict_mask, reconstruct, song_scale
 from songs import find_songs, skipped_line
-from separation import separate  # noqa: F401 (for `from inference import load_model, separate`)
+from checkpoints import load_model  # noqa: F401 (with separate: `from inference import load_model, separate`)
+from separation import separate  # noqa: F401
 
 # --bit-depth: soundfile's subtype for each, and its integer bits (None: float).
 SUBTYPES = {"16": ("PCM_16", 16), "24": ("PCM_24", 24), "32f": ("FLOAT", None)}
-RECORD = "separation.json"  # beside a song's outputs: what made them
 
 
 class InferenceError(UserError):
     """A problem with what was asked to separate."""
 
 
-# --------------------------------------------------------------------------
-# One file: read, separate, write, plot
-# --------------------------------------------------------------------------
+def load(checkpoint, device=None):
+    """(model, SignalConfig, "best_model.pth (epoch 20)") of a train.py checkpoint, read once."""
+    state = load_checkpoint(checkpoint)
+    model, signal_config = ready_model(state, device)
+    return model, signal_config, f"{os.path.basename(checkpoint)} (epoch {state['epoch']})"
+
 
 def separate_file(model, signal_config, path, out_dir, options=SeparationOptions(), *, audio_format="wav",
-                  bit_depth="16", plot=True, show=False, quiet=False, record=None):
+                  bit_depth="16", plot=True, show=False, quiet=False, record=None, model_label=None):
     """Separate one audio file into out_dir/{vocals,accompaniment}.<wav|flac> (+ separation.png).
 
     Outputs appear only once complete: a failure or Ctrl-C leaves older files
-    in place and no new folder behind. `bit_depth` is "16", "24" or "32f"
-    (float, WAV only: it never clips, so the two outputs always sum back to
-    the input). `record` (a dict, see song_record) is written as
-    separation.json, renamed into place after every output. Returns (files
-    written, samples clipped to full scale).
+    in place and no new folder behind, and they replace only files this
+    project wrote (files.check_replaceable). `bit_depth`: "16", "24" or "32f"
+    (float, WAV only: never clipped). separation.json holds `record` and the
+    files it vouches for, renamed into place after them. `model_label` goes
+    into the figure's title. Returns (files written, samples clipped).
     """
-    paths = [os.path.join(out_dir, f"{name}.{audio_format}") for name in ("vocals", "accompaniment")]
+    names = output_names(audio_format, plot)
+    check_replaceable(out_dir, names + [RECORD], "give another --out-dir")
+    paths = [os.path.join(out_dir, name) for name in names]
     subtype, bits = SUBTYPES[bit_depth]
     with removed_on_failure(out_dir), open_audio(path) as f, contextlib.ExitStack() as outputs:
         if f.frames <= 0:
             raise AudioError(f"{path} holds no audio samples")
+        check_output_format(path, f.channels, f.samplerate, audio_format, subtype)
         try:
             os.makedirs(out_dir, exist_ok=True)
-            if record is not None:  # entered first, so renamed into place last: after every output it vouches for
-                record_path = outputs.enter_context(atomic_path(os.path.join(out_dir, RECORD)))
+            # Entered first, so renamed into place last: after every output it vouches for.
+            record_path = outputs.enter_context(atomic_path(os.path.join(out_dir, RECORD)))
             # Each output is written under a temporary name: leaving `outputs` closes it and
             # renames it into place, or deletes it if anything failed.
             size = f.frames * f.channels * (bits or 32) // 8  # of each output: what a full disk is told it needs
             writers = [outputs.enter_context(sf.SoundFile(
                 soundfile_name(outputs.enter_context(atomic_path(p, size))), "w", f.samplerate, f.channels,
-                subtype=subtype, format=audio_format.upper())) for p in paths]
+                subtype=subtype, format=audio_format.upper())) for p in paths[:2]]
         except OSError as err:
             raise InferenceError(cannot_write(err, out_dir, "pick another --out-dir")) from err
-        (mix, mask), span, clipped = write_blocks(model, signal_config, path, f, writers, options, bits, quiet)
+        (mix, mask), (_, span, _, read_to), clipped = write_blocks(model, signal_config, path, f, writers, options,
+                                                                   bits, quiet)
         if plot:  # inside `outputs` too: the song's files appear together, or none of them
-            # A name that is not valid UTF-8 keeps its stray bytes as surrogates, which no font can draw.
-            title = os.path.basename(out_dir.rstrip(os.sep)).encode("utf-8", "surrogateescape").decode(
-                "utf-8", "replace")
-            if span < f.frames:
-                title += f" (first {span / f.samplerate:.0f} s of {f.frames / f.samplerate:.0f} s)"
-            figure_path = os.path.join(out_dir, "separation.png")
-            plot_separation(mix, mask, signal_config, title, outputs.enter_context(atomic_path(figure_path)), show)
-            paths.append(figure_path)
-        if record is not None:
-            with open(record_path, "w") as out:
-                json.dump(dict(record, files=[os.path.basename(p) for p in paths]), out, indent=2)
+            title = separation_title(os.path.basename(out_dir.rstrip(os.sep)), span / f.samplerate,
+                                     f.frames / f.samplerate, model_label)
+            vocals = true_vocals(path, signal_config, read_to / f.samplerate, mix.shape[-1])
+            plot_separation(mix, mask, signal_config, title, outputs.enter_context(atomic_path(paths[2])), show,
+                            vocals=vocals)
+        with open(record_path, "w") as out:
+            json.dump(dict(record or {}, files=names), out, indent=2)
     return paths, clipped
+
+
+def output_names(audio_format, plot):
+    """The files separate_file writes into a song's folder, besides the record."""
+    return [f"vocals.{audio_format}", f"accompaniment.{audio_format}"] + (["separation.png"] if plot else [])
 
 
 def write_blocks(model, signal_config, path, f, writers, options, bits, quiet=False):
     """Separate the audio file `path`, open as `f`, into the open `writers` (vocals, accompaniment).
 
-    A song longer than separation.BLOCK_SECONDS goes in blocks (plan_blocks),
-    each with margins of context, with the same result as in one piece. `bits`
-    is the integer size of the outputs (None: float).
-
-    Returns (the first block's (mix magnitude, mask), cut to its own span, for
-    the figure; that span in samples; samples clipped to full scale: the
-    integer formats hold [-1, 1), float holds anything).
+    A song longer than separation.BLOCK_SECONDS goes in blocks (plan_blocks) with margins of context, with
+    the same result as in one piece. `bits`: the outputs' integer size (None: float). Returns (the first
+    block's (mix magnitude, mask) cut to its own span, for the figure; that block, (0, end of its span, 0,
+    end of what was read) in samples; samples clipped to full scale, [-1, 1) in the integer formats).
     """
     rate, n = f.samplerate, f.frames
     blocks = plan_blocks(n, rate, signal_config)
@@ -138,8 +129,6 @@ def write_blocks(model, signal_config, path, f, writers, options, bits, quiet=Fa
     for start, end, lo, hi in progress_bar(blocks, quiet or len(blocks) == 1, desc=os.path.basename(path),
                                            unit="block"):
         audio = read_block(f, lo, hi)  # (samples, channels)
-        if audio.shape[0] != hi - lo:
-            raise AudioError(f"{path} ends before its header says (truncated file?)")
         mix, mask = predict_mask(model, signal_config, audio, rate, options.network_input, scale)  # (F, T) each
         parts = reconstruct(audio, rate, mask, signal_config, options, start=lo)  # (vocals, accompaniment)
         if figure is None:  # the frames of [0, end): the first block without its margin
@@ -151,18 +140,15 @@ def write_blocks(model, signal_config, path, f, writers, options, bits, quiet=Fa
                 part, over = quantize(part, bits)
                 clipped += over
             writer.write(part)
-    return figure, blocks[0][1], clipped
+    return figure, blocks[0], clipped
 
 
-def plot_separation(mix, mask, signal_config, title, path=None, show=False):
-    """Three stacked spectrograms at the model's rate: mix, predicted mask, estimated vocals.
-
-    Returns the matplotlib figure; saves it atomically to `path` if given.
-    """
-    panels = [("Mix", mix, "magnitude"), ("Predicted vocals mask", mask, "mask"),
-              ("Estimated vocals (mask x mix)", mask * mix, "magnitude")]
+def plot_separation(mix, mask, signal_config, title, path=None, show=False, vocals=None):
+    """Stacked spectrograms at the model's rate (figures.separation_panels: mix, predicted mask, estimated
+    vocals, true `vocals` if known); returns the matplotlib figure, saved atomically to `path` if given."""
     seconds = mix.shape[-1] * signal_config.hop_length / signal_config.sample_rate
-    fig = spectrogram_figure(mix, panels, seconds, signal_config.sample_rate / 2, title=title, interactive=show)
+    fig = spectrogram_figure(mix, separation_panels(mix, mask, vocals), seconds, signal_config.sample_rate / 2,
+                             title=title, interactive=show)
     if path:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
@@ -171,13 +157,19 @@ def plot_separation(mix, mask, signal_config, title, path=None, show=False):
     return fig
 
 
-# --------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------
+def true_vocals(path, signal_config, seconds, frames):
+    """The true vocals' magnitude where a data set gives them (files.known_vocals), else None: their
+    first `seconds`, read as the figure's mix was, at the model's STFT, cut to its `frames`."""
+    known = known_vocals(path)
+    if known is None:
+        return None
+    with open_audio(*known) as f:
+        audio = read_block(f, 0, min(f.frames, round(seconds * f.samplerate)))  # (samples, channels)
+    return mix_magnitude(audio, f.samplerate, signal_config)[:, :frames]  # (F, T)
+
 
 def get_args(argv=None):
-    p = cli.ArgumentParser(description="Separate the vocals of songs with a trained U-Net and plot mix / mask / "
-                                       "vocals.")
+    p = cli.ArgumentParser(description="Separate the vocals of songs with a trained U-Net, plot mix / mask / vocals.")
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="audio files or folders of them to separate (WAV, FLAC, OGG, MP3, MP4, .stem.mp4, ...); "
                         "none: the first test song of the data in use")
@@ -197,44 +189,16 @@ def get_args(argv=None):
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--no-plot", action="store_true", help="skip the figure (faster, for batch use)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
-    p.add_argument("--force", action="store_true", help="separate again the songs whose outputs were already "
-                                                        "made by this checkpoint with these settings")
+    p.add_argument("--force", action="store_true", help="separate again the songs done with these settings, and "
+                                                        "replace the outputs of another checkpoint")
     p.add_argument("--quiet", action="store_true", help="print only errors and the closing summary")
     args = p.parse_args(argv)
     if args.no_plot and args.show:
         p.error("--show and --no-plot contradict each other")
     if args.audio_format == "flac" and args.bit_depth == "32f":
         p.error("FLAC holds 16 or 24-bit integers only: use --bit-depth 24, or --format wav for 32f")
-    args.options = separation_options(p, args)
+    args.options = SeparationOptions.from_dict(vars(args))
     return args
-
-
-def add_checkpoint_flag(parser):
-    """--checkpoint, shared by inference.py and evaluate.py."""
-    parser.add_argument("--checkpoint", default=None,
-                        help="model written by train.py (default: checkpoints/best_model.pth in the current "
-                             "folder, else in this project's folder)")
-
-
-def add_separation_flags(parser):
-    """--reconstruction, --wiener and --network-input (a SeparationOptions), shared by inference.py and evaluate.py."""
-    defaults = SeparationOptions()
-    parser.add_argument("--reconstruction", choices=("full", "lab"), default=defaults.reconstruction,
-                        help="full: the mask applied at the input's own rate, vocals in the whole band; "
-                             "lab: the lab's reconstruction at 8192 Hz, vocals stop at 4096 Hz")
-    parser.add_argument("--wiener", type=bounded_number(int, 0, 10), default=defaults.wiener_iterations,
-                        metavar="N", help="iterations of the multichannel Wiener post-filter (0: off; it lowered "
-                                          "SDR on music unlike the training songs, see benchmarks/README.md)")
-    parser.add_argument("--network-input", choices=("whole", "patches"), default=defaults.network_input,
-                        help="whole: the network reads the song (up to 5-minute blocks) in one pass; patches: "
-                             "in the training's 128-frame patches, overlapping by half (twice the work)")
-
-
-def separation_options(parser, args):
-    """The SeparationOptions the flags ask for; --wiener with --reconstruction lab is a usage error (exit 2)."""
-    if args.reconstruction == "lab" and args.wiener:
-        parser.error("--wiener works on the full-band reconstruction only: drop it or --reconstruction lab")
-    return SeparationOptions(args.reconstruction, args.wiener, args.network_input)
 
 
 def songs_to_separate(args):
@@ -247,20 +211,7 @@ def songs_to_separate(args):
     if files and args.songs:
         raise InferenceError("give either audio files or --songs, not both")
     if files:
-        songs = []
-        for path in files:
-            if os.path.isdir(path):
-                found, below = audio_files_in(path, args.recursive)
-                if not found:
-                    raise InferenceError(f"{path} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})"
-                                         + ("" if args.recursive else "; add --recursive to look in its subfolders"))
-                if below and not args.quiet:
-                    print(f"{path}: left out the {below} audio file{'s' if below > 1 else ''} of its subfolders; "
-                          "add --recursive (-r) to separate them too")
-                songs += [(mirrored_name(path, song), song) for song in found]
-            else:  # checked now, before any song is separated, not after the ones before it
-                songs.append((song_name(path), require_file(path)))
-        return distinct_names(songs)
+        return songs_of(files, args.recursive, args.out_dir, args.quiet)
     root, songs, skipped = find_songs(args.root, quiet=args.quiet)
     for path, reason in skipped:
         print(skipped_line(path, reason))
@@ -272,72 +223,20 @@ def songs_to_separate(args):
     return [(song.name, song.path) for song in chosen]
 
 
-def song_record(path, checkpoint, args):
-    """What makes a song's outputs (separation.json): the input and the checkpoint (path, size and
-    modification time: retraining changes it), and every setting that changes the files."""
-    return {"input": file_identity(path), "checkpoint": file_identity(checkpoint),
-            "reconstruction": args.reconstruction, "wiener": args.wiener, "network_input": args.network_input,
-            "format": args.audio_format, "bit_depth": args.bit_depth, "plot": not args.no_plot}
-
-
-def separate_songs(model, signal_config, songs, checkpoint, args):
-    """Separate [(name, path)] into args.out_dir as a batch; returns the paths that failed.
-
-    A file that cannot be read is reported and skipped, and the batch goes on;
-    a song whose outputs this checkpoint already made with these settings is
-    skipped unless --force. Each song's line says how long the batch still
-    needs, from the speed so far in bytes read.
-    """
-    failed, skipped, started = [], 0, time.time()
-    sizes, done_bytes = [os.path.getsize(path) for _, path in songs], 0
-    for i, (name, path) in enumerate(songs):
-        out_dir = os.path.join(args.out_dir, name)
-        record = song_record(path, checkpoint, args)
-        count = f"[{i + 1}/{len(songs)}] " if len(songs) > 1 else ""
-        if not args.force and record_matches(out_dir, RECORD, record):
-            skipped += 1
-            if not args.quiet:
-                print(f"{count}{path}: already separated into {out_dir} by this checkpoint (--force redoes it)")
-            continue
-        if not args.quiet and os.path.basename(name) != song_name(path):
-            print(f"{path} shares its name with another input: writing it to {out_dir}")
-        try:
-            written, clipped = separate_file(model, signal_config, path, out_dir, args.options,
-                                             audio_format=args.audio_format, bit_depth=args.bit_depth,
-                                             plot=not args.no_plot, show=args.show, quiet=args.quiet, record=record)
-        except KeyboardInterrupt:  # each song's outputs appear whole or not at all (separate_file)
-            before = "" if i == 0 else "; the song before it is complete" if i == 1 else \
-                f"; the {i} songs before it are complete, and a rerun skips them"
-            print(f"Interrupted: {path} was not written{before}.", file=sys.stderr)
-            sys.exit(130)
-        except (AudioError, SeparationError) as err:  # this file's fault: the batch goes on without it
-            if len(songs) == 1:
-                raise
-            failed.append(path)
-            print(f"error: {err}; skipped it", file=sys.stderr)
-            continue
-        finally:
-            done_bytes += sizes[i]
-        if not args.quiet:
-            print(f"{count}{path}: wrote " + ", ".join(written)
-                  + time_left(done_bytes, done_bytes + sum(sizes[i + 1:]), time.time() - started))
-        if clipped:
-            print(f"warning: {clipped} samples of {out_dir} went past full scale and were clipped, so "
-                  "vocals + accompaniment no longer sum back to the input there; --bit-depth 32f keeps them")
-    if len(songs) > 1:
-        print(f"{len(songs) - skipped - len(failed)} songs separated, {skipped} already done, {len(failed)} failed"
-              + (" (" + ", ".join(failed) + ")" if failed else "") + f", in {(time.time() - started) / 60:.1f} min")
-    return failed
-
-
 def main(argv=None):
     args = get_args(argv)
     sys.stdout.reconfigure(errors="backslashreplace")  # file names that are not valid UTF-8
     try:
-        device = pick_device(args.cpu)
         checkpoint = find_checkpoint(args.checkpoint, args.quiet)
-        model, signal_config = load_model(checkpoint, device)
-        failed = separate_songs(model, signal_config, songs_to_separate(args), checkpoint, args)
+        model, signal_config, model_label = load(checkpoint, pick_device(args.cpu))
+        plot = not args.no_plot
+        separate_song = functools.partial(separate_file, model, signal_config, options=args.options,
+                                          audio_format=args.audio_format, bit_depth=args.bit_depth, plot=plot,
+                                          show=args.show, quiet=args.quiet, model_label=model_label)
+        # Every setting that changes the files: with the checkpoint and the input, the record of a song.
+        settings = {**args.options.to_dict(), "format": args.audio_format, "bit_depth": args.bit_depth, "plot": plot}
+        failed = separate_all(songs_to_separate(args), args.out_dir, separate_song, checkpoint, settings,
+                              output_names(args.audio_format, plot), args.force, args.quiet)
     except UserError as err:
         sys.exit(f"error: {err}")
     except KeyboardInterrupt:  # before the first song

@@ -32,7 +32,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from audio import istft
 from cli import runnable
-from figures import close_figure, loss_curve_figure, spectrogram_figure
+from figures import close_figure, loss_curve_figure, separation_panels, spectrogram_figure
 from files import atomic_path
 
 LOSS_SCALE = 1000
@@ -111,15 +111,15 @@ def log_epoch(log, row, loss_curve, with_figures):
 
 def log_example(log, model, patch, signal_config, device, epoch):
     """Figure of mix / predicted mask / estimated vocals / true vocals for one
-    fixed validation patch, and the three as audio (the estimate with the mix's
-    phase), all divided by the mix's peak so that they play at the same loudness."""
+    fixed validation patch (the panels of inference.py's separation.png, on a
+    grid), and the three as audio (the estimate with the mix's phase), all
+    divided by the mix's peak so that they play at the same loudness."""
     vocals_spec, accompaniment_spec = (torch.from_numpy(np.array(p)) for p in patch)  # complex (F, T) each
     mix_spec = vocals_spec + accompaniment_spec  # (F, T)
     model.eval()
     with torch.inference_mode():
         mask = model(mix_spec.abs()[None].to(device))[0].float().cpu()  # (F, T)
-    panels = [("mix", mix_spec.abs(), "magnitude"), ("predicted mask", mask, "mask"),
-              ("estimated vocals", mask * mix_spec.abs(), "magnitude"), ("true vocals", vocals_spec.abs(), "magnitude")]
+    panels = separation_panels(mix_spec.abs(), mask, vocals_spec.abs())
     seconds = patch.shape[-1] * signal_config.hop_length / signal_config.sample_rate
     fig = spectrogram_figure(mix_spec.abs(), panels, seconds, signal_config.sample_rate / 2, grid=True)
     log.run.add_figure("figures/mix, mask, vocals", fig, epoch)

@@ -25,7 +25,7 @@ Arrays are numpy (samples, channels) float32; spectrograms and masks are torch
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -56,7 +56,6 @@ SYNTHESIS_SECONDS = 4096 / 44100
 SYNTHESIS_OVERLAP = 4
 # Above 4096 Hz (the model's band) every frame's mask is the mean of its top band.
 HIGH_BAND_HZ = (3000, 4096)
-WIENER_EPS = 1e-10  # regularises the Wiener filter's matrices where the mix is silent
 
 
 class SeparationError(UserError):
@@ -65,20 +64,17 @@ class SeparationError(UserError):
 
 @dataclass(frozen=True)
 class SeparationOptions:
-    """How a song is separated: the choices inference.py and evaluate.py offer as flags.
+    """How a song is separated: the choices inference.py and evaluate.py offer as flags (cli.add_separation_flags).
 
     Args:
         reconstruction: "full" (the mask applied at the input's own rate,
             vocals in the whole band) or "lab" (the lab's: rebuilt at 8192 Hz,
             vocals below 4096 Hz).
-        wiener_iterations: iterations of the multichannel Wiener post-filter
-            (0: off); full band only.
         network_input: "whole" (one pass over the song) or "patches" (the
             training's 128-frame patches, overlapping by OVERLAP).
     """
 
     reconstruction: str = "full"
-    wiener_iterations: int = 0
     network_input: str = "whole"
 
     def __post_init__(self):
@@ -86,10 +82,15 @@ class SeparationOptions:
             raise ValueError(f"reconstruction must be 'full' or 'lab', got {self.reconstruction!r}")
         if self.network_input not in ("whole", "patches"):
             raise ValueError(f"network_input must be 'whole' or 'patches', got {self.network_input!r}")
-        if self.wiener_iterations < 0:
-            raise ValueError(f"wiener_iterations must be 0 or more, got {self.wiener_iterations}")
-        if self.reconstruction == "lab" and self.wiener_iterations:
-            raise ValueError("the Wiener post-filter works on the full-band reconstruction only")
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """The options held in `values` (a to_dict(), a record holding one, or parsed flags); other keys ignored,
+        a missing option takes its default."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
 # --------------------------------------------------------------------------
@@ -193,7 +194,7 @@ def reconstruct(audio, sample_rate, mask, mask_config, options=SeparationOptions
     if options.reconstruction == "lab":
         vocals = lab_vocals(audio, sample_rate, mask, mask_config)
     else:
-        vocals = full_band_vocals(audio, sample_rate, mask, mask_config, start, options.wiener_iterations)
+        vocals = full_band_vocals(audio, sample_rate, mask, mask_config, start)
     vocals = np.ascontiguousarray(vocals, dtype=np.float32)
     return vocals, audio - vocals
 
@@ -230,25 +231,21 @@ def synthesis_config(sample_rate):
     return SignalConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=n_fft // SYNTHESIS_OVERLAP)
 
 
-def full_band_vocals(audio, sample_rate, mask, mask_config, start=0, wiener_iterations=0):
+def full_band_vocals(audio, sample_rate, mask, mask_config, start=0):
     """The vocals rebuilt at the input's own rate, in its whole band: (samples, channels).
 
     The mask is interpolated onto each channel's STFT at the input's rate
-    (synthesis_config) and multiplies it (mixture phase kept), or feeds the
-    multichannel Wiener filter. `offset` zeros in front put the frames on the
-    whole song's grid (a block gives exactly the samples the whole song
-    would); n_fft zeros at the end keep the last samples under several windows.
+    (synthesis_config) and multiplies it (mixture phase kept). `offset` zeros
+    in front put the frames on the whole song's grid (a block gives exactly
+    the samples the whole song would); n_fft zeros at the end keep the last
+    samples under several windows.
     """
     synthesis = synthesis_config(sample_rate)
     offset = start % synthesis.hop_length
     padded = torch.from_numpy(np.pad(audio.T, ((0, 0), (offset, synthesis.n_fft))))  # (C, offset + n + n_fft)
     frames = 1 + padded.shape[1] // synthesis.hop_length  # of its centred STFT
     mask = interpolate_mask(mask, mask_config, synthesis, frames, offset)  # (F', T')
-    if wiener_iterations:  # the Wiener filter needs every frame at once
-        spec = stft(padded, synthesis)  # (C, F', T')
-        vocals = istft(wiener_vocals(spec, mask, wiener_iterations), synthesis, padded.shape[1]).T  # (samples, C)
-    else:
-        vocals = torch.stack([istft_of_masked_stft(channel, mask, synthesis) for channel in padded], dim=1)
+    vocals = torch.stack([istft_of_masked_stft(channel, mask, synthesis) for channel in padded], dim=1)
     return vocals[offset:offset + audio.shape[0]].numpy()  # (n, C)
 
 
@@ -295,70 +292,6 @@ def _lerp(x, positions, dim):
     return torch.lerp(x.index_select(dim, low), x.index_select(dim, high), weight.view(shape))
 
 
-def wiener_vocals(mix_spec, mask, iterations=1, chunk_frames=1024):
-    """The vocals' STFT refined by a multichannel Wiener filter (EM).
-
-    The method of open-unmix and Spleeter (Nugraha, Liutkus and Vincent
-    2016): two sources, vocals and accompaniment, each modelled by a power
-    spectral density v_j(f, t) and a spatial covariance R_j(f). Starting from
-    the mask's estimates (mask * X and (1 - mask) * X), each iteration fits
-    v_j and R_j to the current estimates and re-estimates them as
-    v_j R_j (sum_k v_k R_k)^-1 X. Only R_j spans the whole song, so the work
-    goes chunk by chunk and memory stays at one chunk. Channel axes come
-    first, so every operation runs over whole (freq_bins, frames) slabs.
-
-    Args:
-        mix_spec: complex (channels, freq_bins, frames), the mixture's STFT.
-        mask: (freq_bins, frames), the vocals' mask on that STFT.
-    Returns:
-        complex (channels, freq_bins, frames), the vocals' STFT.
-    """
-    frames = mix_spec.shape[-1]
-    chunks = [slice(i, i + chunk_frames) for i in range(0, frames, chunk_frames)]
-    covariances = []  # R_j of each iteration, (2, C, C, F)
-    for _ in range(iterations):
-        outer, power = 0, 0
-        for chunk in chunks:
-            estimates = _wiener_estimates(mix_spec[:, :, chunk], mask[:, chunk], covariances)  # (2, C, F, t)
-            outer = outer + torch.einsum("jcft,jdft->jcdf", estimates, estimates.conj())  # (2, C, C, F)
-            power = power + _power(estimates).mean(1).sum(-1)  # (2, F)
-        covariances.append(outer / power.clamp(min=WIENER_EPS)[:, None, None])  # (2, C, C, F)
-    vocals = torch.empty_like(mix_spec)
-    for chunk in chunks:
-        vocals[:, :, chunk] = _wiener_estimates(mix_spec[:, :, chunk], mask[:, chunk], covariances)[0]
-    return vocals
-
-
-def _wiener_estimates(mix_spec, mask, covariances):
-    """Both sources' STFTs (2, C, F, t) after one Wiener filter per fitted covariance."""
-    estimates = torch.stack([mask * mix_spec, (1 - mask) * mix_spec])  # (2, C, F, t)
-    channels = mix_spec.shape[0]
-    eye = torch.eye(channels)[:, :, None, None]  # (C, C, 1, 1)
-    for covariance in covariances:
-        psd = _power(estimates).mean(1)  # (2, F, t): v_j, the sources' power
-        source_cov = psd[:, None, None] * covariance[..., None]  # (2, C, C, F, t): v_j R_j
-        mix_cov = source_cov.sum(0) + WIENER_EPS * eye  # (C, C, F, t)
-        whitened = (_inverse(mix_cov) * mix_spec[None]).sum(1)  # (C, F, t): (sum_k v_k R_k)^-1 X
-        estimates = (source_cov * whitened[None, None]).sum(2)  # (2, C, F, t)
-    return estimates
-
-
-def _power(spec):
-    """|spec|^2 of a complex tensor, without the square root of abs()."""
-    return spec.real.square() + spec.imag.square()
-
-
-def _inverse(matrices):
-    """Inverse of a batch of small matrices (C, C, ...); closed forms for C = 1, 2."""
-    size = matrices.shape[0]
-    if size == 1:
-        return 1 / matrices
-    if size == 2:
-        (a, b), (c, d) = matrices
-        return torch.stack([torch.stack([d, -b]), torch.stack([-c, a])]) / (a * d - b * c)  # (2, 2, ...)
-    return torch.linalg.inv(matrices.movedim((0, 1), (-2, -1))).movedim((-2, -1), (0, 1))
-
-
 # --------------------------------------------------------------------------
 # A whole song, and a long one in blocks
 # --------------------------------------------------------------------------
@@ -369,8 +302,8 @@ def separate(model, signal_config, audio, sample_rate, options=SeparationOptions
     Args:
         model, signal_config: from checkpoints.load_model().
         audio: float array (samples,) or (samples, channels), any sample rate.
-        options: a SeparationOptions (default: full band, no Wiener filter,
-            the network reading the whole song).
+        options: a SeparationOptions (default: full band, the network
+            reading the whole song).
     Returns:
         (vocals, accompaniment), float32, each of the input's shape.
     """

@@ -162,11 +162,11 @@ def measure(root, out, eval_jobs_1_songs, precision):
 
     import torch
 
-    import data
+    import songs
     import train
     from cli import describe_cpu, describe_device, pick_device, pick_precision
 
-    split = data.split_data(root, n_songs=None, quiet=True)
+    split = songs.split_data(root, n_songs=None, quiet=True)
     minutes = {"train": sum(t.duration for t in split.train + split.valid) / 60,
                "valid": sum(t.duration for t in split.valid) / 60,
                "test": sum(t.duration for t in split.test) / 60}
@@ -202,7 +202,8 @@ def measure(root, out, eval_jobs_1_songs, precision):
         # 1. The first run's feature build: one song at a time (as before --decode-jobs), then the default.
         for jobs in (1, min(os.cpu_count() or 1, 4)):
             cache = os.path.join(work, f"cache{jobs}")
-            code = (f"import sys; sys.path.insert(0, {ROOT!r}); import data, audio; s = data.split_data({root!r}, "
+            code = (f"import sys; sys.path.insert(0, {ROOT!r}); import data, audio, songs; "
+                    f"s = songs.split_data({root!r}, "
                     f"None, quiet=True); data.load_features(s.train + s.valid, audio.SignalConfig(), {cache!r}, "
                     f"quiet=True, jobs={jobs})")
             seconds, peak, anon = run([python, "-c", code])

@@ -16,14 +16,14 @@ Three test sets, none of them used for training or for choosing defaults:
             toy_music.py
 
 For every model (one per seed) it scores the U-Net with the lab's 8192 Hz
-reconstruction, with the full-band one, and with the Wiener post-filter; and
+reconstruction and with the full-band one; and
 once, the mixture (the floor) and the oracle masks (the ceilings). Vocals
 SDR/SIR/SAR in dB, museval's BSS Eval v4 (1 s windows), median over windows
 then over the songs of a set, as evaluate.py reports them; then the mean and
 the spread (min..max) over seeds.
 
 --sweep instead compares the full-band reconstruction's settings (synthesis
-window and overlap, the mask above 4096 Hz, Wiener iterations, the network's
+window and overlap, the mask above 4096 Hz, the network's
 input: the whole song or overlapping patches) on the toy validation songs,
 which are held out from training but are not a test set: that is where
 defaults are chosen. It adds "HF SNR": the whole-song SNR of the vocals
@@ -49,7 +49,6 @@ METRICS = ("SDR", "SIR", "SAR")
 MODEL_METHODS = [
     ("U-Net, lab 8 kHz", {"reconstruction": "lab"}),
     ("U-Net, full band", {"reconstruction": "full"}),
-    ("U-Net, full + Wiener 1", {"reconstruction": "full", "wiener_iterations": 1}),
 ]
 ORACLE_METHODS = ("mixture", "oracle 8 kHz, lab", "oracle 8 kHz, full", "oracle full")
 # --sweep: (name, separation.py settings to change, SeparationOptions arguments).
@@ -65,8 +64,6 @@ SWEEP = [
     ("full, above 4 kHz: zero", {"HIGH_BAND_HZ": None}, {}),
     ("full, above 4 kHz: mean 3-4 kHz", {"HIGH_BAND_HZ": (3000, 4096)}, {}),
     ("full, above 4 kHz: mean 0-4 kHz", {"HIGH_BAND_HZ": (0, 4096)}, {}),
-    ("full + Wiener 1", {}, {"wiener_iterations": 1}),
-    ("full + Wiener 2", {}, {"wiener_iterations": 2}),
     ("full, network input: whole song", {}, {"network_input": "whole"}),
     ("full, network input: patches, overlap 0", {"OVERLAP": 0.0}, {"network_input": "patches"}),
     ("full, network input: patches, overlap 1/4", {"OVERLAP": 0.25}, {"network_input": "patches"}),
@@ -78,28 +75,33 @@ SWEEP = [
 # Test sets
 # --------------------------------------------------------------------------
 
-def load_tracks(tracks):
-    """[(name, rate, mix, vocals, accompaniment)] as float32 (samples, channels), read once."""
-    songs = []
-    for track in tracks:
-        mix = track.audio.astype(np.float32)
-        vocals = track.targets["vocals"].audio.astype(np.float32)
-        accompaniment = track.targets["accompaniment"].audio.astype(np.float32)
+def load_tracks(found):
+    """[(name, rate, mix, vocals, accompaniment)] as float32 (samples, channels), read once, of songs.Song's."""
+    loaded = []
+    for song in found:
+        mix, vocals, accompaniment = (song.read(stem) for stem in ("mixture", "vocals", "accompaniment"))
         n = min(len(mix), len(vocals), len(accompaniment))
-        songs.append((track.name, track.rate, mix[:n], vocals[:n], accompaniment[:n]))
-    return songs
+        loaded.append((song.name, song.rate, mix[:n], vocals[:n], accompaniment[:n]))
+    return loaded
+
+
+def test_songs(root):
+    """The checked songs under root/test (songs.find_songs)."""
+    import songs
+
+    return songs.find_songs(root, subsets=("test",), quiet=True)[1]
 
 
 def test_sets(names, workdir):
     """{set name: songs} for the names asked ('toy', 'real', 'other', 'valid')."""
-    import data
+    import songs
 
     sets = {}
-    toy_root = data.ensure_toy_musdb()
+    toy_root = songs.ensure_toy_musdb()
     if "toy" in names:
-        sets["toy"] = load_tracks(data._musdb_tracks(toy_root, True, "test"))
+        sets["toy"] = load_tracks(test_songs(toy_root))
     if "valid" in names:
-        sets["valid"] = load_tracks(data.split_data(toy_root, n_songs=None, quiet=True).valid)
+        sets["valid"] = load_tracks(songs.split_data(toy_root, n_songs=None, quiet=True).valid)
     if "real" in names:
         import importlib.util
 
@@ -109,12 +111,12 @@ def test_sets(names, workdir):
         link = os.path.join(workdir, "real", "test", stem)
         if not os.path.exists(link):
             os.symlink(os.path.join(folder, stem), link)
-        sets["real"] = load_tracks(data._musdb_tracks(os.path.join(workdir, "real"), False, "test"))
+        sets["real"] = load_tracks(test_songs(os.path.join(workdir, "real")))
     if "other" in names:
         from other_music import build_set
 
-        other_root = build_set(os.path.join(data.PROJECT_DIR, "data", "other_music"))
-        sets["other"] = load_tracks(data._musdb_tracks(other_root, True, "test"))
+        other_root = build_set(os.path.join(songs.PROJECT_DIR, "data", "other_music"))
+        sets["other"] = load_tracks(test_songs(other_root))
     return sets
 
 
@@ -183,7 +185,7 @@ def score_models(checkpoints, sets, methods, with_high_band=False, quiet=False):
     """{method: {set: [per-model median over songs of {metric: dB}]}} and {method: seconds per song-minute}."""
     import separation
     from checkpoints import load_model
-    from evaluate import finite_median
+    from metrics import finite_median
 
     results, seconds = {}, {}
     for checkpoint in checkpoints:
@@ -211,7 +213,7 @@ def score_models(checkpoints, sets, methods, with_high_band=False, quiet=False):
 
 
 def score_oracles(sets, signal_config, with_high_band=False):
-    from evaluate import finite_median
+    from metrics import finite_median
 
     results = {}
     for set_name, songs in sets.items():

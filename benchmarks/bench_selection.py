@@ -12,7 +12,7 @@ part in training or in choosing anything:
 
     museval   the vocals SDR of evaluate.py (BSS Eval v4, 1 s windows, median
               over windows then songs), of the default separation (full band)
-    global    train.py's cheap SDR (separation.model_sdr: the whole song at
+    global    train.py's cheap SDR (metrics.model_sdr: the whole song at
               8192 Hz, mono, 10 log10(sum s^2 / sum (s - s_hat)^2), median over
               songs), computed on the same test songs
 
@@ -77,8 +77,8 @@ def song_features(songs, signal_config):
 def score_epoch(checkpoint, sets, features):
     """{set: {"museval": dB, "global": dB}} of one checkpoint."""
     from checkpoints import load_model
-    from evaluate import finite_median
-    from separation import model_sdr, separate
+    from metrics import finite_median, model_sdr
+    from separation import separate
 
     model, signal_config = load_model(checkpoint)
     out = {}

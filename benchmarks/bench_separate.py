@@ -2,7 +2,7 @@
 
     python benchmarks/bench_separate.py                      # 3 and 10 minutes, stages + command
     python benchmarks/bench_separate.py --minutes 3 10 60    # adds the 60-minute memory check
-    python benchmarks/bench_separate.py --variants full lab full+wiener full+patches   # in one run
+    python benchmarks/bench_separate.py --variants full lab full+patches   # in one run
 
 For each length it writes a generated stereo 44.1 kHz song (toy_music, the
 same synthesiser as the toy data set) to a temporary WAV, then separates it in
@@ -11,8 +11,7 @@ a fresh Python process through inference.separate_file(), the code path that
 The stages are timed by wrapping the functions that path calls (nothing in
 inference.py or separation.py is changed for the benchmark); the child reports its peak RSS.
 Each song goes through every variant asked for (`full`, the default;
-`lab`, the lab's 8192 Hz reconstruction; `full+wiener`, with one Wiener
-iteration; `full+patches`, the network reading 128-frame patches that overlap
+`lab`, the lab's 8192 Hz reconstruction; `full+patches`, the network reading 128-frame patches that overlap
 by half instead of the whole song), one after the other on the same song, so
 that they are compared in one run. Once
 per run, the 3-minute song also goes through the whole command
@@ -63,7 +62,6 @@ def default_checkpoint(path):
 
 
 VARIANTS = {"full": {"reconstruction": "full"}, "lab": {"reconstruction": "lab"},
-            "full+wiener": {"reconstruction": "full", "wiener_iterations": 1},
             "full+patches": {"reconstruction": "full", "network_input": "patches"}}  # SeparationOptions
 
 
@@ -96,7 +94,6 @@ def child(song, checkpoint, out_dir, variant):
     separation.compute_mask = timed("network", separation.compute_mask)
     separation.interpolate_mask = timed("mask to full rate", separation.interpolate_mask)
     separation.istft_of_masked_stft = timed("full-rate synthesis", separation.istft_of_masked_stft)
-    separation.wiener_vocals = timed("Wiener", separation.wiener_vocals)
     inference.read_block = timed("read", inference.read_block)
     write, close = sf.SoundFile.write, sf.SoundFile.close  # only the outputs are written
     sf.SoundFile.write = lambda self, x: timed("write", write)(self, x)
@@ -184,7 +181,7 @@ def main():
                 results.append(result)
             os.unlink(song)
 
-    stages = ["read", "resample", "STFT", "network", "mask to full rate", "full-rate synthesis", "Wiener", "ISTFT",
+    stages = ["read", "resample", "STFT", "network", "mask to full rate", "full-rate synthesis", "ISTFT",
               "resample back", "write"]
     print(f"\n{'song':>6} {'variant':>12} " + " ".join(f"{s[:11]:>11}" for s in stages)
           + f" {'total':>7} {'x real time':>11} {'peak RSS':>9}")

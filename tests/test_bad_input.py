@@ -244,23 +244,18 @@ CASES = [
     ("inference: out dir is a file", "inference", out_dir_is_a_file, "cannot write "),
     ("inference: unknown track", "inference", unknown_track, "no song named 'No Such Song'"),
     ("inference: MP4 without ffmpeg", "inference", no_ffmpeg_mp4_input, "without ffmpeg"),
-    ("inference: --wiener with lab", "inference", lambda ctx: ["--reconstruction", "lab", "--wiener", "1"],
-     "--wiener works on the full-band reconstruction only"),
     ("inference: folder without audio", "inference", lambda ctx: [str(ctx.tmp), "--checkpoint", ctx.tiny_checkpoint],
      "holds no audio files"),
     ("inference: FLAC in float", "inference", lambda ctx: ["--format", "flac", "--bit-depth", "32f"],
      "FLAC holds 16 or 24-bit integers only"),
     ("inference: --bit-depth 8", "inference", lambda ctx: ["--bit-depth", "8"], "argument --bit-depth"),
     ("inference: files after --songs", "inference", songs_then_file, "--songs took"),
-    ("inference: --wiener -1", "inference", lambda ctx: ["--wiener", "-1"], "argument --wiener"),
     ("inference: --reconstruction bad", "inference", lambda ctx: ["--reconstruction", "8k"],
      "argument --reconstruction"),
     ("evaluate: missing checkpoint", "evaluate", evaluate_case("--checkpoint", "none.pth"), "train a model first"),
     ("evaluate: unknown track", "evaluate", evaluate_case("--tracks", "Nope"), "no test song named 'Nope'"),
     ("evaluate: --n-tracks 0", "evaluate", evaluate_case("--n-tracks", "0"), "--n-tracks: must be at least 1"),
     ("evaluate: missing root", "evaluate", evaluate_case("--root", "/no/such/musdb"), "does not exist: point --root"),
-    ("evaluate: --wiener with lab", "evaluate", evaluate_case("--reconstruction", "lab", "--wiener", "2"),
-     "--wiener works on the full-band reconstruction only"),
 ] + [
     (f"train: {flag} {value}", "train", train_flags(flag, value), f"argument {flag}")
     for flag in NUMERIC_TRAIN_FLAGS for value in ("-3", "1e12")  # each flag has its bounds (cli.bounded_number

@@ -150,6 +150,7 @@ def test_a_failed_separation_keeps_the_old_outputs(tiny_checkpoint, tmp_path, mo
     out = tmp_path / "out"
     out.mkdir()
     (out / "vocals.wav").write_bytes(b"previous result")
+    (out / "separation.json").write_text('{"files": ["vocals.wav"]}')  # a result of this project's: replaceable
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C in the middle of the work
@@ -158,7 +159,7 @@ def test_a_failed_separation_keeps_the_old_outputs(tiny_checkpoint, tmp_path, mo
     model, signal = load_model(tiny_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         separate_file(model, signal, str(tmp_path / "song.wav"), str(out), quiet=True)
-    assert sorted(os.listdir(out)) == ["vocals.wav"]  # no temporary file, no half-written output
+    assert sorted(os.listdir(out)) == ["separation.json", "vocals.wav"]  # no temporary file, no half-written output
     assert (out / "vocals.wav").read_bytes() == b"previous result"
 
 
@@ -454,7 +455,7 @@ def test_the_figure_of_a_long_song_shows_the_span_its_title_names(tiny_checkpoin
     monkeypatch.setattr(separation, "MARGIN_SECONDS", 12)
     sf.write(tmp_path / "long.wav", noisy_song(45.0, 8000, 1), 8000)
     drawn = {}
-    monkeypatch.setattr(inference, "plot_separation", lambda mix, mask, signal, title, *rest: drawn.update(
+    monkeypatch.setattr(inference, "plot_separation", lambda mix, mask, signal, title, *rest, **kwargs: drawn.update(
         seconds=mix.shape[-1] * signal.hop_length / signal.sample_rate, title=title, mask=mask.shape))
     model, signal = load_model(tiny_checkpoint)
     separate_file(model, signal, str(tmp_path / "long.wav"), str(tmp_path / "out"), quiet=True)

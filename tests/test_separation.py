@@ -1,4 +1,4 @@
-"""separation.py: the mask, the two reconstructions, the Wiener filter, on arrays."""
+"""separation.py: the mask and the two reconstructions, on arrays."""
 
 import numpy as np
 import pytest
@@ -66,39 +66,6 @@ def test_the_mask_is_interpolated_linearly_and_extended_above_the_model_band():
     np.testing.assert_allclose(out[inside], expected, atol=1e-5)
     top = mask[round(3000 / 8):].mean(0)  # the mean of 3000-4096 Hz, per model frame
     np.testing.assert_allclose(out[~inside][:, 0], top[0], atol=1e-6)  # every bin above: that frame's mean
-
-
-def test_the_wiener_filter_of_a_mono_mix_is_the_power_ratio_mask():
-    rng = np.random.default_rng(0)
-    spec = rng.standard_normal((1, 30, 50)) + 1j * rng.standard_normal((1, 30, 50))  # (C, F, T)
-    spec = torch.from_numpy(spec).to(torch.complex64)
-    mask = torch.from_numpy(rng.uniform(0, 1, (30, 50)).astype(np.float32))
-    vocals = separation.wiener_vocals(spec, mask, iterations=1, chunk_frames=7)
-    expected = mask ** 2 / (mask ** 2 + (1 - mask) ** 2) * spec
-    np.testing.assert_allclose(vocals.numpy(), expected.numpy(), atol=1e-5)
-
-
-def test_the_wiener_filter_uses_where_the_sources_sit_in_the_stereo_image():
-    # Vocals only on the left, accompaniment only on the right, and the mono ratio mask, which
-    # puts part of each source in both channels: the spatial model learns where each one sits.
-    rng = np.random.default_rng(1)
-    left = rng.standard_normal((513, 64)) + 1j * rng.standard_normal((513, 64))
-    right = rng.standard_normal((513, 64)) + 1j * rng.standard_normal((513, 64))
-    true_vocals = np.stack([left, np.zeros_like(left)])  # (2, F, T)
-    mix = torch.from_numpy(true_vocals + np.stack([np.zeros_like(right), right])).to(torch.complex64)
-    mask = torch.from_numpy(np.abs(left) / (np.abs(left) + np.abs(right))).float()
-    errors = [np.abs((mask * mix).numpy() - true_vocals).mean()]
-    errors += [np.abs(separation.wiener_vocals(mix, mask, n).numpy() - true_vocals).mean() for n in (1, 2)]
-    assert errors[1] < 0.7 * errors[0] and errors[2] < 0.9 * errors[1]  # each iteration helps
-
-
-def test_the_wiener_post_filter_keeps_shape_and_sum(tiny_checkpoint):
-    model, signal = load_model(tiny_checkpoint)
-    for channels in (1, 2, 3):
-        mix = noisy_song(2.0, 22050, channels)
-        vocals, accompaniment = separate(model, signal, mix, 22050, SeparationOptions(wiener_iterations=2))
-        assert vocals.shape == mix.shape and np.isfinite(vocals).all()
-        np.testing.assert_allclose(vocals + accompaniment, mix, atol=1e-6)
 
 
 @pytest.mark.parametrize("frames", [40, 128, 301])

@@ -1,0 +1,129 @@
+"""batch.py through inference.main: folders of songs, what a batch reads, reruns, a second checkpoint."""
+
+import json
+import os
+
+import pytest
+import soundfile as sf
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import inference
+from conftest import noisy_song
+
+
+def folder_of_songs(folder, names):
+    folder.mkdir()
+    for name in names:
+        sf.write(folder / name, noisy_song(1.0, 8000, 2), 8000)
+    return folder
+
+
+def test_a_broken_link_among_the_songs_is_reported_and_the_others_separated(tiny_checkpoint, tmp_path, capsys):
+    songs = folder_of_songs(tmp_path / "songs", ["a.wav", "c.wav"])
+    os.symlink(tmp_path / "gone.wav", songs / "b.wav")  # points nowhere
+    with pytest.raises(SystemExit) as stop:
+        inference.main([str(songs), "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot"])
+    assert stop.value.code == "error: 1 of the songs could not be separated (see above)"
+    out, err = capsys.readouterr()
+    assert f"error: cannot read {songs / 'b.wav'} (No such file or directory); skipped it" in err
+    assert f"2 songs separated, 0 already done, 1 failed ({songs / 'b.wav'})" in out
+    assert sorted(os.listdir(tmp_path / "out")) == ["a", "c"]
+
+
+def test_a_batch_run_inside_its_music_folder_never_separates_its_own_outputs(tiny_checkpoint, tmp_path, monkeypatch,
+                                                                            capsys):
+    music = folder_of_songs(tmp_path / "music", ["a.wav", "b.wav"])
+    monkeypatch.chdir(music)
+    flags = [".", "-r", "--checkpoint", tiny_checkpoint, "--no-plot"]  # the default --out-dir, outputs, is inside
+    inference.main(flags)
+    assert "2 songs separated, 0 already done" in capsys.readouterr().out
+    inference.main(flags)  # outputs/ is left out
+    assert "0 songs separated, 2 already done" in capsys.readouterr().out
+    os.rename(music / "outputs", music / "older outputs")  # outputs that are not the --out-dir: their records tell
+    inference.main(flags)
+    out = capsys.readouterr().out
+    assert "2 songs separated, 0 already done" in out and "older outputs" not in out
+    assert sorted(os.listdir(music)) == ["a.wav", "b.wav", "older outputs", "outputs"]
+
+
+def a_second_checkpoint(tiny_checkpoint, folder):
+    state = torch.load(tiny_checkpoint, weights_only=True)
+    state["model"]["head.bias"] += 1.0  # another model
+    path = folder / "other.pth"
+    torch.save(state, path)
+    return str(path)
+
+
+def test_a_second_checkpoint_is_refused_before_any_song_unless_forced(tiny_checkpoint, tmp_path, capsys):
+    songs = folder_of_songs(tmp_path / "songs", ["a.wav", "b.wav"])
+    out = tmp_path / "out"
+    inference.main([str(songs / "a.wav"), "--checkpoint", tiny_checkpoint, "--out-dir", str(out), "--quiet"])
+    before = (out / "a" / "vocals.wav").read_bytes()
+    other = a_second_checkpoint(tiny_checkpoint, tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        inference.main([str(songs), "--checkpoint", other, "--out-dir", str(out), "--quiet"])
+    assert stop.value.code == (f"error: {out / 'a'} holds what {tiny_checkpoint} separated: --force replaces it with "
+                               "this checkpoint's outputs, or give another --out-dir to keep both")
+    assert os.listdir(out) == ["a"] and (out / "a" / "vocals.wav").read_bytes() == before  # b was not separated first
+    inference.main([str(songs), "--checkpoint", other, "--out-dir", str(out), "--quiet", "--force"])
+    assert json.loads((out / "a" / "separation.json").read_text())["checkpoint"]["path"] == other
+    assert (out / "a" / "vocals.wav").read_bytes() != before
+
+
+def test_a_checkpoint_retrained_in_place_just_redoes_its_outputs(tiny_checkpoint, tmp_path, capsys):
+    folder_of_songs(tmp_path / "songs", ["a.wav"])
+    checkpoint = tmp_path / "best_model.pth"
+    checkpoint.write_bytes(open(tiny_checkpoint, "rb").read())
+    flags = [str(tmp_path / "songs" / "a.wav"), "--checkpoint", str(checkpoint), "--out-dir", str(tmp_path / "out")]
+    inference.main(flags)
+    os.replace(a_second_checkpoint(str(checkpoint), tmp_path), checkpoint)  # trained again, same path
+    capsys.readouterr()
+    inference.main(flags)
+    assert "a.wav: wrote" in capsys.readouterr().out
+
+
+def broken(kind, path, tmp_path):
+    """Put a broken entry of `kind` at `path`: what a real music folder can hold."""
+    if kind == "link to nothing":
+        os.symlink(tmp_path / "nowhere.wav", path)
+    elif kind == "not audio":
+        path.write_text("not audio\n" * 20)
+    elif kind == "empty file":
+        path.write_bytes(b"")
+    elif kind == "cut short":
+        sf.write(path, noisy_song(1.0, 8000, 2), 8000, subtype="PCM_16", format="FLAC")
+        path.write_bytes(path.read_bytes()[:200])
+
+
+KINDS = ["link to nothing", "not audio", "empty file", "cut short"]
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(good=st.integers(1, 3), bad=st.lists(st.sampled_from(KINDS), max_size=3), nested=st.booleans())
+def test_a_folder_of_good_and_broken_files_separates_every_good_song_and_changes_no_input(
+        tiny_checkpoint, tmp_path_factory, good, bad, nested):
+    tmp_path = tmp_path_factory.mktemp("batch")
+    music = tmp_path / "music"
+    (music / "disc").mkdir(parents=True)
+    for i in range(good):
+        sf.write((music / "disc" if nested and i else music) / f"good {i}.wav", noisy_song(0.5, 8000, 1), 8000)
+    for i, kind in enumerate(bad):
+        broken(kind, music / f"bad {i}.flac", tmp_path)
+    def inputs():  # every entry but the outputs, with its bytes (None: a folder, or a link to nothing)
+        return {p: p.read_bytes() if p.is_file() else None for p in music.rglob("*") if "outputs" not in p.parts}
+
+    before = inputs()
+    flags = [str(music), "-r", "--checkpoint", tiny_checkpoint, "--out-dir", str(music / "outputs"), "--no-plot",
+             "--quiet"]
+    for _ in range(2):  # the second run: the outputs lie inside the folder, and are never read as songs
+        try:
+            inference.main(flags)
+            code = 0
+        except SystemExit as stop:  # the only way out: a one-line error, no traceback
+            code = stop.code
+        assert code == 0 or (isinstance(code, str) and code.startswith("error: ") and "\n" not in code)
+    written = sorted(str(p.relative_to(music / "outputs").parent) for p in (music / "outputs").rglob("vocals.wav"))
+    assert written == sorted([f"good {i}" if not nested or i == 0 else f"disc/good {i}" for i in range(good)])
+    assert inputs() == before
