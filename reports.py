@@ -31,7 +31,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from audio import istft
-from cli import runnable
+from cli import pasteable, runnable
 from figures import close_figure, loss_curve_figure, separation_panels, spectrogram_figure
 from files import atomic_path
 
@@ -146,6 +146,20 @@ def write_history(save_dir, history, best_epoch):
     return fig
 
 
+def data_lines(split, train_patches, valid_patches, processes, batch_size):
+    """The lines that say what a run trains on (split: songs.DataSplit), and a warning for a batch larger
+    than an epoch: every epoch would then be a single step, and the run would seem not to learn."""
+    per_process = train_patches // processes
+    line = (f"Data: {split.source}, {len(split.train)} training songs ({train_patches} random patches per epoch"
+            + (f", {per_process} per process" if processes > 1 else "") + f"), {len(split.valid)} validation "
+            f"songs (tiled by {valid_patches} patches)"
+            + (f", {len(split.skipped)} left out (see above)" if split.skipped else ""))
+    if batch_size > per_process:
+        line += (f"\nWarning: --batch-size {batch_size} is more than the {per_process} patches of an epoch, so each "
+                 "epoch is a single step; lower --batch-size (or raise --samples-per-track) for more steps.")
+    return line
+
+
 def sdr_text(value):
     """An SDR for a console line: '7.85 dB', or 'n/a' where it is undefined (silent vocals, not scored)."""
     return f"{value:.2f} dB" if math.isfinite(value) else "n/a"
@@ -172,6 +186,13 @@ def epoch_line(run, epochs):
     return (f"epoch {row['epoch']:3d}/{epochs}  train {row['train_loss']:.5f}  valid {row['valid_loss']:.5f}  "
             f"SDR {sdr_text(row['valid_sdr'])}  best {run.best_valid_loss:.5f} (epoch {run.best_epoch})  "
             f"{row['seconds']:5.1f} s  {row['patches_per_s']:5.1f} patches/s{eta}")
+
+
+def interrupted_line(checkpoint, run, script, save_dir):
+    """What Ctrl-C ends a run with: what was saved (run: bookkeeping.RunState), and the command that goes on."""
+    epochs = run.epoch
+    return (f"\nInterrupted: saved {checkpoint} after {epochs} epoch{'' if epochs == 1 else 's'} and {run.step} "
+            f"steps; continue with: {runnable()} {pasteable(script)} --resume --save-dir {shlex.quote(save_dir)}")
 
 
 def run_summary(run, save_dir, seconds, lr, steps_per_epoch):

@@ -13,15 +13,13 @@ Writes, under --save-dir (default checkpoints/):
     last_model.pth            the newest state, where --resume starts
     history.csv, loss_curve.png, logs/YYYYMMDD_HHMMSS/ (TensorBoard)
 
-The file reads top to bottom: the loss, the flags, setup() (the data, the
-model, its optimizer, the run's bookkeeping: everything the loop needs), then
-train(), the lab's loop: for each epoch, the training steps (patches X ->
-mask -> mask * X -> L1 loss against Y -> backward -> step), validation (the
-loss, then the vocals SDR of the whole validation songs), save, report.
-What a run counts is in bookkeeping.py, the checkpoint files in
-checkpoints.py, what the run shows its reader in reports.py. Several
-processes (torchrun) are all in distributed.py: `dist` calls do nothing in a
-single process, and `dist.print` prints on the first process only.
+It reads top to bottom: the loss, the flags, setup() (data, model, optimizer:
+all the loop needs), then train(), the lab's loop: per epoch the training
+steps (patches X -> mask -> mask * X -> L1 loss against Y -> backward ->
+step), validation (the loss, then the vocals SDR), save, report. Elsewhere:
+what a run counts (bookkeeping.py), the checkpoint files (checkpoints.py),
+what the run shows (reports.py), several processes (distributed.py: in one
+process its calls do nothing, and `dist.print` prints on rank 0 only).
 """
 
 import cli  # noqa: F401 (first: says in one line how to install what is missing; see cli.require_installed)
@@ -30,7 +28,6 @@ import argparse
 import itertools
 import os
 import random
-import shlex
 import sys
 import time
 from contextlib import nullcontext
@@ -47,12 +44,13 @@ from bookkeeping import RunState, TrainingError
 from checkpoints import (build_checkpoint, find_latest_checkpoint, load_checkpoint, model_config_of,
                          prepare_save_dir, save_checkpoint, save_epoch)
 from cli import (ArgumentParser, StopRequests, UserError, add_root_flag, add_training_songs_flag, bounded_number,
-                 describe_device, memory_plan, pasteable, pick_device, pick_precision, progress_bar, runnable)
+                 describe_device, memory_plan, pick_device, pick_precision, progress_bar)
 from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, training_features
 from distributed import Distributed
 from files import cannot_write
 from metrics import model_sdr, reference_sdr
-from reports import epoch_line, log_epoch, log_example, open_run_log, reference_line, run_summary, write_history
+from reports import (data_lines, epoch_line, interrupted_line, log_epoch, log_example, open_run_log, reference_line,
+                     run_summary, write_history)
 from unet_model import UNet, UNetConfig, count_parameters
 
 
@@ -233,15 +231,7 @@ def prepare_data(args, signal_config, dist, device):
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
                               num_workers=args.num_workers, pin_memory=pin, persistent_workers=args.num_workers > 0)
     valid_loader = DataLoader(valid_set, batch_size=args.batch_size, num_workers=0, pin_memory=pin)
-    patches = len(train_set) // dist.world
-    left_out = f", {len(split.skipped)} left out (see above)" if split.skipped else ""
-    dist.print("\n".join([
-        f"Data: {split.source}, {len(split.train)} training songs ({len(train_set)} random patches per epoch"
-        + (f", {patches} per process" if dist.world > 1 else "")
-        + f"), {len(split.valid)} validation songs (tiled by {len(valid_set)} patches){left_out}"]))
-    if args.batch_size > patches:
-        dist.print(f"Warning: --batch-size {args.batch_size} is more than the {patches} patches of an epoch, so "
-                   "each epoch is a single step; lower --batch-size (or raise --samples-per-track) for more steps.")
+    dist.print(data_lines(split, len(train_set), len(valid_set), dist.world, args.batch_size))
     return train_loader, valid_loader, valid_set, crop(valid_features[0], 0, signal_config.patch_frames), sampler
 
 
@@ -371,9 +361,7 @@ def save_interrupted(r, args, dist):
     r.state.read_losses()
     last = os.path.join(args.save_dir, "last_model.pth")
     save_checkpoint(last, checkpoint_of(r, args))
-    epochs = r.state.epoch
-    print(f"\nInterrupted: saved {last} after {epochs} epoch{'' if epochs == 1 else 's'} and {r.state.step} steps; "
-          f"continue with: {runnable()} {pasteable(__file__)} --resume --save-dir {shlex.quote(args.save_dir)}")
+    print(interrupted_line(last, r.state, __file__, args.save_dir))
 
 
 def main(argv=None):

@@ -100,7 +100,8 @@ def broken(kind, path, tmp_path):
 KINDS = ["link to nothing", "not audio", "empty file", "cut short"]
 
 
-@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "8")), deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(good=st.integers(1, 3), bad=st.lists(st.sampled_from(KINDS), max_size=3), nested=st.booleans())
 def test_a_folder_of_good_and_broken_files_separates_every_good_song_and_changes_no_input(
         tiny_checkpoint, tmp_path_factory, good, bad, nested):
@@ -124,6 +125,7 @@ def test_a_folder_of_good_and_broken_files_separates_every_good_song_and_changes
         except SystemExit as stop:  # the only way out: a one-line error, no traceback
             code = stop.code
         assert code == 0 or (isinstance(code, str) and code.startswith("error: ") and "\n" not in code)
+        assert (code != 0) == bool(bad)  # non-zero exactly when a file could not be separated
     written = sorted(str(p.relative_to(music / "outputs").parent) for p in (music / "outputs").rglob("vocals.wav"))
     assert written == sorted([f"good {i}" if not nested or i == 0 else f"disc/good {i}" for i in range(good)])
     assert inputs() == before

@@ -390,6 +390,22 @@ def test_songs_scored_in_parallel_give_the_serial_scores(toy_root, tiny_checkpoi
                 assert parallel["tracks"][song][method][target] == pytest.approx(metrics, abs=1e-3)
 
 
+def test_museval_is_the_version_whose_private_function_evaluate_patches():
+    import importlib.metadata
+
+    evaluate.find_ffmpeg()  # museval imports stempeg, which looks for ffmpeg
+    import museval.metrics
+
+    version = importlib.metadata.version("museval")
+    assert version == evaluate.MUSEVAL_VERSION, (
+        f"museval {version} is installed, requirements.txt pins {evaluate.MUSEVAL_VERSION}: "
+        "evaluate.references_correlated_once replaces its private _compute_reference_correlations; check that "
+        "the function still exists with the same arguments and result, then update the pin and MUSEVAL_VERSION")
+    assert callable(getattr(museval.metrics, "_compute_reference_correlations", None)), (
+        f"museval {version} has no metrics._compute_reference_correlations: evaluate.references_correlated_once "
+        "patches it; rewrite it for this version or pin the old one")
+
+
 def test_scores_with_the_references_correlated_once_are_museval_s_own_to_the_last_bit():
     evaluate.find_ffmpeg()  # museval imports stempeg, which looks for ffmpeg
     import museval
