@@ -248,9 +248,9 @@ def read_block(f, start, stop):
 
     What f.read(dtype="float32") gives, faster for 16-bit files (most WAVs
     and FLACs): they are read as integers and scaled here, to the same
-    values. libsndfile's own conversion to float took 0.08 s of a 3-minute
-    stereo song's read, the integers and torch's 2-thread scaling 0.035 s
-    (AVX2). tests/test_audio.py holds the two side by side. A file damaged
+    values (libsndfile's own conversion to float is the slow part of a read;
+    benchmarks/README.md, "Fast paths"). tests/test_audio.py holds the two
+    side by side. A file damaged
     before its end, which open_audio cannot see, is an AudioError here.
     """
     try:
@@ -276,8 +276,7 @@ def quantize(audio, bits):
     Each output is rounded once here, so the two sum back within one step.
     16 bits go out as int16, which libsndfile copies as they are; 24 bits as
     int32, whose top 24 bits it writes. In torch rather than numpy: its
-    element-wise passes use every core (the two outputs of a 3-minute stereo
-    song: 0.10-0.12 s against 0.24-0.30 s, in turns, 2 AVX2 cores).
+    element-wise passes use every core (benchmarks/README.md, "Fast paths").
     Returns (the integer array, how many samples went past full scale).
     """
     top = 2.0 ** (bits - 1)  # float32 holds every integer up to 2^24 exactly
@@ -295,8 +294,8 @@ def quantize(audio, bits):
 def to_mono(audio):
     """(samples, channels) -> (samples,): the channel mean, as the paper trains.
 
-    Summed channel by channel: numpy's mean over a short last axis is 10x
-    slower (0.10 s for 3 minutes of stereo) for the same values.
+    Summed channel by channel: numpy's mean over a short last axis is much
+    slower for the same values (benchmarks/README.md, "Fast paths").
     """
     if audio.ndim == 1:
         return audio
@@ -313,7 +312,8 @@ def resample(audio, rate_in, rate_out, block=64):
     The result of scipy.signal.resample_poly with its defaults, with which the
     project's features were first made (the same filter, alignment and
     length; tests/test_audio.py compares them), computed here because
-    importing scipy.signal costs 0.6-1.5 s at every start of inference.py.
+    importing scipy.signal costs seconds at every start of inference.py
+    (benchmarks/README.md, "Fast paths").
 
     Output sample k is sum_i x[i] h(k * down - i * up), h the low-pass of
     `_lowpass`. k + up needs x shifted by down, with the same weights: so
@@ -416,9 +416,9 @@ def istft_of_masked_stft(waveform, mask, config, chunk_frames=512):
     are then `overlap` hop-long pieces that land on output rows j, j+1, ...,
     j+overlap-1.
 
-    Most of the time goes to passes over memory, not to the FFTs (0.09 s of
-    0.22 s per channel of a 3-minute song, AVX2; 0.28-0.30 s before these
-    two shortcuts): the window is applied while overlap-adding (addcmul_),
+    Most of the time goes to passes over memory, not to the FFTs (less than
+    half; benchmarks/README.md, "Fast paths"), so two shortcuts: the window
+    is applied while overlap-adding (addcmul_),
     and the summed squared windows, the same on every row but the first and
     last overlap-1, divide out as one row instead of as a whole song's
     envelope.

@@ -354,9 +354,8 @@ def run_command(main):
     which main() turns into one line after the temporary files are gone
     (files.atomic_path). And the 160,000 objects the imports leave (nearly
     all torch's), which live until the end, are frozen: the garbage
-    collector then skips them in its passes and at exit (0.75 s -> 0.3 s
-    after `import torch`; `python inference.py` on a 3-minute song 6.7-7.5 s
-    -> 5.3-6.6 s, 4 runs each in turns, AVX2).
+    collector then skips them in its passes and at exit (about a second off
+    every command: benchmarks/README.md, "Fast paths").
     """
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.default_int_handler)

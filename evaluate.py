@@ -147,8 +147,9 @@ def references_correlated_once():
     """Inside it, museval correlates a set of references with itself once, not once per estimate.
 
     BSS Eval v4 starts by correlating the references with delayed copies of
-    themselves, FFTs of the whole song padded to a power of two: about 30 % of
-    scoring one estimate, and the same for each of a song's four. Inside this
+    themselves, FFTs of the whole song padded to a power of two: a large part
+    of scoring one estimate (benchmarks/README.md, "Fast paths"), and the same
+    for each of a song's four. Inside this
     block the last result is kept, keyed by the references' contents, and
     given back unchanged: the scores are those of museval's own code, equal
     to the last bit (tests/test_inference.py compares them). The 1 GB or so

@@ -5,8 +5,9 @@ bin (0 dB), shown from -80 to 0, so the same colour means the same level in
 separation.png and in the TensorBoard figure; masks are shown from 0 to 1.
 
 matplotlib is imported inside the functions, not at the top: importing pyplot
-takes 0.6-0.7 s (AVX2), which `python inference.py --no-plot` and evaluate.py
-never need, and the backend (Agg for files) must be chosen before pyplot loads.
+takes most of a second (benchmarks/README.md, "Fast paths"), which `python
+inference.py --no-plot` and evaluate.py never need, and the backend (Agg for
+files) must be chosen before pyplot loads.
 """
 
 import math

@@ -225,7 +225,8 @@ def synthesis_config(sample_rate):
     Windows of about SYNTHESIS_SECONDS (a power of two: 4096 samples at 44.1
     or 48 kHz) with a hop of 1/SYNTHESIS_OVERLAP window: four overlapping
     windows smooth the mask's steps, where the model's STFT (hop 3/4 of the
-    window) barely overlaps; two lose 0.06-0.09 dB, eight gain nothing.
+    window) barely overlaps (two lose a little, eight gain nothing:
+    benchmarks/README.md, "Choosing the reconstruction's settings").
     """
     n_fft = 2 ** max(4, round(math.log2(sample_rate * SYNTHESIS_SECONDS)))
     return SignalConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=n_fft // SYNTHESIS_OVERLAP)

@@ -504,7 +504,7 @@ def build_toy_musdb(root, settings=TOY_SETTINGS, quiet=False):
     The set is written to a temporary folder and renamed at the end, so an
     interrupted build never leaves a half-made set that looks complete.
     """
-    from toy_music import synth_song  # only when the set is built: its import takes 1.3-1.6 s (scipy.signal)
+    from toy_music import synth_song  # only when the set is built: its import (scipy.signal) takes seconds
 
     parent = os.path.dirname(os.path.abspath(root))
     os.makedirs(parent, exist_ok=True)
