@@ -149,15 +149,6 @@ def add_separation_flags(parser):
                              "in the training's 128-frame patches, overlapping by half (twice the work)")
 
 
-def find_song(tracks, name, root, subset=""):
-    """The musdb track called `name` (any case) among `tracks`, or a UserError naming some that exist."""
-    for track in tracks:
-        if track.name.lower() == name.lower():
-            return track
-    some = ", ".join(t.name for t in tracks[:5])
-    raise UserError(f"no {subset + ' ' if subset else ''}song named {name!r} in {root}; some there are: {some}")
-
-
 def runnable(program="python"):
     """How to spell `program` in a command we print, so that it runs as pasted.
 

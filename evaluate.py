@@ -53,12 +53,12 @@ import torch
 
 from audio import NO_FFMPEG, AudioError, find_ffmpeg, write_audio
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
-from cli import (UserError, add_root_flag, add_separation_flags, add_song_flags, bounded_number, find_song,
-                 pick_device, time_left)
+from cli import (UserError, add_root_flag, add_separation_flags, add_song_flags, bounded_number, pick_device,
+                 time_left)
 from files import RECORD, atomic_path, cannot_write, check_replaceable, file_identity, inside, keyed_name
 from metrics import finite_median, ratio_mask
 from separation import SeparationOptions, mix_magnitude, reconstruct, separate, synthesis_config
-from songs import DEFAULT_CACHE_DIR, find_songs, skipped_line
+from songs import DEFAULT_CACHE_DIR, find_song, find_songs, skipped_line
 from workers import WorkerDied, run_jobs
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
@@ -342,14 +342,7 @@ def pick_songs(args):
     root, songs, skipped = find_songs(args.root, subsets=("test",), quiet=args.quiet)
     skipped = dict(skipped)
     if args.songs:
-        chosen = []
-        for name in args.songs:
-            left_out = [path for path in skipped
-                        if os.path.basename(path).lower() in (name.lower(), f"{name}.stem.mp4".lower())]
-            if left_out:
-                raise EvaluationError(f"the test song {name!r} cannot be scored: {skipped[left_out[0]]}")
-            chosen.append(find_song(songs, name, root, "test"))
-        songs, skipped = chosen, {}
+        songs, skipped = [find_song(songs, name, root, "test", skipped.items()) for name in args.songs], {}
     if not songs:
         raise EvaluationError(f"{root} has no test songs under test/ to score"
                               + (f" ({len(skipped)} left out: see above)" if skipped else ""))

@@ -336,6 +336,19 @@ def find_songs(root=None, subsets=("test", "train"), quiet=False):
     return root, songs, skipped
 
 
+def find_song(found, name, root, subset="", skipped=()):
+    """The song called `name` (any case) among `found`, or a DataError that says why it was left out (it is
+    among `skipped`, [(path, reason)]) or names some songs that exist."""
+    for song in found:
+        if song.name.lower() == name.lower():
+            return song
+    for path, reason in skipped:
+        if os.path.basename(path).lower() in (name.lower(), f"{name}.stem.mp4".lower()):
+            raise DataError(f"the song {name!r} was left out: {reason}")
+    some = ", ".join(song.name for song in found[:5])
+    raise DataError(f"no {subset + ' ' if subset else ''}song named {name!r} in {root}; some there are: {some}")
+
+
 def _holdout_order(name):
     # A stable pseudo-random order that does not depend on the other songs.
     return hashlib.sha1(name.encode("utf-8")).hexdigest()

@@ -11,7 +11,8 @@ import pytest
 import evaluate
 import inference
 import train
-from cli import UserError, bounded_number, find_song, pasteable, positive_int_or_all, runnable
+from cli import UserError, bounded_number, pasteable, positive_int_or_all, runnable
+from songs import find_song
 
 
 @pytest.mark.parametrize("kind, low, high, low_open, text, expected", [

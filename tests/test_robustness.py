@@ -153,6 +153,10 @@ def test_evaluate_lists_the_songs_it_could_not_score_and_exits_non_zero(toy_root
     scores = json.loads(out.read_text())
     assert list(scores["tracks"]) == [test_songs[1].name]  # the other song is scored
     assert list(scores["skipped"]) == [str(test_songs[0])]  # the song's folder
+    with pytest.raises(SystemExit) as stop:  # asked for by name: why it cannot be
+        evaluate.main(["--root", str(root), "--checkpoint", tiny_checkpoint, "--out", str(out), "--jobs", "1",
+                       "--songs", test_songs[0].name, "--quiet"])
+    assert str(stop.value.code).startswith(f"error: the song '{test_songs[0].name}' was left out: vocals.wav lasts")
     assert checksums(root) == before
 
 
