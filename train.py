@@ -73,7 +73,7 @@ def build_parser():
     g.add_argument("--epochs", type=bounded_number(int, 1, 100_000), default=20, help="total number of epochs")
     g.add_argument("--batch-size", type=bounded_number(int, 1, 4096), default=16, help="patches per batch")
     g.add_argument("--lr", type=bounded_number(float, 0.0, 1.0, low_open=True), default=1e-3,
-                   help="Adam learning rate, halved after 3 epochs without a better validation loss")
+                   help="Adam learning rate, halved on the 4th epoch in a row without a better validation loss")
     g.add_argument("--samples-per-track", type=bounded_number(int, 1, 100_000), default=48,
                    help="random patches drawn from each training song per epoch")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="random gain per "
