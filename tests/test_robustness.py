@@ -261,6 +261,12 @@ def test_a_run_that_did_not_learn_gets_the_advice_its_flags_point_to(lr, steps, 
     assert not_learned_advice(lr, steps, epochs).startswith(advice)
 
 
+def test_a_run_at_lr_1_ends_at_the_constant_mask_and_is_told_to_lower_it(toy_root, tmp_path, capsys):
+    train_on(toy_root, tmp_path, "--lr", "1", "--epochs", "2")
+    out = capsys.readouterr().out
+    assert "the model has not learned; --lr 1 is high (the default is 1e-3): lower it." in out
+
+
 # --- Run without the project's packages ---
 
 @pytest.mark.parametrize("script", ["train.py", "inference.py", "evaluate.py", "data.py", "unet_model.py"])
