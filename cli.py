@@ -222,17 +222,38 @@ def pick_device(force_cpu=False):
     return torch.device("cpu")
 
 
-# What --precision auto picks on a CPU, by the bf16 instructions it has: (precision, why). Training steps on
-# 2-core machines of each class are in benchmarks/README.md; change an entry after measuring.
-CPU_PRECISION = {
-    "AMX": ("bf16", "AMX computes bf16 matrix products natively"),
-    "AVX512-BF16": ("fp32", "bf16 measured slower than fp32 with AVX512-BF16 but no AMX"),
-    "none": ("fp32", "bf16 is only emulated without AVX512-BF16 or AMX"),
+# What --precision auto picks, per kind of machine (machine_kind): (precision, why). bf16 is picked only
+# where it was measured no worse (best_model.pth's vocals SDR on the three test sets, 3 seeds, within the
+# seeds' spread) and at least 1.2x faster than fp32 (docs/training.md, "Precision, measured on one
+# machine"). bf16 training scored 1.1 dB lower on the toy test songs on AVX512-BF16 CPUs, so no kind
+# has it yet, fast or not; change an entry after measuring (benchmarks/bench_selection.py, bench_train.py).
+PRECISION = {
+    "cpu, AMX": ("fp32", "bf16 trained 1.1 dB lower on the toy test songs on AVX512-BF16 CPUs; not measured "
+                         "with AMX"),
+    "cpu, AVX512-BF16": ("fp32", "bf16 trained 1.1 dB lower on the toy test songs here (3 seeds), though faster on "
+                                 "some of these CPUs"),
+    "cpu, no bf16": ("fp32", "bf16 is only emulated without AVX512-BF16 or AMX"),
+    "cuda, native bf16": ("fp32", "bf16 trained 1.1 dB lower on the toy test songs on CPUs; not measured on a GPU"),
+    "cuda, emulated bf16": ("fp32", "bf16 is only emulated before compute capability 8.0"),
+    "mps": ("fp32", "bf16 on Apple GPUs was never measured in this project"),
 }
 
 
+def machine_kind(device):
+    """The key of PRECISION for `device`: a CPU by its bf16 instructions, a CUDA GPU by whether it computes
+    bf16 natively (compute capability 8.0, Ampere, and later; a T4 is 7.5 and emulates it), or MPS."""
+    import torch
+
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported(including_emulation=False)  # the default counts emulation
+        return "cuda, native bf16" if native else "cuda, emulated bf16"
+    if device.type == "mps":
+        return "mps"
+    return {"AMX": "cpu, AMX", "AVX512-BF16": "cpu, AVX512-BF16", "none": "cpu, no bf16"}[cpu_class()]
+
+
 def cpu_class():
-    """The key of CPU_PRECISION for this CPU: 'AMX', 'AVX512-BF16' (without AMX) or 'none'."""
+    """This CPU's bf16 instructions: 'AMX', 'AVX512-BF16' (without AMX) or 'none'."""
     import torch
 
     if torch.cpu._is_amx_tile_supported():
@@ -250,21 +271,8 @@ def describe_cpu():
 
 
 def auto_precision(device):
-    """('bf16' or 'fp32', why): what --precision auto picks on `device`.
-
-    A CUDA GPU computes bf16 natively from compute capability 8.0 (Ampere);
-    before that (a T4 is 7.5) PyTorch emulates it, slower than fp32. bf16
-    on Apple GPUs has never been measured here, so it is used only when asked.
-    """
-    import torch
-
-    if device.type == "cuda":
-        if torch.cuda.is_bf16_supported(including_emulation=False):
-            return "bf16", "native bf16 from compute capability 8.0"
-        return "fp32", "bf16 is only emulated before compute capability 8.0"
-    if device.type == "mps":
-        return "fp32", "bf16 on Apple GPUs was never measured in this project"
-    return CPU_PRECISION[cpu_class()]
+    """('bf16' or 'fp32', why): what --precision auto picks on `device` (PRECISION)."""
+    return PRECISION[machine_kind(device)]
 
 
 def pick_precision(choice, device):

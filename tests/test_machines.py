@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import distributed
-from cli import (CPU_PRECISION, DeviceError, auto_precision, cpu_class, describe_device, memory_plan, pick_device,
-                 pick_precision)
+from cli import (PRECISION, DeviceError, auto_precision, cpu_class, describe_device, machine_kind, memory_plan,
+                 pick_device, pick_precision)
 from distributed import Distributed
 
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
@@ -32,15 +32,19 @@ def fake_gpu(monkeypatch, major, minor):
         monkeypatch.setattr(torch.cuda, name, value)
 
 
-@pytest.mark.parametrize("major, minor, auto", [(7, 5, None), (8, 0, torch.bfloat16), (9, 0, torch.bfloat16)])
-def test_auto_picks_bf16_on_a_gpu_only_where_it_is_native(monkeypatch, major, minor, auto):
+@pytest.mark.parametrize("major, minor, kind", [(7, 5, "cuda, emulated bf16"), (8, 0, "cuda, native bf16"),
+                                                 (9, 0, "cuda, native bf16")])
+def test_a_gpu_is_told_apart_by_native_bf16_and_auto_follows_its_row(monkeypatch, major, minor, kind):
     fake_gpu(monkeypatch, major, minor)
     assert torch.cuda.is_bf16_supported()  # what the old rule asked: True on a T4 too, by emulation
-    assert pick_precision("auto", CUDA) is auto
+    assert machine_kind(CUDA) == kind  # a T4 (7.5) is not taken for a native-bf16 GPU
+    precision, why = PRECISION[kind]
+    assert pick_precision("auto", CUDA) is (torch.bfloat16 if precision == "bf16" else None)
     assert pick_precision("bf16", CUDA) is torch.bfloat16 and pick_precision("fp32", CUDA) is None
-    line = describe_device(CUDA, auto)
+    line = describe_device(CUDA, pick_precision("auto", CUDA))
     assert line.startswith(f"Device: cuda (Fake GPU {major}.{minor}, compute capability {major}.{minor}), ")
-    assert "as auto picks here" in line
+    assert line.endswith(f"(as auto picks here: {why})")
+
 
 
 def test_an_explicit_precision_other_than_auto_s_is_said_with_auto_s_reason(monkeypatch):
@@ -55,7 +59,7 @@ def test_auto_on_a_cpu_follows_the_table_of_its_class(monkeypatch, amx, avx512_b
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     assert cpu_class() == expected
-    precision, why = CPU_PRECISION[expected]
+    precision, why = PRECISION[machine_kind(CPU)]
     assert auto_precision(CPU) == (precision, why)
     assert pick_precision("auto", CPU) is (torch.bfloat16 if precision == "bf16" else None)
     line = describe_device(CPU, pick_precision("auto", CPU))
