@@ -57,33 +57,6 @@ def musdb_path_nowhere(ctx):
     return []
 
 
-def broken_wav(kind):
-    def setup(ctx):
-        root = copy_toy(ctx.toy_root, ctx.tmp)
-        path = first_song(root) / "mixture.wav"
-        if kind == "truncated":
-            path.write_bytes(path.read_bytes()[:30])  # a header cut short
-        elif kind == "zero-length":
-            path.write_bytes(b"")
-        elif kind == "not audio":
-            path.write_text("definitely not a RIFF file\n" * 50)
-        return ["--root", str(root), "--cache-dir", str(ctx.tmp / "cache")]
-    return setup
-
-
-def broken_stem(kind):
-    def setup(ctx):
-        root = ctx.tmp / "stems"
-        (root / "train").mkdir(parents=True)
-        (root / "test").mkdir()
-        target = root / "train" / "Broken - Song.stem.mp4"
-        content = open(ctx.stem_file, "rb").read()
-        target.write_bytes(content[: len(content) // 3] if kind == "truncated" else b"not an mp4 at all")
-        shutil.copy(ctx.stem_file, root / "train" / os.path.basename(ctx.stem_file))
-        return ["--root", str(root), "--cache-dir", str(ctx.tmp / "cache")]
-    return setup
-
-
 def too_many_songs(ctx):
     return ["--root", ctx.toy_root, "--n-songs", "500", "--cache-dir", str(ctx.tmp / "cache")]
 
@@ -194,11 +167,6 @@ def _stem_root(ctx):
     (root / "test").mkdir()
     shutil.copy(ctx.stem_file, root / "train" / os.path.basename(ctx.stem_file))
     return ["--root", str(root), "--cache-dir", str(ctx.tmp / "cache")]
-
-
-def no_ffmpeg_wav(ctx):
-    hide_ffmpeg(ctx)
-    return train_flags()(ctx)
 
 
 def no_ffmpeg_mp4_input(ctx):

@@ -104,6 +104,24 @@ def test_a_broken_training_song_is_left_out_in_one_line_and_training_goes_on(kin
     assert checksums(root) == before  # nothing of the data set changed
 
 
+def test_broken_stem_files_are_left_out_in_one_line_each_and_training_goes_on(stem_file, tmp_path, capsys):
+    root = tmp_path / "stems"
+    (root / "train").mkdir(parents=True)
+    content = open(stem_file, "rb").read()
+    (root / "train" / "Cut - Short.stem.mp4").write_bytes(content[:len(content) // 3])  # a stopped download
+    (root / "train" / "Not - Audio.stem.mp4").write_bytes(b"not an mp4 at all")
+    for name in ("A", "B"):  # two good songs: one to train on, one held out
+        os.symlink(stem_file, root / "train" / f"{name}.stem.mp4")
+    before = checksums(root)
+    train_on(root, tmp_path)
+    out = capsys.readouterr().out
+    skipped = sorted(line for line in out.splitlines() if line.startswith("Skipping "))
+    assert [line.split(": ")[0] for line in skipped] == [f"Skipping {root / 'train' / name}" for name in
+                                                        ("Cut - Short.stem.mp4", "Not - Audio.stem.mp4")]
+    assert "1 training songs" in out and "2 left out (see above)" in out
+    assert checksums(root) == before
+
+
 def test_a_folder_that_is_not_a_song_is_named_and_left_out(toy_root, tmp_path, capsys):
     root = copy_root(toy_root, tmp_path)
     (root / "train" / ".ipynb_checkpoints").mkdir()
