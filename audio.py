@@ -192,9 +192,9 @@ def probe_audio(path):
     if find_ffmpeg():
         probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
                                 "stream=sample_rate,channels:format=duration", "-of", "json", path],
-                               capture_output=True, text=True)
+                               capture_output=True)  # bytes: its messages quote file names that may not be UTF-8
         try:
-            found = json.loads(probe.stdout)
+            found = json.loads(probe.stdout.decode("utf-8", "replace"))
             stream, seconds = found["streams"][0], float(found["format"]["duration"])
             rate = int(stream["sample_rate"])
             if probe.returncode == 0 and seconds > 0:

@@ -333,6 +333,14 @@ def memory_plan(device, channels_last=None):
     return MemoryPlan(pinned=device.type == "cuda", channels_last=channels_last)
 
 
+def printable_output():
+    """Let file names that are not valid UTF-8 be printed (Python keeps their stray bytes as surrogates,
+    which a strict stdout refuses with a UnicodeEncodeError): as backslash escapes. Each main() calls it."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def exit_quietly_while_starting():
     """Ctrl-C before main() runs (torch takes a second or more to import): one line, exit 130.
 

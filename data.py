@@ -20,7 +20,7 @@ Finding the songs, checking them, splitting them and caching their features
 features of a run's songs (training_features).
 """
 
-import cli  # noqa: F401 (first: says in one line how to install what is missing; see cli.require_installed)
+import cli  # first: says in one line how to install what is missing (cli.require_installed)
 
 import os
 import sys
@@ -236,6 +236,7 @@ def get_args(argv=None):
 
 
 def main(argv=None):
+    cli.printable_output()
     args = get_args(argv)
     signal_config = SignalConfig()
     try:

@@ -431,6 +431,7 @@ def refuse_to_overwrite(args, root, songs):
 
 
 def main(argv=None):
+    cli.printable_output()
     args = get_args(argv)
     written = {}  # the songs in args.out so far
     try:

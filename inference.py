@@ -225,7 +225,7 @@ def songs_to_separate(args):
 
 def main(argv=None):
     args = get_args(argv)
-    sys.stdout.reconfigure(errors="backslashreplace")  # file names that are not valid UTF-8
+    cli.printable_output()
     try:
         checkpoint = find_checkpoint(args.checkpoint, args.quiet)
         model, signal_config, model_label = load(checkpoint, pick_device(args.cpu))

@@ -350,8 +350,9 @@ def find_song(found, name, root, subset="", skipped=()):
 
 
 def _holdout_order(name):
-    # A stable pseudo-random order that does not depend on the other songs.
-    return hashlib.sha1(name.encode("utf-8")).hexdigest()
+    # A stable pseudo-random order that does not depend on the other songs. os.fsencode: a name that is
+    # not valid UTF-8 holds surrogates, which str.encode refuses; valid names give their UTF-8 bytes.
+    return hashlib.sha1(os.fsencode(name)).hexdigest()
 
 
 def split_data(root=None, n_songs=DEFAULT_N_SONGS, quiet=False, strict=None):

@@ -22,7 +22,7 @@ what the run shows (reports.py), several processes (distributed.py: in one
 process its calls do nothing, and `dist.print` prints on rank 0 only).
 """
 
-import cli  # noqa: F401 (first: says in one line how to install what is missing; see cli.require_installed)
+import cli  # first: says in one line how to install what is missing (cli.require_installed)
 
 import argparse
 import itertools
@@ -365,6 +365,7 @@ def save_interrupted(r, args, dist):
 
 
 def main(argv=None):
+    cli.printable_output()
     try:
         train(get_args(argv))
     except UserError as err:

@@ -3,8 +3,9 @@
 hypothesis builds small MUSDB18-HQ roots (songs of 3 s at 8 kHz) and breaks
 some of their songs in random ways: stems missing, empty, cut short, made
 of text, full of NaN, at another rate or channel count, replaced by dangling
-links or by another song's stem, FLAC behind a .wav name, stray folders and
-files. Whatever it makes, finding the songs and building their features must:
+links, folders or another song's stem, FLAC behind a .wav name, song names
+that are not plain ASCII (or not UTF-8), stray folders and files. Whatever it
+makes, finding the songs and building their features must:
 
 - raise nothing but a DataError (one line), and that only when no song is left;
 - use every song that was not broken (and the harmless variations: every
@@ -40,12 +41,15 @@ DAMAGES = {
     "none": False, "all stems at 16 kHz": False, "all stems mono": False, "FLAC behind a .wav name": False,
     "missing": True, "empty": True, "text": True, "dangling link": True, "NaN in mixture or vocals": True,
     "one stem at 16 kHz": True, "one stem mono": True, "another song's stem": True,
-    "bytes cut": None, "samples cut": None, "NaN in drums": False,
+    "bytes cut": None, "samples cut": None, "NaN in drums": False, "stem is a folder": True,
 }
+# Song folder names as users' disks have them: accents, a newline, bytes that are not UTF-8 (Linux).
+NAME_ENDINGS = ["", " é", " ♪", "\nsecond line", os.fsdecode(b" caf\xe9")]
 
 
 def write_song(folder, seed, rate=RATE, channels=2):
-    """A song of SECONDS whose mixture is the sum of its 16-bit stems."""
+    """A song of SECONDS whose mixture is the sum of its 16-bit stems. (Paths go to soundfile as bytes: a
+    name that is not UTF-8 cannot be encoded back from Python's string.)"""
     rng = np.random.default_rng(seed)
     n = int(SECONDS * rate)
     t = np.arange(n) / rate
@@ -56,7 +60,7 @@ def write_song(folder, seed, rate=RATE, channels=2):
     stems["mixture"] = sum(stems.values())
     os.makedirs(folder)
     for name, x in stems.items():
-        sf.write(os.path.join(folder, f"{name}.wav"), np.clip(x, -32768, 32767).astype(np.int16), rate)
+        sf.write(os.fsencode(os.path.join(folder, f"{name}.wav")), np.clip(x, -32768, 32767).astype(np.int16), rate)
 
 
 def damage(folder, kind, stem, fraction, other_song):
@@ -64,15 +68,18 @@ def damage(folder, kind, stem, fraction, other_song):
     path = os.path.join(folder, stem)
     if kind in ("all stems at 16 kHz", "all stems mono"):
         for name in STEM_FILES:
-            audio, rate = sf.read(os.path.join(folder, name), dtype="int16", always_2d=True)
+            audio, rate = sf.read(os.fsencode(os.path.join(folder, name)), dtype="int16", always_2d=True)
             if kind == "all stems mono":
                 audio = audio[:, :1]
-            sf.write(os.path.join(folder, name), audio, 16000 if kind == "all stems at 16 kHz" else rate)
+            sf.write(os.fsencode(os.path.join(folder, name)), audio, 16000 if kind == "all stems at 16 kHz" else rate)
     elif kind == "FLAC behind a .wav name":
-        audio, rate = sf.read(path, dtype="int16")
-        sf.write(path, audio, rate, format="FLAC")
+        audio, rate = sf.read(os.fsencode(path), dtype="int16")
+        sf.write(os.fsencode(path), audio, rate, format="FLAC")
     elif kind == "missing":
         os.unlink(path)
+    elif kind == "stem is a folder":
+        os.unlink(path)
+        os.makedirs(path)
     elif kind == "empty":
         open(path, "wb").close()
     elif kind == "text":
@@ -84,12 +91,13 @@ def damage(folder, kind, stem, fraction, other_song):
     elif kind in ("NaN in mixture or vocals", "NaN in drums"):
         path = os.path.join(folder, "drums.wav" if kind == "NaN in drums" else
                             ("mixture.wav" if fraction < 0.5 else "vocals.wav"))
-        audio, rate = sf.read(path, dtype="float32")
+        audio, rate = sf.read(os.fsencode(path), dtype="float32")
         audio[int(fraction * (len(audio) - 1))] = np.nan
-        sf.write(path, audio, rate, subtype="FLOAT")
+        sf.write(os.fsencode(path), audio, rate, subtype="FLOAT")
     elif kind in ("one stem at 16 kHz", "one stem mono"):
-        audio, rate = sf.read(path, dtype="int16", always_2d=True)
-        sf.write(path, audio[:, :1] if kind == "one stem mono" else audio, 16000 if "16 kHz" in kind else rate)
+        audio, rate = sf.read(os.fsencode(path), dtype="int16", always_2d=True)
+        audio = audio[:, :1] if kind == "one stem mono" else audio
+        sf.write(os.fsencode(path), audio, 16000 if "16 kHz" in kind else rate)
     elif kind == "another song's stem":
         os.unlink(path)
         os.symlink(os.path.join(other_song, "vocals.wav"), path)
@@ -97,8 +105,8 @@ def damage(folder, kind, stem, fraction, other_song):
         content = open(path, "rb").read()
         open(path, "wb").write(content[:int(fraction * len(content))])
     elif kind == "samples cut":
-        audio, rate = sf.read(path, dtype="int16")
-        sf.write(path, audio[:int(fraction * len(audio))], rate)
+        audio, rate = sf.read(os.fsencode(path), dtype="int16")
+        sf.write(os.fsencode(path), audio[:int(fraction * len(audio))], rate)
 
 
 def breaks(kind, stem, fraction):
@@ -111,7 +119,7 @@ def breaks(kind, stem, fraction):
 
 
 song_damage = st.tuples(st.sampled_from(sorted(DAMAGES)), st.sampled_from(STEM_FILES),
-                        st.floats(0.0, 1.0, allow_nan=False))
+                        st.floats(0.0, 1.0, allow_nan=False), st.sampled_from(NAME_ENDINGS))
 roots = st.fixed_dictionaries({
     "train": st.lists(song_damage, min_size=1, max_size=5),
     "test": st.lists(song_damage, min_size=0, max_size=2),
@@ -125,13 +133,14 @@ def build(root, plan):
     expected = {}
     for subset in ("train", "test"):
         os.makedirs(os.path.join(root, subset))
-        for i, (kind, stem, fraction) in enumerate(plan[subset]):
-            folder = os.path.join(root, subset, f"Song {subset} {i}")
+        for i, (kind, stem, fraction, ending) in enumerate(plan[subset]):
+            folder = os.path.join(root, subset, f"Song {subset} {i}{ending}")
             write_song(folder, seed=100 * (subset == "test") + i)
             other = os.path.join(root, "other song")
             if kind == "another song's stem" and not os.path.isdir(other):
                 write_song(other, seed=999, rate=RATE)
-                sf.write(os.path.join(other, "vocals.wav"), np.zeros((int(1.7 * SECONDS * RATE), 2), np.int16), RATE)
+                longer = np.zeros((int(1.7 * SECONDS * RATE), 2), np.int16)
+                sf.write(os.fsencode(os.path.join(other, "vocals.wav")), longer, RATE)
             damage(folder, kind, stem, fraction, other)
             expected[folder] = breaks(kind, stem, fraction)
     train = os.path.join(root, "train")

@@ -122,6 +122,19 @@ def test_broken_stem_files_are_left_out_in_one_line_each_and_training_goes_on(st
     assert checksums(root) == before
 
 
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="file names there are always valid Unicode")
+def test_a_song_whose_folder_name_is_not_utf8_is_used(toy_root, tmp_path, capsys):
+    """Found by tests/test_properties.py: the split's hold-out order encoded names as UTF-8 (a traceback)."""
+    root = copy_root(toy_root, tmp_path)
+    first = train_songs(root)[0]
+    os.rename(first, os.path.join(os.fsencode(root / "train"), b"caf\xe9 song"))
+    train_on(root, tmp_path)
+    out = capsys.readouterr().out
+    assert "Skipping" not in out and "left out" not in out
+    assert "3 training songs" in out and "1 validation songs" in out  # all four songs used
+    assert (tmp_path / "ckpt" / "best_model.pth").is_file()
+
+
 def test_a_folder_that_is_not_a_song_is_named_and_left_out(toy_root, tmp_path, capsys):
     root = copy_root(toy_root, tmp_path)
     (root / "train" / ".ipynb_checkpoints").mkdir()
