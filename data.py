@@ -187,12 +187,15 @@ def training_features(root, n_songs, signal_config, cache_dir=DEFAULT_CACHE_DIR,
     valid = [(song, f) for song, f in zip(split.valid, features[len(split.train):]) if f is not None]
     split.skipped += [(song.location, "could not be decoded") for song, f in zip(split.train + split.valid, features)
                       if f is None]
-    split.train, split.valid = [song for song, _ in train], [song for song, _ in valid]
     if not train:
         raise DataError(f"{split.root} has no usable training song under train/"
                         + (" (see the lines above)" if split.skipped else ""))
+    if not valid and split.valid:  # there were validation songs, and none could be decoded
+        raise DataError(f"none of the validation songs of {split.root} could be decoded (see the lines above): "
+                        "replace them, or move them out of train/ to validate on other songs")
     if not valid:
         raise DataError(f"{split.root} has a single usable training song; validation needs at least two")
+    split.train, split.valid = [song for song, _ in train], [song for song, _ in valid]
     return split, [f for _, f in train], [f for _, f in valid]
 
 

@@ -104,6 +104,24 @@ def test_a_broken_training_song_is_left_out_in_one_line_and_training_goes_on(kin
     assert checksums(root) == before  # nothing of the data set changed
 
 
+def test_nan_in_a_validation_song_leaves_it_out_and_the_run_still_picks_a_best_model(toy_root, tmp_path, capsys):
+    """Before, valid loss was nan, no best_model.pth was written, and the exit status was 0."""
+    root = copy_root(toy_root, tmp_path)
+    for i in range(3):  # 7 songs: 2 held out for validation
+        shutil.copytree(train_songs(root)[0], root / "train" / f"Copy {i}")
+    held_out = [song.location for song in songs.split_data(str(root), n_songs=None, quiet=True).valid]
+    every_stem(with_nan)(root / "train" / os.path.basename(held_out[0]))
+    train_on(root, tmp_path)
+    out = capsys.readouterr().out
+    assert f"Skipping {held_out[0]}: its mixture holds NaN or infinite samples" in out
+    assert "1 validation songs" in out and "valid nan" not in out
+    assert (tmp_path / "ckpt" / "best_model.pth").is_file()
+    every_stem(with_nan)(root / "train" / os.path.basename(held_out[1]))  # no validation song left
+    with pytest.raises(SystemExit) as stop:
+        train_on(root, tmp_path, "--save-dir", str(tmp_path / "other"))
+    assert str(stop.value.code).startswith("error: none of the validation songs of ")
+
+
 def test_broken_stem_files_are_left_out_in_one_line_each_and_training_goes_on(stem_file, tmp_path, capsys):
     root = tmp_path / "stems"
     (root / "train").mkdir(parents=True)
