@@ -89,8 +89,8 @@ def mirrored_name(folder, path):
 
 
 @dataclass
-class Song:
-    """One song of a batch, as plan() found it before any was separated."""
+class Planned:
+    """One song of a batch, as plan_batch found it before any was separated."""
 
     name: str  # of its output folder, under out_dir
     path: str
@@ -160,7 +160,7 @@ def song_record(path, checkpoint, settings):
 
 
 def plan_batch(songs, out_dir, checkpoint, settings, outputs, force):
-    """[Song] of [(name, path)]: where each goes, whether it is done, and whether its file can be read.
+    """[Planned] of [(name, path)]: where each goes, whether it is done, and whether its file can be read.
 
     Refuses the batch before any song is separated where one would replace a
     file this project did not write (files.check_replaceable), or, without
@@ -169,7 +169,7 @@ def plan_batch(songs, out_dir, checkpoint, settings, outputs, force):
     """
     plan, others = [], []
     for name, path in songs:
-        song = Song(name, path, os.path.join(out_dir, name))
+        song = Planned(name, path, os.path.join(out_dir, name))
         try:
             song.record, song.size = song_record(path, checkpoint, settings), os.path.getsize(path)
         except OSError as err:  # a broken link, a file gone since the folder was listed

@@ -15,9 +15,8 @@ What the lab describes, in its order:
 4. The baseline: the loss of the best constant mask, the bar a model must
    clear (best_constant_mask_loss).
 
-Finding the songs, checking them, splitting them and caching their features
-(each song is decoded once) is songs.py's work; this file asks it for the
-features of a run's songs (training_features).
+Finding, checking, splitting and caching the songs (each decoded once) is
+songs.py's work; training_features asks it for the features of a run's songs.
 """
 
 import cli  # first: says in one line how to install what is missing (cli.require_installed)
@@ -218,9 +217,8 @@ def summarize(split, signal_config, cache_dir):
         lines.append(f"{name + ':':11} {len(songs):3d} songs, {sum(durations) / 60:6.1f} min, "
                      f"tiled by {tiles:4d} patches of {signal_config.patch_frames} frames "
                      f"({seconds_per_patch:.1f} s)")
-        for song in songs:
-            total += 1
-            cached += os.path.exists(cache_path(song, signal_config, cache_dir))
+        total, cached = total + len(songs), cached + sum(os.path.exists(cache_path(s, signal_config, cache_dir))
+                                                         for s in songs)
     lines.append(f"Cache:      {cache_dir} ({cached} of {total} songs cached)")
     if split.skipped:
         lines.append(f"Left out:   {len(split.skipped)} (see the lines below)")
@@ -233,8 +231,7 @@ def get_args(argv=None):
     parser = ArgumentParser(description="Summarise the MUSDB18 data the U-Net would use.")
     add_root_flag(parser)
     add_training_songs_flag(parser)
-    parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
-                        help="where decoded spectrograms are cached")
+    parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="where decoded spectrograms are cached")
     return parser.parse_args(argv)
 
 

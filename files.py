@@ -169,12 +169,11 @@ def check_replaceable(folder, names, hint):
                                  f"so it is not replaced: {hint}")
 
 
-def make_readable(path, mode=0o666):
-    """Give a file from mkstemp (mode 0600), or with mode=0o777 a folder from
-    mkdtemp (0700), the permissions a plain open() or mkdir() would."""
+def make_readable(folder):
+    """Give a folder from mkdtemp (mode 0700) the permissions a plain mkdir() would."""
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(path, mode & ~umask)
+    os.chmod(folder, 0o777 & ~umask)
 
 
 @contextlib.contextmanager

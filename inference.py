@@ -173,8 +173,7 @@ def get_args(argv=None):
     p.add_argument("files", nargs="*", metavar="FILE",
                    help="audio files or folders of them to separate (WAV, FLAC, OGG, MP3, MP4, .stem.mp4, ...); "
                         "none: the first test song of the data in use")
-    p.add_argument("--input", action="append", default=None, metavar="FILE",
-                   help="another audio file or folder to separate (may be repeated)")
+    p.add_argument("--input", action="append", default=None, metavar="FILE", help="another file or folder (repeatable)")
     p.add_argument("--recursive", "-r", action="store_true", help="also separate the files in subfolders")
     add_song_flags(p)
     add_root_flag(p)
@@ -189,8 +188,7 @@ def get_args(argv=None):
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--no-plot", action="store_true", help="skip the figure (faster, for batch use)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
-    p.add_argument("--force", action="store_true", help="separate again the songs done with these settings, and "
-                                                        "replace the outputs of another checkpoint")
+    p.add_argument("--force", action="store_true", help="redo songs already done; replace another checkpoint's")
     p.add_argument("--quiet", action="store_true", help="print only errors and the closing summary")
     args = p.parse_args(argv)
     if args.no_plot and args.show:

@@ -126,15 +126,19 @@ class Song:
     def read(self, stem):
         """A stem ("mixture", "vocals", "drums", "bass", "other", or "accompaniment", the sum of the
         last three as musdb's target) as float32 (samples, channels). AudioError if it cannot be read."""
-        if stem == "accompaniment":
-            parts = [self._read64(s) for s in ACCOMPANIMENT]
-            n = min(len(part) for part in parts)  # stems may differ by up to a frame (the checks allow it)
-            return np.sum([part[:n] for part in parts], axis=0).astype(np.float32)
-        return self._read64(stem).astype(np.float32)
+        if stem != "accompaniment":
+            return np.asarray(self._read(stem), dtype=np.float32)  # a WAV's is float32 already: no copy
+        parts = [self._read(s) for s in ACCOMPANIMENT]
+        n = min(len(part) for part in parts)  # stems may differ by up to a frame (the checks allow it)
+        total = parts[0][:n].astype(np.float64)  # summed in float64, in musdb's order, as its target is
+        for part in parts[1:]:
+            total += part[:n]
+        return total.astype(np.float32)
 
-    def _read64(self, stem):
+    def _read(self, stem):
+        """A stem as read: float32 from a WAV folder, float64 from a .stem.mp4 (as musdb reads it)."""
         if not self.is_stem_file:
-            return read_audio(self.file(stem))[0].astype(np.float64)
+            return read_audio(self.file(stem))[0]
         if not find_ffmpeg():
             raise AudioError(f"ffmpeg is needed to read {self.path}, but {NO_FFMPEG}")
         import stempeg  # here, once find_ffmpeg has put ffmpeg on PATH: stempeg refuses to load without it
@@ -252,10 +256,10 @@ def _check_wav_song(folder, subset):
             headers[name] = probe_audio(os.path.join(folder, name))
         except AudioError:
             return None, f"{name} cannot be read (damaged, cut short or not audio)"
-    reason = _inconsistency(headers, "mixture.wav")
+    reason = _inconsistency(headers, names["mixture"])
     if reason:
         return None, reason
-    frames, rate, _ = headers["mixture.wav"]
+    frames, rate, _ = headers[names["mixture"]]
     return Song(os.path.basename(folder), subset, os.path.join(folder, names["mixture"]), rate, frames), None
 
 
@@ -541,7 +545,7 @@ def build_toy_musdb(root, settings=TOY_SETTINGS, quiet=False):
             json.dump(settings, f, indent=2)
         if os.path.exists(root):
             shutil.rmtree(root)
-        make_readable(tmp, 0o777)  # mkdtemp makes it private
+        make_readable(tmp)  # mkdtemp makes it private
         os.replace(tmp, root)
     except BaseException as err:
         size = len(songs) * (len(STEMS) + 1) * settings["seconds"] * settings["sample_rate"] * 2 * 2  # 16-bit stereo

@@ -26,6 +26,7 @@ import cli  # first: says in one line how to install what is missing (cli.requir
 
 import argparse
 import itertools
+import math
 import os
 import random
 import sys
@@ -155,9 +156,7 @@ class Run:
     device: torch.device
     amp_dtype: torch.dtype  # torch.bfloat16 for autocast, None for fp32
     train_loader: DataLoader
-    valid_loader: DataLoader
-    valid_set: PatchDataset
-    example: np.ndarray  # a fixed validation patch, for the TensorBoard figure
+    valid_loader: DataLoader  # its .dataset: the validation songs' PatchDataset
     sampler: object  # torchrun's DistributedSampler, None in one process
     state: RunState  # what the run counts (bookkeeping.py)
     model_config: UNetConfig
@@ -179,7 +178,7 @@ def setup(args, dist):
     if resumed:
         dist.print(f"Resuming from {args.resume} (epoch {resumed['epoch']}, step {resumed['step']})")
     dist.print(describe_device(device, amp_dtype) + (f", {dist.world} processes" if dist.world > 1 else ""))
-    train_loader, valid_loader, valid_set, example, sampler = prepare_data(args, signal_config, dist, device)
+    train_loader, valid_loader, sampler = prepare_data(args, signal_config, dist, device)
     if dist.is_main:  # only now: a failed --resume or a wrong --root leaves no empty save folder
         prepare_save_dir(args.save_dir)
 
@@ -198,10 +197,10 @@ def setup(args, dist):
             torch.set_rng_state(resumed["rng"])
     state.run_dir = dist.share(state.run_dir)  # one TensorBoard folder: rank 0's name
     dist.print(f"Model: {count_parameters(unet):,} parameters, {model_config}")
-    measure_baselines(state, valid_set, signal_config, dist)
+    measure_baselines(state, valid_loader.dataset, signal_config, dist)
+    steps = min(len(train_loader), args.max_batches or len(train_loader))
     return Run(unet, dist.wrap(unet, device), optimizer, scheduler, device, amp_dtype, train_loader, valid_loader,
-               valid_set, example, sampler, state, model_config, signal_config,
-               min(len(train_loader), args.max_batches or len(train_loader)))
+               sampler, state, model_config, signal_config, steps)
 
 
 def model_config_from_flags(args):
@@ -219,7 +218,7 @@ def seed_everything(seed):
 
 
 def prepare_data(args, signal_config, dist, device):
-    """(train_loader, valid_loader, valid_set, a fixed validation patch for the figure, sampler)."""
+    """(train_loader, valid_loader, sampler): the random training patches and the validation tiling."""
     quiet = args.quiet or not dist.is_main
     with dist.main_first():  # rank 0 builds the toy set and the feature cache, the others then read them
         split, train_features, valid_features = training_features(args.root, args.n_songs, signal_config,
@@ -232,7 +231,7 @@ def prepare_data(args, signal_config, dist, device):
                               num_workers=args.num_workers, pin_memory=pin, persistent_workers=args.num_workers > 0)
     valid_loader = DataLoader(valid_set, batch_size=args.batch_size, num_workers=0, pin_memory=pin)
     dist.print(data_lines(split, len(train_set), len(valid_set), dist.world, args.batch_size))
-    return train_loader, valid_loader, valid_set, crop(valid_features[0], 0, signal_config.patch_frames), sampler
+    return train_loader, valid_loader, sampler
 
 
 def measure_baselines(state, valid_set, signal_config, dist):
@@ -284,7 +283,7 @@ def train(args):
                 # whole validation songs (median; every --sdr-every epochs and after the last).
                 valid_loss = validate(r.unet, r.valid_loader, loss_fn, r.device)
                 scored = epoch % args.sdr_every == 0 or epoch == args.epochs
-                valid_sdr = model_sdr(r.unet, r.valid_set.features, r.signal_config) if scored else float("nan")
+                valid_sdr = model_sdr(r.unet, r.valid_loader.dataset.features, r.signal_config) if scored else math.nan
                 stop.check()
                 # Count the epoch: every process agrees on the figures and steps its scheduler alike.
                 train_loss, valid_loss, speed = dist.agree(state.mean_epoch_loss, valid_loss, speed)
@@ -346,7 +345,8 @@ def report(r, args, epoch, log):
     with_figures = epoch == 1 or epoch % args.figure_every == 0 or epoch == args.epochs
     log_epoch(log, r.state.history[-1], loss_curve, with_figures)
     if with_figures:
-        log_example(log, r.unet, r.example, r.signal_config, r.device, epoch)
+        example = crop(r.valid_loader.dataset.features[0], 0, r.signal_config.patch_frames)  # a fixed patch
+        log_example(log, r.unet, example, r.signal_config, r.device, epoch)
     print(epoch_line(r.state, args.epochs))
 
 
