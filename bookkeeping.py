@@ -13,6 +13,7 @@ CPU reading costs nothing, so there it happens at every step.
 """
 
 import math
+import os
 from dataclasses import dataclass, field, fields
 
 from cli import UserError
@@ -29,7 +30,7 @@ class TrainingError(UserError):
 class RunState:
     """What a run counts, saved field by field in every checkpoint and restored by --resume."""
 
-    run_dir: str  # its TensorBoard folder, logs/YYYYMMDD_HHMMSS (kept on --resume)
+    run_dir: str  # its TensorBoard folder, logs/YYYYMMDD_HHMMSS below the save folder (kept on --resume)
     epoch: int = 0  # epochs done
     step: int = 0  # optimizer steps done: the x axis of the per-step charts
     best_valid_loss: float = math.inf
@@ -46,12 +47,21 @@ class RunState:
     epoch_patches: int = 0
 
     def __post_init__(self):
+        # Relative to the save folder, so that a renamed folder keeps its log; older runs stored the path as
+        # typed then (checkpoints/logs/...), whose last part is the same folder.
+        self.run_dir = os.path.join("logs", os.path.basename(os.path.normpath(self.run_dir)))
         self.unread = []  # [(step, loss tensor, patches, learning rate)] not yet read back from the device
         self.read_every, self.log = 1, None
 
     def to_dict(self):
         """The fields a checkpoint saves (not the losses still on the device: read them first)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def new_data(self):
+        """Forget what was measured on the songs of before (songs.py's data changed): the baselines, measured
+        again, and the bests, so that best_model.pth is chosen on the songs of now."""
+        self.constant_mask_loss, self.reference_sdr = None, None
+        self.best_valid_loss, self.best_epoch, self.best_valid_sdr, self.best_sdr_epoch = math.inf, 0, -math.inf, 0
 
     def watch(self, device, log=None):
         """Read the losses back at the pace `device` affords, and give each one to `log` (reports.RunLog)."""

@@ -7,12 +7,13 @@ A checkpoint is one dict saved with torch.save:
     model_config    UNetConfig as a dict: inference rebuilds the model from it
     signal          SignalConfig as a dict: the STFT the model was trained on
     epoch           epochs done
-and, from train.py, what --resume needs: optimizer, scheduler, step,
-best_valid_loss, best_epoch, history, run_dir, constant_mask_loss, args (the
-run's flags), rng, torch_version.
+    torch_version   the torch that wrote it
+and, from train.py, what --resume needs: run_id (runs.py), args (the run's
+flags), optimizer, scheduler, rng, and bookkeeping.RunState's fields (step,
+best_valid_loss, best_epoch, best_valid_sdr, best_sdr_epoch, history,
+run_dir, constant_mask_loss, reference_sdr, and the epoch in progress).
 """
 
-import glob
 import os
 
 import torch
@@ -55,13 +56,6 @@ def tensor_bytes(value):
     if isinstance(value, dict):
         value = list(value.values())
     return sum(tensor_bytes(v) for v in value) if isinstance(value, (list, tuple)) else 0
-
-
-def prepare_save_dir(save_dir):
-    """Create the save folder; remove the temporary files a run killed while saving left there."""
-    os.makedirs(save_dir, exist_ok=True)
-    for stale in glob.glob(os.path.join(save_dir, ".tmp-*")):
-        os.unlink(stale)
 
 
 def save_epoch(save_dir, checkpoint, epoch, epochs, improved, checkpoint_every):
@@ -114,21 +108,6 @@ def load_checkpoint(path, flag="--checkpoint"):
                               f"{state.get('format', 'unknown')}; this version reads format {CHECKPOINT_FORMAT}, "
                               f"with {', '.join(REQUIRED_FIELDS)}): retrain it with this train.py")
     return state
-
-
-def find_latest_checkpoint(save_dir):
-    """The readable checkpoint of the highest epoch in save_dir, or None."""
-    best, best_epoch = None, -1
-    for path in glob.glob(os.path.join(save_dir, "*.pth")):
-        try:
-            epoch = load_checkpoint(path)["epoch"]
-        except CheckpointError:
-            print(f"Skipping unreadable checkpoint {path}")
-            continue
-        # On a tie prefer last_model.pth, which may hold an interrupted epoch's weights.
-        if epoch > best_epoch or (epoch == best_epoch and path.endswith("last_model.pth")):
-            best, best_epoch = path, epoch
-    return best
 
 
 def find_checkpoint(path=None, quiet=False):

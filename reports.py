@@ -20,25 +20,49 @@ for 0.00085): TensorBoard's axis labels are cut off for numbers as small as
 the raw ones. Epochs without an SDR (--sdr-every) have no point on its chart.
 """
 
+import contextlib
 import csv
 import json
 import math
 import os
 import shlex
+import sys
+import threading
 
 import numpy as np
 import torch
+from tensorboard.compat.tensorflow_stub.errors import OpError
 from torch.utils.tensorboard import SummaryWriter
 
 from audio import istft
 from cli import pasteable, runnable
 from figures import close_figure, loss_curve_figure, separation_panels, spectrogram_figure
-from files import atomic_path
+from files import DiskFullError, atomic_path
 
 LOSS_SCALE = 1000
 LINES = ("train", "valid", "constant_mask", "mixture", "oracle")
 LOSS_LINES = {"train": "train_loss", "valid": "valid_loss", "constant_mask": "constant_mask_loss"}
 SDR_LINES = {"valid": "valid_sdr", "mixture": "mixture_sdr", "oracle": "oracle_sdr"}
+
+
+# What only reports a run (TensorBoard, history.csv, loss_curve.png, config.json) may fail to be written
+# without stopping it: a full or read-only disk, a logs folder deleted while the run trains. Such a
+# failure is one warning line (report_only), and training goes on; a checkpoint that cannot be written
+# ends the run instead (train.py), the last good one kept.
+REPORT_ERRORS = (OSError, DiskFullError, OpError)
+
+
+@contextlib.contextmanager
+def report_only(what, warned):
+    """Run a block that writes `what`, a report: if it fails, one warning line (once per `what` in the
+    set `warned`) and the caller goes on."""
+    try:
+        yield
+    except REPORT_ERRORS as err:
+        if what not in warned:
+            warned.add(what)
+            reason = str(err) if isinstance(err, DiskFullError) else getattr(err, "strerror", None) or str(err)
+            print(f"warning: could not write {what} ({reason}); training goes on", file=sys.stderr, flush=True)
 
 
 class RunLog:
@@ -48,14 +72,38 @@ class RunLog:
     then hides whatever a killed run had logged beyond those (purge_step), so
     no chart goes back on itself. The per-step chart counts steps, the others
     epochs. Used as a context manager, it closes the writers on the way out.
+
+    Every write goes through `add`, which never stops the run: TensorBoard's
+    writer thread fails on a folder deleted or made read-only under it, and
+    raises that again at the next write; `add` then warns once, drops the
+    writers and opens new ones at the following write, which makes the
+    folder again.
     """
 
     def __init__(self, run_dir, step=0, epoch=0):
+        self.run_dir, self.writers, self.warned = run_dir, {}, set()
+        threading.excepthook = _quiet_tensorboard_threads
+        with report_only(f"the TensorBoard log in {run_dir}", self.warned):
+            self._open(step, epoch)
+
+    def _open(self, step=0, epoch=0):
         def writer(folder, done):
             return SummaryWriter(folder, purge_step=done + 1 if done else None)
 
-        self.run = writer(run_dir, epoch)
-        self.lines = {name: writer(os.path.join(run_dir, name), step if name == "train" else epoch) for name in LINES}
+        self.writers = {"run": writer(self.run_dir, epoch)}
+        self.writers.update({name: writer(os.path.join(self.run_dir, name), step if name == "train" else epoch)
+                             for name in LINES})
+
+    def add(self, line, method, *args, **kwargs):
+        """writers[line].method(*args, **kwargs): `line` is one of LINES, or "run" for the run's own folder."""
+        with report_only(f"the TensorBoard log in {self.run_dir}", self.warned):
+            if not self.writers:
+                self._open()
+            try:
+                getattr(self.writers[line], method)(*args, **kwargs)
+            except REPORT_ERRORS:
+                self.close()
+                raise
 
     def __enter__(self):
         return self
@@ -65,26 +113,41 @@ class RunLog:
 
     def step(self, loss, lr, step):
         """One optimizer step's loss and learning rate (the train line, purged by step on resume)."""
-        self.lines["train"].add_scalar("step/loss (x 1e-3)", loss * LOSS_SCALE, step)
-        self.lines["train"].add_scalar("step/learning rate", lr, step)
+        self.add("train", "add_scalar", "step/loss (x 1e-3)", loss * LOSS_SCALE, step)
+        self.add("train", "add_scalar", "step/learning rate", lr, step)
 
     def flush(self):
-        for writer in (self.run, *self.lines.values()):
-            writer.flush()
+        for line in list(self.writers):
+            self.add(line, "flush")
 
     def close(self):
-        for writer in (self.run, *self.lines.values()):
-            writer.close()
+        """Close every writer; one that cannot write what it still holds is dropped without a word (the
+        failure was or will be warned about by `add`)."""
+        writers, self.writers = self.writers, {}
+        for writer in writers.values():
+            try:
+                writer.close()
+            except REPORT_ERRORS:
+                pass
 
 
-def open_run_log(run, run_config, model_config, signal_config, resumed):
-    """The run's TensorBoard log (run: bookkeeping.RunState); a new run also gets config.json and its flags as text."""
-    log = RunLog(run.run_dir, run.step, run.epoch)
+def _quiet_tensorboard_threads(args, previous=threading.excepthook):
+    """threading.excepthook: TensorBoard's writer thread, whose failure its writer raises again in the main
+    thread (RunLog.add warns about it), ends without a traceback; any other thread as before."""
+    if not type(args.thread).__module__.startswith("tensorboard."):
+        previous(args)
+
+
+def open_run_log(save_dir, run, run_config, model_config, signal_config, resumed):
+    """The run's TensorBoard log (run: bookkeeping.RunState, whose run_dir is relative to `save_dir`); a new
+    run also gets config.json and its flags as text."""
+    log = RunLog(os.path.join(save_dir, run.run_dir), run.step, run.epoch)
     if not resumed:
-        with open(os.path.join(run.run_dir, "config.json"), "w") as f:
-            json.dump({"args": run_config, "model": model_config.to_dict(), "signal": signal_config.to_dict()},
-                      f, indent=2)
-        log.run.add_text("config", "```\n" + json.dumps(run_config, indent=2) + "\n```", 0)
+        with report_only(f"config.json in {log.run_dir}", log.warned):
+            with atomic_path(os.path.join(log.run_dir, "config.json")) as tmp, open(tmp, "w") as f:
+                json.dump({"args": run_config, "model": model_config.to_dict(), "signal": signal_config.to_dict()},
+                          f, indent=2)
+        log.add("run", "add_text", "config", "```\n" + json.dumps(run_config, indent=2) + "\n```", 0)
     return log
 
 
@@ -97,15 +160,14 @@ def log_epoch(log, row, loss_curve, with_figures):
     """
     epoch = row["epoch"]
     for line, key in LOSS_LINES.items():
-        log.lines[line].add_scalar("epoch/loss (x 1e-3)", row[key] * LOSS_SCALE, epoch)
+        log.add(line, "add_scalar", "epoch/loss (x 1e-3)", row[key] * LOSS_SCALE, epoch)
     for line, key in SDR_LINES.items():
         if math.isfinite(row[key]):  # undefined: no point rather than a NaN TensorBoard cannot draw
-            log.lines[line].add_scalar("epoch/vocals SDR (dB)", row[key], epoch)
-    log.run.add_scalar("speed/patches per second", row["patches_per_s"], epoch)
+            log.add(line, "add_scalar", "epoch/vocals SDR (dB)", row[key], epoch)
+    log.add("run", "add_scalar", "speed/patches per second", row["patches_per_s"], epoch)
     if with_figures:
-        log.run.add_figure("figures/loss curve", loss_curve, epoch)  # closes it too
-    else:
-        close_figure(loss_curve)
+        log.add("run", "add_figure", "figures/loss curve", loss_curve, epoch)  # closes it too
+    close_figure(loss_curve)
     log.flush()
 
 
@@ -122,27 +184,30 @@ def log_example(log, model, patch, signal_config, device, epoch):
     panels = separation_panels(mix_spec.abs(), mask, vocals_spec.abs())
     seconds = patch.shape[-1] * signal_config.hop_length / signal_config.sample_rate
     fig = spectrogram_figure(mix_spec.abs(), panels, seconds, signal_config.sample_rate / 2, grid=True)
-    log.run.add_figure("figures/mix, mask, vocals", fig, epoch)
+    log.add("run", "add_figure", "figures/mix, mask, vocals", fig, epoch)
     length = (patch.shape[-1] - 1) * signal_config.hop_length
     sounds = {"1 mix": mix_spec, "2 estimated vocals": mask * mix_spec, "3 true vocals": vocals_spec}
     waves = {name: istft(spec, signal_config, length) for name, spec in sounds.items()}  # (samples,) each
     peak = waves["1 mix"].abs().max().clamp(min=1e-8)
     for name, wave in waves.items():
-        log.run.add_audio(f"audio {name}", (wave / peak).clamp(-1, 1)[None], epoch,  # (1, samples)
-                         sample_rate=signal_config.sample_rate)
+        log.add("run", "add_audio", f"audio {name}", (wave / peak).clamp(-1, 1)[None], epoch,  # (1, samples)
+                sample_rate=signal_config.sample_rate)
 
 
-def write_history(save_dir, history, best_epoch):
-    """history.csv and loss_curve.png (best_epoch: best_model.pth's, marked), both rewritten after
-    every epoch; returns loss_curve.png's figure. An undefined SDR is written as nan."""
+def write_history(save_dir, history, best_epoch, warned):
+    """history.csv and loss_curve.png (best_epoch: best_model.pth's, marked), both rewritten after every
+    epoch, reports only (report_only, `warned`); returns loss_curve.png's figure. An undefined SDR is
+    written as nan."""
     columns = list(dict.fromkeys(key for row in history for key in row))  # a run resumed from an older version
-    with atomic_path(os.path.join(save_dir, "history.csv")) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows(history)
+    with report_only(os.path.join(save_dir, "history.csv"), warned):
+        with atomic_path(os.path.join(save_dir, "history.csv")) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, restval="")
+            writer.writeheader()
+            writer.writerows(history)
     fig = loss_curve_figure(history, best_epoch)
-    with atomic_path(os.path.join(save_dir, "loss_curve.png")) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    with report_only(os.path.join(save_dir, "loss_curve.png"), warned):
+        with atomic_path(os.path.join(save_dir, "loss_curve.png")) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
     return fig
 
 

@@ -45,8 +45,21 @@ from files import atomic_path, disk_full_error, file_identity, keyed_name, make_
 from workers import WorkerDied, run_jobs
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_TOY_ROOT = os.path.join(PROJECT_DIR, "data", "toy_musdb")
-DEFAULT_CACHE_DIR = os.path.join(PROJECT_DIR, "data", "cache")
+
+
+def data_folder():
+    """Where the toy set and the caches go: the project's data/ folder, or, where the project cannot be
+    written (a read-only install shared by a class), a folder of this user's ($XDG_CACHE_HOME, else
+    ~/.cache), which the toy set's note then names."""
+    folder = os.path.join(PROJECT_DIR, "data")
+    if os.access(folder if os.path.isdir(folder) else PROJECT_DIR, os.W_OK):
+        return folder
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser(os.path.join("~", ".cache")),
+                        "unet-vocals")
+
+
+DEFAULT_TOY_ROOT = os.path.join(data_folder(), "toy_musdb")
+DEFAULT_CACHE_DIR = os.path.join(data_folder(), "cache")
 
 # The toy set: 13 training songs (3 of them held out for validation) and 3
 # test songs of 35 s, stereo 16-bit at 16 kHz: about 180 MB, built in seconds.
@@ -558,8 +571,10 @@ def build_toy_musdb(root, settings=TOY_SETTINGS, quiet=False):
         print(f"Built the toy data set in {time.time() - start:.1f} s: {root}")
 
 
-def ensure_toy_musdb(root=DEFAULT_TOY_ROOT, quiet=False):
-    """Build the toy set unless a complete one with the same settings is there."""
+def ensure_toy_musdb(root=None, quiet=False):
+    """Build the toy set (default: DEFAULT_TOY_ROOT) unless a complete one with the same settings is there;
+    a DataError if it cannot be written."""
+    root = root or DEFAULT_TOY_ROOT
     marker = os.path.join(root, "toy.json")
     try:
         with open(marker) as f:
@@ -567,5 +582,9 @@ def ensure_toy_musdb(root=DEFAULT_TOY_ROOT, quiet=False):
                 return root
     except (OSError, ValueError):
         pass
-    build_toy_musdb(root, quiet=quiet)
+    try:
+        build_toy_musdb(root, quiet=quiet)
+    except OSError as err:  # a full disk is a DiskFullError already
+        raise DataError(f"cannot write the toy data set to {root} ({err.strerror}): point --root (or MUSDB_PATH) at "
+                        "MUSDB18, or set XDG_CACHE_HOME to a folder you can write") from err
     return root

@@ -25,13 +25,13 @@ process its calls do nothing, and `dist.print` prints on rank 0 only).
 import cli  # first: says in one line how to install what is missing (cli.require_installed)
 
 import argparse
+import contextlib
 import itertools
 import math
 import os
 import random
 import sys
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,10 +42,10 @@ from torch.utils.data import DataLoader
 
 from audio import SignalConfig
 from bookkeeping import RunState, TrainingError
-from checkpoints import (build_checkpoint, find_latest_checkpoint, load_checkpoint, model_config_of,
-                         prepare_save_dir, save_checkpoint, save_epoch)
+import runs
+from checkpoints import build_checkpoint, load_checkpoint, model_config_of, save_checkpoint, save_epoch
 from cli import (ArgumentParser, StopRequests, UserError, add_root_flag, add_training_songs_flag, bounded_number,
-                 describe_device, memory_plan, pick_device, pick_precision, progress_bar)
+                 describe_device, memory_plan, pick_device, pick_precision, positive_int_or_all, progress_bar)
 from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, training_features
 from distributed import Distributed
 from files import cannot_write
@@ -91,9 +91,10 @@ def build_parser():
     g.add_argument("--num-workers", type=bounded_number(int, 0, 256), default=0, help="DataLoader worker "
                    "processes (patches come from a memory-mapped cache: 0 is usually fastest on a laptop)")
     g.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
-                   help="continue a run: a checkpoint path, or no value for the newest in --save-dir")
-    g.add_argument("--max-batches", type=bounded_number(int, 1, 10**9), default=None,
-                   help="stop each epoch after this many batches (quick checks)")
+                   help="continue the run of --save-dir (with the flags typed now replacing its own), or the run "
+                        "of a checkpoint path, in its folder unless --save-dir is given")
+    g.add_argument("--max-batches", type=positive_int_or_all, default=None,
+                   help="stop each epoch after this many batches (quick checks); all: no limit (the default)")
     g.add_argument("--sdr-every", type=bounded_number(int, 1, 100_000), default=1,
                    help="score the validation songs' vocals SDR every this many epochs (and after the last)")
     g.add_argument("--quiet", action="store_true", help="no progress bars; the epoch lines stay")
@@ -128,19 +129,9 @@ def build_parser():
 
 
 def get_args(argv=None):
-    """The flags. With --resume, the resumed run's own flags are the starting point
-    and those typed now override them; args.resume is then the checkpoint's path."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.resume:
-        path = find_latest_checkpoint(args.save_dir) if args.resume == "latest" else args.resume
-        if path is None:
-            raise TrainingError(f"--resume found no checkpoint in {args.save_dir}; train without --resume first")
-        flags = vars(parser.parse_args([]))  # every flag, to skip what an older version stored
-        stored = {key: value for key, value in load_checkpoint(path, flag="--resume")["args"].items() if key in flags}
-        args = parser.parse_args(argv, namespace=argparse.Namespace(**stored))  # typed flags replace stored ones
-        args.resume = path
-    return args
+    """The flags. A run that goes on (--resume, or the same command again into its folder: runs.py) starts
+    from its own flags, those typed now replacing them; args.resume is then its checkpoint."""
+    return runs.parse_flags(build_parser(), argv, load_checkpoint)
 
 
 # --- Setup: everything the loop needs ---
@@ -159,13 +150,15 @@ class Run:
     valid_loader: DataLoader  # its .dataset: the validation songs' PatchDataset
     sampler: object  # torchrun's DistributedSampler, None in one process
     state: RunState  # what the run counts (bookkeeping.py)
+    run_id: str  # the run's identity (runs.py), in every checkpoint
     model_config: UNetConfig
     signal_config: SignalConfig
     steps_per_epoch: int
 
 
-def setup(args, dist):
-    """Everything the loop needs, new or as the --resume checkpoint left it."""
+def setup(args, dist, held):
+    """Everything the loop needs, new or as the --resume checkpoint left it; `held` keeps the save
+    folder's lock until train() ends."""
     resumed = load_checkpoint(args.resume, flag="--resume") if args.resume else None
     model_config = model_config_of(resumed, args.resume) if resumed else model_config_from_flags(args)
     if resumed and model_config_from_flags(args) != model_config:
@@ -176,18 +169,18 @@ def setup(args, dist):
     device = dist.device(pick_device(args.cpu))
     amp_dtype = pick_precision(args.precision, device)
     if resumed:
-        dist.print(f"Resuming from {args.resume} (epoch {resumed['epoch']}, step {resumed['step']})")
+        dist.print(runs.resuming_line(args, resumed, build_parser()))
     dist.print(describe_device(device, amp_dtype) + (f", {dist.world} processes" if dist.world > 1 else ""))
-    train_loader, valid_loader, sampler = prepare_data(args, signal_config, dist, device)
-    if dist.is_main:  # only now: a failed --resume or a wrong --root leaves no empty save folder
-        prepare_save_dir(args.save_dir)
+    train_loader, valid_loader, sampler, data = prepare_data(args, signal_config, dist, device)
+    # Only now (rank 0 alone writes files): a failed --resume or a wrong --root leaves no empty save folder.
+    run_id, changed = runs.begin(args.save_dir, held, vars(args), data, resumed) if dist.is_main else (None, None)
 
     unet = UNet(model_config).to(device)
     if memory_plan(device, args.channels_last).channels_last:
         unet = unet.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(unet.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
-    state = RunState(run_dir=os.path.join(args.save_dir, "logs", datetime.now().strftime("%Y%m%d_%H%M%S")))
+    state = RunState(run_dir=datetime.now().strftime("%Y%m%d_%H%M%S"))
     if resumed:
         unet.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
@@ -196,11 +189,14 @@ def setup(args, dist):
         if dist.world == 1:
             torch.set_rng_state(resumed["rng"])
     state.run_dir = dist.share(state.run_dir)  # one TensorBoard folder: rank 0's name
+    if dist.share(changed):  # other songs than before: what was measured on them means nothing now
+        dist.print(changed)
+        state.new_data()
     dist.print(f"Model: {count_parameters(unet):,} parameters, {model_config}")
     measure_baselines(state, valid_loader.dataset, signal_config, dist)
     steps = min(len(train_loader), args.max_batches or len(train_loader))
     return Run(unet, dist.wrap(unet, device), optimizer, scheduler, device, amp_dtype, train_loader, valid_loader,
-               sampler, state, model_config, signal_config, steps)
+               sampler, state, run_id, model_config, signal_config, steps)
 
 
 def model_config_from_flags(args):
@@ -218,7 +214,8 @@ def seed_everything(seed):
 
 
 def prepare_data(args, signal_config, dist, device):
-    """(train_loader, valid_loader, sampler): the random training patches and the validation tiling."""
+    """(train_loader, valid_loader, sampler, the songs' runs.data_identity): the random training patches and
+    the validation tiling."""
     quiet = args.quiet or not dist.is_main
     with dist.main_first():  # rank 0 builds the toy set and the feature cache, the others then read them
         split, train_features, valid_features = training_features(args.root, args.n_songs, signal_config,
@@ -231,7 +228,7 @@ def prepare_data(args, signal_config, dist, device):
                               num_workers=args.num_workers, pin_memory=pin, persistent_workers=args.num_workers > 0)
     valid_loader = DataLoader(valid_set, batch_size=args.batch_size, num_workers=0, pin_memory=pin)
     dist.print(data_lines(split, len(train_set), len(valid_set), dist.world, args.batch_size))
-    return train_loader, valid_loader, sampler
+    return train_loader, valid_loader, sampler, runs.data_identity(split)
 
 
 def measure_baselines(state, valid_set, signal_config, dist):
@@ -252,18 +249,21 @@ def train(args):
     Returns the history rows."""
     dist = Distributed(args.cpu)  # dist.print: rank 0 alone prints
     stop = StopRequests()  # from here on Ctrl-C, SIGTERM or SIGHUP only asks to stop, at the next step
+    held = contextlib.ExitStack()  # the save folder's lock (runs.py), until the run ends
     finished, started, r = False, time.time(), None
     try:
-        r = setup(args, dist)
+        r = setup(args, dist, held)
         state = r.state
         if state.epoch >= args.epochs:
-            dist.print(f"This run already has {state.epoch} epochs; pass a larger --epochs to train further.")
+            dist.print(f"The run in {args.save_dir} already has {state.epoch} epochs: nothing to do; --resume "
+                       "--epochs N trains it further, another --save-dir starts a new run.")
             finished = True
             return state.history
         loss_fn = L1Loss()
-        log = open_run_log(state, vars(args), r.model_config, r.signal_config, args.resume) if dist.is_main else None
+        log = open_run_log(args.save_dir, state, vars(args), r.model_config, r.signal_config, args.resume) \
+            if dist.is_main else None
         state.watch(r.device, log)
-        with log or nullcontext():
+        with log or contextlib.nullcontext():
             while state.epoch < args.epochs:
                 epoch, start, patches_before = state.epoch + 1, time.time(), state.epoch_patches
                 # Train: the lab's step on every batch of the epoch (the rest of it, after an interrupt).
@@ -299,6 +299,7 @@ def train(args):
         save_interrupted(r, args, dist)
         sys.exit(130)
     finally:
+        held.close()
         stop.release()
         dist.close(finished)
     dist.print(run_summary(state, args.save_dir, time.time() - started, args.lr, r.steps_per_epoch))
@@ -336,12 +337,13 @@ def checkpoint_of(r, args):
     what --resume needs: the optimizer, the scheduler, the random state, the flags, the RunState's fields."""
     return build_checkpoint(r.unet, r.model_config, r.signal_config, optimizer=r.optimizer.state_dict(),
                             scheduler=r.scheduler.state_dict(), rng=torch.get_rng_state(), args=vars(args),
-                            **r.state.to_dict())
+                            run_id=r.run_id, **r.state.to_dict())
 
 
 def report(r, args, epoch, log):
-    """history.csv, loss_curve.png, TensorBoard, and the console line of an epoch."""
-    loss_curve = write_history(args.save_dir, r.state.history, r.state.best_epoch)
+    """history.csv, loss_curve.png, TensorBoard, and the console line of an epoch. These only report the run:
+    one that cannot be written is a warning line (reports.report_only), and training goes on."""
+    loss_curve = write_history(args.save_dir, r.state.history, r.state.best_epoch, log.warned)
     with_figures = epoch == 1 or epoch % args.figure_every == 0 or epoch == args.epochs
     log_epoch(log, r.state.history[-1], loss_curve, with_figures)
     if with_figures:
