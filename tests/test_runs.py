@@ -14,8 +14,8 @@ import runs
 import train
 from checkpoints import load_checkpoint
 
-TINY = ["--channels", "4", "8", "--batch-size", "4", "--samples-per-track", "2", "--quiet", "--figure-every", "1",
-        "--cpu"]
+TINY = ["--channels", "4", "8", "--batch-size", "4", "--samples-per-track", "2", "--quiet", "--figure-every", "100",
+        "--cpu"]  # figures cost most of a tiny run: test_train.py draws them
 
 
 def flags(toy_root, tmp_path, *extra, save_dir="ckpt"):
