@@ -158,9 +158,12 @@ class UNet(nn.Module):
             self.decoder.append(DecoderBlock(c_in, c_out, self.config, dropout))
         # The last block maps back to one channel: a plain transposed convolution
         # followed by the sigmoid, no normalisation that would shift the mask.
+        # Registered last, the sigmoid is the last layer `print(model)` shows, as
+        # in the lab's drawing (it has no weights: older checkpoints load as they are).
         k = self.config.kernel_size
         c_in = widths[-1] if depth == 1 else 2 * widths[0]
         self.head = nn.ConvTranspose2d(c_in, 1, k, stride=2, padding=(k - 1) // 2)
+        self.mask = nn.Sigmoid()
 
     def forward(self, mix_mag):
         """Predict the vocal mask.
@@ -191,7 +194,7 @@ class UNet(nn.Module):
             x = block(x, output_size=skip.shape[-2:])  # (B, C_skip, F_skip, T_skip)
             x = torch.cat([x, skip], dim=1)  # (B, 2*C_skip, F_skip, T_skip)
         x = self.head(x, output_size=sizes[0])  # (B, 1, F, T)
-        return torch.sigmoid(x).squeeze(1)  # (B, F, T)
+        return self.mask(x).squeeze(1)  # (B, F, T), in [0, 1]
 
 
 def count_parameters(model):

@@ -123,3 +123,12 @@ def test_a_checkpoint_of_a_removed_option_names_the_commit_that_reads_it(tiny_ch
         else:
             with pytest.raises(CheckpointError, match="input_compression='log'.*commit b6b7f75"):
                 load_model(str(path))
+
+
+def test_print_shows_the_labs_layers_in_order_ending_with_the_sigmoid():
+    """What a student sees with print(model): the 4 encoder blocks, the 3 decoder blocks, the head (the lab's
+    fourth transposed convolution) and the sigmoid, last."""
+    text = str(UNet())
+    assert text.count("EncoderBlock") == 4 and text.count("DecoderBlock") == 3
+    assert text.count("ConvTranspose2d") == 4 and text.rindex("ConvTranspose2d") < text.rindex("Sigmoid()")
+    assert text.rstrip().splitlines()[-2].strip() == "(mask): Sigmoid()"
