@@ -1,7 +1,7 @@
 """Score the U-Net with BSS Eval v4 (museval) on the test songs of the data in use.
 
     python evaluate.py                                  # all toy test songs, checkpoints/best_model.pth
-    python evaluate.py --root ~/musdb18 --n-songs 10
+    python evaluate.py --root ~/musdb18 --n-test-songs 10
     python evaluate.py --songs "Toy Song test 01" --estimates-dir estimates
 
 For every song it scores four estimates of the vocals and the accompaniment
@@ -346,7 +346,7 @@ def pick_songs(args):
     if not songs:
         raise EvaluationError(f"{root} has no test songs under test/ to score"
                               + (f" ({len(skipped)} left out: see above)" if skipped else ""))
-    return root, songs[:args.n_songs], skipped
+    return root, songs[:args.n_test_songs], skipped
 
 
 def score_songs(songs, checkpoint, model, signal_config, args, write, skipped):

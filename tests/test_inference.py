@@ -131,7 +131,7 @@ def test_user_mistakes_end_in_one_sentence(case, message, tiny_checkpoint, tmp_p
 @pytest.mark.slow
 def test_evaluate_scores_one_short_toy_track(toy_root, tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "scores.json"
-    evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-tracks", "1", "--out", str(out),
+    evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-test-songs", "1", "--out", str(out),
                    "--estimates-dir", str(tmp_path / "est"), "--cache-dir", str(tmp_path / "cache"), "--jobs", "1",
                    "--quiet"])
     scores = json.loads(out.read_text())
@@ -174,7 +174,7 @@ def test_evaluate_scores_a_model_that_predicts_silence(toy_root, tiny_checkpoint
     model, signal = load_model(silent)
     assert not separate(model, signal, noisy_song(1.0, 8000, 2), 8000)[0].any()
     out = tmp_path / "scores.json"
-    evaluate.main(["--root", toy_root, "--checkpoint", silent, "--n-tracks", "1", "--out", str(out),
+    evaluate.main(["--root", toy_root, "--checkpoint", silent, "--n-test-songs", "1", "--out", str(out),
                    "--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--quiet"])
     medians = json.loads(out.read_text())["median"]
     assert medians["U-Net"]["vocals"]["SIR"] < medians["oracle 8 kHz"]["vocals"]["SIR"]
