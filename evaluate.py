@@ -58,7 +58,7 @@ from cli import (UserError, add_root_flag, add_separation_flags, add_song_flags,
 from files import RECORD, atomic_path, cannot_write, check_replaceable, file_identity, inside, keyed_name
 from metrics import finite_median, ratio_mask
 from separation import SeparationOptions, mix_magnitude, reconstruct, separate, synthesis_config
-from songs import DEFAULT_CACHE_DIR, find_song, find_songs, skipped_line
+from songs import DEFAULT_CACHE_DIR, find_songs, find_songs_by_name, skipped_line
 from workers import WorkerDied, run_jobs
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
@@ -342,7 +342,7 @@ def pick_songs(args):
     root, songs, skipped = find_songs(args.root, subsets=("test",), quiet=args.quiet)
     skipped = dict(skipped)
     if args.songs:
-        songs, skipped = [find_song(songs, name, root, "test", skipped.items()) for name in args.songs], {}
+        songs, skipped = find_songs_by_name(songs, args.songs, root, "test", skipped.items()), {}
     if not songs:
         raise EvaluationError(f"{root} has no test songs under test/ to score"
                               + (f" ({len(skipped)} left out: see above)" if skipped else ""))
