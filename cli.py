@@ -121,16 +121,33 @@ def add_training_songs_flag(parser):
                              "used whole")
 
 
-def add_song_flags(parser, count=False):
-    """--songs NAME... (and with `count`, --n-songs N) for the scripts that pick songs of a data set.
+class RenamedFlag(argparse.Action):
+    """An older spelling of a flag, kept working: it sets what the new one sets, and says the new name in one
+    line (on stderr, apart from the command's output)."""
 
-    The older spellings (--tracks, --track, --n-tracks) still work.
+    def __init__(self, option_strings, dest, new_name, why, **kwargs):
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+        self.new_name, self.why = new_name, why
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"Warning: {option_string} is now {self.new_name} ({self.why}); the old name will go.", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_song_flags(parser, count=False):
+    """--songs NAME... (and with `count`, --n-test-songs N) for the scripts that pick songs of a data set.
+
+    The older spellings --tracks and --track still work; --n-songs and --n-tracks too, with a line giving
+    the new name: train.py's --n-songs counts training songs.
     """
     parser.add_argument("--songs", "--tracks", "--track", dest="songs", nargs="+", default=None, metavar="NAME",
                         help="songs of the data set, by name")
     if count:
-        parser.add_argument("--n-songs", "--n-tracks", dest="n_songs", type=positive_int_or_all, default=None,
-                            help="only the first N songs, or 'all' (default: all)")
+        parser.add_argument("--n-test-songs", type=positive_int_or_all, default=None, metavar="N",
+                            help="only the first N test songs, or 'all' (default: all)")
+        parser.add_argument("--n-songs", "--n-tracks", dest="n_test_songs", type=positive_int_or_all,
+                            action=RenamedFlag, new_name="--n-test-songs",
+                            why="it counts test songs, where train.py's counts training songs")
 
 
 def add_separation_flags(parser):

@@ -1,7 +1,7 @@
 """Score the U-Net with BSS Eval v4 (museval) on the test songs of the data in use.
 
     python evaluate.py                                  # all toy test songs, checkpoints/best_model.pth
-    python evaluate.py --root ~/musdb18 --n-songs 10
+    python evaluate.py --root ~/musdb18 --n-test-songs 10
     python evaluate.py --songs "Toy Song test 01" --estimates-dir estimates
 
 For every song it scores four estimates of the vocals and the accompaniment
@@ -28,9 +28,12 @@ running: the songs are scored --jobs at a time, each in a process of its own
 (no more than the free memory holds: BSS Eval takes about 5 GB for a song of
 3-6 minutes), longest first, with a line per song and the time the rest
 needs; each song's rows are kept as soon as they exist (under --cache-dir),
-and the JSON is rewritten after every song. Ctrl-C, and the same command again, goes on where it stopped; a
-second checkpoint reuses the mixture and oracle rows, which do not depend on
-the model, and pays for its own row only.
+and the JSON is rewritten after every song. Ctrl-C, and the same command
+again goes on where it stopped; run again once finished, it prints the
+table from the cache at once (with --estimates-dir too, where the
+estimates are there, whole, for this checkpoint); a second checkpoint
+reuses the mixture and oracle rows, which do not depend on the model, and
+pays for its own row only.
 """
 
 import cli
@@ -55,10 +58,11 @@ from audio import NO_FFMPEG, AudioError, find_ffmpeg, write_audio
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
 from cli import (UserError, add_root_flag, add_separation_flags, add_song_flags, bounded_number, pick_device,
                  time_left)
-from files import RECORD, atomic_path, cannot_write, check_replaceable, file_identity, inside, keyed_name
+from files import (RECORD, atomic_path, cannot_write, check_replaceable, file_identity, inside, keyed_name,
+                   record_matches)
 from metrics import finite_median, ratio_mask
 from separation import SeparationOptions, mix_magnitude, reconstruct, separate, synthesis_config
-from songs import DEFAULT_CACHE_DIR, find_song, find_songs, skipped_line
+from songs import DEFAULT_CACHE_DIR, find_songs, find_songs_by_name, skipped_line
 from workers import WorkerDied, run_jobs
 
 METRICS = ("SDR", "SIR", "ISR", "SAR")
@@ -67,7 +71,7 @@ METHODS = ("U-Net", "mixture", "oracle 8 kHz", "oracle full")
 REFERENCE_METHODS = METHODS[1:]  # the rows that do not depend on the model
 SCORES_VERSION = 1  # of the cached rows: raise it when what they hold changes
 # The museval that requirements.txt pins: references_correlated_once patches a private function of it, which
-# a test checks for (tests/test_inference.py); a new version must be checked before the pin moves.
+# a test checks for (tests/test_evaluate.py); a new version must be checked before the pin moves.
 MUSEVAL_VERSION = "0.4.1"
 
 
@@ -152,7 +156,7 @@ def references_correlated_once():
     for each of a song's four. Inside this
     block the last result is kept, keyed by the references' contents, and
     given back unchanged: the scores are those of museval's own code, equal
-    to the last bit (tests/test_inference.py compares them). The 1 GB or so
+    to the last bit (tests/test_evaluate.py compares them). The 1 GB or so
     it keeps for a 4-minute song is what museval holds while scoring anyway.
     """
     import_museval()
@@ -265,18 +269,14 @@ def start_worker(checkpoint, threads, options, estimates_dir):
 def score_job(job):
     """(index, scores, None) of one song: the rows asked (and the U-Net's estimates written, if wanted);
     scores None when a reference is silent; (index, None, reason) when the song cannot be read."""
-    index, song, methods = job
+    index, song, methods, model_key = job
     try:
         scores, estimates = evaluate_track(song, WORKER["model"], WORKER["signal_config"], WORKER["options"],
                                            methods)
     except AudioError as err:
         return index, None, str(err)
     if scores is not None and estimates is not None and WORKER["estimates_dir"]:
-        folder = estimates_folder(WORKER["estimates_dir"], song)
-        os.makedirs(folder, exist_ok=True)
-        for name, audio in zip(ESTIMATES, estimates):
-            write_audio(os.path.join(folder, name), audio, song.rate)
-        write_json(os.path.join(folder, RECORD), {"made by": "evaluate.py", "files": list(ESTIMATES)})
+        write_estimates(estimates_folder(WORKER["estimates_dir"], song), estimates, song.rate, model_key)
     return index, scores, None
 
 
@@ -285,6 +285,35 @@ ESTIMATES = tuple(f"{target}.wav" for target in TARGETS)  # a song's files under
 
 def estimates_folder(estimates_dir, song):
     return os.path.join(estimates_dir, "test", song.name)
+
+
+def estimates_record(model_key):
+    """The record (files.RECORD) of a song's estimates, less its "files": they go with the U-Net's cached row
+    named `model_key` (score_keys), which names the song's files, the checkpoint and the settings."""
+    return {"made by": "evaluate.py", "scores": model_key}
+
+
+def write_estimates(folder, estimates, rate, model_key):
+    """The U-Net's (vocals, accompaniment) into `folder`, with the record that lists them: one transaction.
+
+    Wherever it stops (Ctrl-C, a full disk, a killed worker), the folder is
+    one a rerun replaces: the record is renamed into place first, listing
+    the files about to come and vouching for no model, so that whichever of
+    them is there is the project's (files.check_replaceable); once both are
+    whole, the record is written again with `model_key`, which tells a rerun
+    that they are done (estimates_done). A record never lists a file that
+    someone else wrote there: refuse_to_overwrite checked before any song.
+    """
+    os.makedirs(folder, exist_ok=True)
+    write_json(os.path.join(folder, RECORD), {"made by": "evaluate.py", "files": list(ESTIMATES)})
+    for name, audio in zip(ESTIMATES, estimates):
+        write_audio(os.path.join(folder, name), audio, rate)
+    write_json(os.path.join(folder, RECORD), dict(estimates_record(model_key), files=list(ESTIMATES)))
+
+
+def estimates_done(estimates_dir, song, model_key):
+    """True if the song's estimates under `estimates_dir` are whole and made as `model_key` says."""
+    return record_matches(estimates_folder(estimates_dir, song), estimates_record(model_key))
 
 
 def median_over_tracks(per_track):
@@ -340,13 +369,36 @@ def get_args(argv=None):
 def pick_songs(args):
     """(root, the test songs to score, {path: why it was left out}) as the flags ask."""
     root, songs, skipped = find_songs(args.root, subsets=("test",), quiet=args.quiet)
-    skipped = dict(skipped)
-    if args.songs:
-        songs, skipped = [find_song(songs, name, root, "test", skipped.items()) for name in args.songs], {}
+    if args.songs:  # only the songs asked for: find_song says why one of them was left out
+        return root, find_songs_by_name(songs, args.songs, root, "test", skipped)[:args.n_test_songs], {}
     if not songs:
         raise EvaluationError(f"{root} has no test songs under test/ to score"
-                              + (f" ({len(skipped)} left out: see above)" if skipped else ""))
-    return root, songs[:args.n_songs], skipped
+                              + (f" ({len(skipped)} left out: {left_out(dict(skipped))})" if skipped else ""))
+    return root, songs[:args.n_test_songs], dict(skipped)
+
+
+def left_out(skipped):
+    """The songs of `skipped` ({path: reason}) and why, in one line."""
+    return "; ".join(f"{os.path.basename(path)}: {reason}" for path, reason in skipped.items())
+
+
+SILENT = "its vocals or accompaniment is silent, where BSS Eval is undefined"
+
+
+def cached_rows(songs, keys, cache_dir, estimates_dir):
+    """({index: the rows of songs[index] cached}, [(index, song, the methods to score, its U-Net key)])."""
+    found, jobs = {}, []
+    for i, song in enumerate(songs):
+        found[i] = read_cached(cache_dir, keys[i]["references"]) or {}
+        # With --estimates-dir, the U-Net's row is scored again unless its estimates are there, whole.
+        if not estimates_dir or estimates_done(estimates_dir, song, keys[i]["U-Net"]):
+            found[i].update(read_cached(cache_dir, keys[i]["U-Net"]) or {})
+        missing = [m for m in METHODS if m not in found[i]]
+        if found[i].get("silent"):
+            print(skipped_line(song.name, SILENT))
+        elif missing:
+            jobs.append((i, song, missing, keys[i]["U-Net"]))
+    return found, jobs
 
 
 def score_songs(songs, checkpoint, model, signal_config, args, write, skipped):
@@ -360,24 +412,16 @@ def score_songs(songs, checkpoint, model, signal_config, args, write, skipped):
     """
     cache_dir = os.path.join(args.cache_dir, "scores")
     os.makedirs(cache_dir, exist_ok=True)
-    found, jobs, keys = {}, [], []
-    for i, song in enumerate(songs):
-        keys.append(score_keys(song, checkpoint, signal_config, args.options))
-        found[i] = read_cached(cache_dir, keys[i]["references"]) or {}
-        if not args.estimates_dir:  # the estimates are only written by scoring the U-Net again
-            found[i].update(read_cached(cache_dir, keys[i]["U-Net"]) or {})
-        missing = [m for m in METHODS if m not in found[i]]
-        if found[i].get("silent"):
-            print(f"Skipping {song.name}: its vocals or accompaniment is silent, where BSS Eval is undefined.")
-        elif missing:
-            jobs.append((i, song, missing))
+    keys = [score_keys(song, checkpoint, signal_config, args.options) for song in songs]
+    found, jobs = cached_rows(songs, keys, cache_dir, args.estimates_dir)
 
     def ordered():  # the songs with every row, in their order
         return {songs[i].name: {m: rows[m] for m in METHODS} for i, rows in found.items()
                 if all(m in rows for m in METHODS)}
 
     started, done = time.time(), 0
-    workers = workers_that_fit(min(args.jobs, len(jobs)), [song for _, song, _ in jobs], args.quiet)
+    # At least one: where every row is cached, no job is left and the loop below has nothing to do.
+    workers = workers_that_fit(max(1, min(args.jobs, len(jobs))), [job[1] for job in jobs], args.quiet)
     if workers > 1:  # the longest songs first, so that no worker is left alone with a long one at the end
         jobs.sort(key=lambda job: -job[1].duration)
     else:  # here, with the model main() loaded
@@ -394,7 +438,7 @@ def score_songs(songs, checkpoint, model, signal_config, args, write, skipped):
                 continue
             if scores is None:
                 found[i] = {"silent": True}
-                print(f"Skipping {song.name}: its vocals or accompaniment is silent, where BSS Eval is undefined.")
+                print(skipped_line(song.name, SILENT))
             else:
                 found[i].update(scores)
             for group, methods in (("U-Net", ("U-Net",)), ("references", REFERENCE_METHODS)):
@@ -453,8 +497,8 @@ def main(argv=None):
 
         per_track = score_songs(songs, checkpoint, model, signal_config, args, write, skipped)
         if not per_track:
-            raise EvaluationError("no song could be scored: " + ("every one has a silent source" if not skipped else
-                                                                 f"{len(skipped)} left out (see above)"))
+            raise EvaluationError("no song could be scored: " + (left_out(skipped) if skipped else
+                                                                 "every one has a silent source"))
         write(per_track)
     except UserError as err:
         sys.exit(f"error: {err}")
@@ -470,7 +514,7 @@ def main(argv=None):
           + (f"; estimates in {args.estimates_dir}" if args.estimates_dir else ""))
     if skipped:
         sys.exit(f"error: {len(skipped)} song{'s' if len(skipped) > 1 else ''} could not be scored ("
-                 + "; ".join(f"{os.path.basename(path)}: {reason}" for path, reason in skipped.items())
+                 + left_out(skipped)
                  + f"); {args.out} lists them")
 
 

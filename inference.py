@@ -44,7 +44,7 @@ from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, 
 from figures import separation_panels, separation_title, show_figures, spectrogram_figure
 from files import RECORD, atomic_path, cannot_write, check_replaceable, known_vocals, removed_on_failure
 from separation import SeparationOptions, mix_magnitude, plan_blocks, predict_mask, reconstruct, song_scale
-from songs import find_song, find_songs, skipped_line
+from songs import find_songs, find_songs_by_name, skipped_line
 from checkpoints import load_model  # noqa: F401 (with separate: `from inference import load_model, separate`)
 from separation import separate  # noqa: F401
 
@@ -217,8 +217,7 @@ def songs_to_separate(args):
         raise InferenceError(f"{root} has no songs to separate")
     if args.songs is None:
         return [(songs[0].name, songs[0].path)]  # test songs come first
-    chosen = [find_song(songs, name, root, skipped=skipped) for name in args.songs]
-    return [(song.name, song.path) for song in chosen]
+    return [(song.name, song.path) for song in find_songs_by_name(songs, args.songs, root, skipped=skipped)]
 
 
 def main(argv=None):

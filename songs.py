@@ -354,16 +354,31 @@ def find_songs(root=None, subsets=("test", "train"), quiet=False):
 
 
 def find_song(found, name, root, subset="", skipped=()):
-    """The song called `name` (any case) among `found`, or a DataError that says why it was left out (it is
-    among `skipped`, [(path, reason)]) or names some songs that exist."""
-    for song in found:
-        if song.name.lower() == name.lower():
-            return song
-    for path, reason in skipped:
-        if os.path.basename(path).lower() in (name.lower(), f"{name}.stem.mp4".lower()):
-            raise DataError(f"the song {name!r} was left out: {reason}")
+    """The song called `name` among `found`: the one of that very name, else the one whose name differs only
+    in case, if no other does. A DataError otherwise: two songs that differ only in case (both named), the
+    song was left out (it is among `skipped`, [(path, reason)]: why), or none is called so (some that are)."""
+    for same in (lambda a, b: a == b, lambda a, b: a.lower() == b.lower()):  # the exact name first
+        names = {song.name for song in found if same(song.name, name)}  # one name may be in test and in train
+        if len(names) > 1:
+            raise DataError(f"{name!r} could be any of {', '.join(repr(n) for n in sorted(names))} (their names differ "
+                            "only in case): give the one you mean as it is spelled")
+        if names:
+            return next(song for song in found if song.name in names)
+        for path, reason in skipped:
+            if any(same(os.path.basename(path), n) for n in (name, f"{name}.stem.mp4")):
+                raise DataError(f"the song {name!r} was left out: {reason}")
     some = ", ".join(song.name for song in found[:5])
     raise DataError(f"no {subset + ' ' if subset else ''}song named {name!r} in {root}; some there are: {some}")
+
+
+def find_songs_by_name(found, names, root, subset="", skipped=()):
+    """The songs called `names` (find_song), in the order first named, each once: a song named twice
+    (in another case, say) is one song, separated or scored once."""
+    chosen = {}
+    for name in names:
+        song = find_song(found, name, root, subset, skipped)
+        chosen.setdefault(song.path, song)
+    return list(chosen.values())
 
 
 def _holdout_order(name):

@@ -238,7 +238,7 @@ def measure(root, out, eval_jobs_1_songs, precision):
         shutil.copy(checkpoint, second)
         # 3. evaluate.py: one song at a time with nothing cached (as before the score cache and --jobs), on a few
         #    songs; then the default on all the test songs, then a second checkpoint (only its U-Net row is new).
-        runs = [("one song at a time, nothing cached", checkpoint, ["--jobs", "1", "--n-songs",
+        runs = [("one song at a time, nothing cached", checkpoint, ["--jobs", "1", "--n-test-songs",
                                                                      str(eval_jobs_1_songs)], "jobs1"),
                 ("first checkpoint", checkpoint, [], "scores"), ("second checkpoint", second, [], "scores")]
         runs = runs[0 if eval_jobs_1_songs else 1:]

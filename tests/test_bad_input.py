@@ -222,7 +222,7 @@ CASES = [
      "argument --reconstruction"),
     ("evaluate: missing checkpoint", "evaluate", evaluate_case("--checkpoint", "none.pth"), "train a model first"),
     ("evaluate: unknown track", "evaluate", evaluate_case("--tracks", "Nope"), "no test song named 'Nope'"),
-    ("evaluate: --n-tracks 0", "evaluate", evaluate_case("--n-tracks", "0"), "--n-tracks: must be at least 1"),
+    ("evaluate: --n-test-songs 0", "evaluate", evaluate_case("--n-test-songs", "0"), "--n-test-songs: must be at"),
     ("evaluate: missing root", "evaluate", evaluate_case("--root", "/no/such/musdb"), "does not exist: point --root"),
 ] + [
     (f"train: {flag} {value}", "train", train_flags(flag, value), f"argument {flag}")
@@ -359,7 +359,7 @@ def test_a_full_disk_while_writing_scores_keeps_the_old_ones(toy_root, tiny_chec
 
     monkeypatch.setattr(evaluate.json, "dump", json_dump_on_a_full_disk)
     with pytest.raises(SystemExit) as stop:
-        evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-tracks", "1", "--out", str(out),
+        evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-test-songs", "1", "--out", str(out),
                        "--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--quiet"])
     check_full_disk_message(stop.value.code, str(tmp_path))  # the song's cached rows, written first
     assert out.read_text() == '{"old": "scores"}'

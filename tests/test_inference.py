@@ -1,4 +1,4 @@
-"""inference.py and evaluate.py: files of any shape in, WAVs and a figure out, BSS Eval scores."""
+"""inference.py: files of any shape in, WAVs and a figure out."""
 
 import glob
 import json
@@ -11,9 +11,7 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-import evaluate
 import inference
 import separation
 from conftest import noisy_song
@@ -128,22 +126,6 @@ def test_user_mistakes_end_in_one_sentence(case, message, tiny_checkpoint, tmp_p
     assert not leftovers
 
 
-@pytest.mark.slow
-def test_evaluate_scores_one_short_toy_track(toy_root, tiny_checkpoint, tmp_path, capsys):
-    out = tmp_path / "scores.json"
-    evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--n-tracks", "1", "--out", str(out),
-                   "--estimates-dir", str(tmp_path / "est"), "--cache-dir", str(tmp_path / "cache"), "--jobs", "1",
-                   "--quiet"])
-    scores = json.loads(out.read_text())
-    (track,) = scores["tracks"]
-    for method in evaluate.METHODS:
-        for target in ("vocals", "accompaniment"):
-            assert all(np.isfinite(v) for v in scores["tracks"][track][method][target].values())
-    assert scores["median"]["oracle 8 kHz"]["vocals"]["SDR"] > scores["median"]["mixture"]["vocals"]["SDR"] + 3
-    assert os.path.isfile(tmp_path / "est" / "test" / track / "vocals.wav")
-    assert "MEDIAN over songs" in capsys.readouterr().out
-
-
 def test_a_failed_separation_keeps_the_old_outputs(tiny_checkpoint, tmp_path, monkeypatch):
     rate = 8000
     sf.write(tmp_path / "song.wav", noisy_song(3.0, rate, 2), rate)
@@ -161,23 +143,6 @@ def test_a_failed_separation_keeps_the_old_outputs(tiny_checkpoint, tmp_path, mo
         separate_file(model, signal, str(tmp_path / "song.wav"), str(out), quiet=True)
     assert sorted(os.listdir(out)) == ["separation.json", "vocals.wav"]  # no temporary file, no half-written output
     assert (out / "vocals.wav").read_bytes() == b"previous result"
-
-
-@pytest.mark.slow
-def test_evaluate_scores_a_model_that_predicts_silence(toy_root, tiny_checkpoint, tmp_path):
-    # museval refuses an all-zero estimate; a model with an empty mask must still get a (bad) score.
-    state = torch.load(tiny_checkpoint, weights_only=True)
-    state["model"]["head.weight"].zero_()
-    state["model"]["head.bias"].fill_(-1e4)  # sigmoid(-1e4) is 0 in float32: the mask is 0 everywhere
-    silent = str(tmp_path / "silent.pth")
-    torch.save(state, silent)
-    model, signal = load_model(silent)
-    assert not separate(model, signal, noisy_song(1.0, 8000, 2), 8000)[0].any()
-    out = tmp_path / "scores.json"
-    evaluate.main(["--root", toy_root, "--checkpoint", silent, "--n-tracks", "1", "--out", str(out),
-                   "--cache-dir", str(tmp_path / "cache"), "--jobs", "1", "--quiet"])
-    medians = json.loads(out.read_text())["median"]
-    assert medians["U-Net"]["vocals"]["SIR"] < medians["oracle 8 kHz"]["vocals"]["SIR"]
 
 
 def test_a_folder_is_separated_song_by_song_and_same_names_never_collide(tiny_checkpoint, tmp_path, capsys):
@@ -316,141 +281,6 @@ def test_a_file_name_that_is_not_utf8_is_separated(tiny_checkpoint, tmp_path, ca
     assert sorted(os.listdir(tmp_path / "out" / os.fsdecode(b"caf\xe9 song"))) == [
         "accompaniment.wav", "separation.json", "separation.png", "vocals.wav"]
     assert "caf\\udce9 song.wav: wrote" in capsys.readouterr().out  # printed, not a UnicodeEncodeError
-
-
-def test_ctrl_c_during_evaluation_says_one_line_exits_130_and_writes_no_scores(toy_root, tiny_checkpoint, tmp_path,
-                                                                              monkeypatch, capsys):
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(evaluate, "evaluate_track", interrupted)
-    with pytest.raises(SystemExit) as stop:
-        evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "s.json"),
-                       "--cache-dir", str(tmp_path / "cache"), "--jobs", "1"])
-    assert stop.value.code == 130
-    assert capsys.readouterr().err.strip().startswith("Interrupted: no scores written to")
-    assert not (tmp_path / "s.json").exists()
-
-
-def evaluate_runs(toy_root, checkpoint, tmp_path, out, cache="cache", *flags):
-    evaluate.main(["--root", toy_root, "--checkpoint", checkpoint, "--out", str(tmp_path / out),
-                   "--cache-dir", str(tmp_path / cache), "--quiet", *flags])
-    return (tmp_path / out).read_bytes()
-
-
-def test_an_interrupted_evaluation_goes_on_to_the_same_scores(toy_root, tiny_checkpoint, tmp_path, monkeypatch,
-                                                              capsys):
-    whole = evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "whole.json", "cache1", "--jobs", "1")
-    real_track, calls = evaluate.evaluate_track, []
-
-    def ctrl_c_on_the_second_song(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_track(*args, **kwargs)
-
-    monkeypatch.setattr(evaluate, "evaluate_track", ctrl_c_on_the_second_song)
-    with pytest.raises(SystemExit) as stop:
-        evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "resumed.json", "cache2", "--jobs", "1")
-    assert stop.value.code == 130 and "holds the 1 songs scored so far" in capsys.readouterr().err
-    assert json.loads((tmp_path / "resumed.json").read_text())["songs_scored"] == 1  # the first song, already there
-    monkeypatch.setattr(evaluate, "evaluate_track", real_track)
-    assert evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "resumed.json", "cache2", "--jobs", "1") == whole
-
-
-def test_a_second_checkpoint_scores_only_its_own_row(toy_root, tiny_checkpoint, tmp_path, monkeypatch):
-    evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "first.json", "cache", "--jobs", "1")
-    other = tmp_path / "other.pth"
-    state = torch.load(tiny_checkpoint, weights_only=True)
-    state["model"]["head.bias"] += 1.0  # another model
-    torch.save(state, other)
-    asked, real_track = [], evaluate.evaluate_track
-
-    def recorded(track, model, signal_config, options, methods):
-        asked.append(tuple(methods))
-        return real_track(track, model, signal_config, options, methods)
-
-    monkeypatch.setattr(evaluate, "evaluate_track", recorded)
-    second = json.loads(evaluate_runs(toy_root, str(other), tmp_path, "second.json", "cache", "--jobs", "1"))
-    assert asked == [("U-Net",), ("U-Net",)]  # the two test songs, the model's row alone
-    first = json.loads((tmp_path / "first.json").read_text())
-    assert second["median"]["oracle full"] == first["median"]["oracle full"]
-    assert second["median"]["U-Net"] != first["median"]["U-Net"]
-
-
-@pytest.mark.slow
-def test_songs_scored_in_parallel_give_the_serial_scores(toy_root, tiny_checkpoint, tmp_path):
-    """The same to float rounding: a worker computes with 1 thread, the serial run with all of them."""
-    serial = json.loads(evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "serial.json", "cache1", "--jobs", "1"))
-    parallel = json.loads(evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "parallel.json", "cache2", "--jobs", "2"))
-    assert list(parallel["tracks"]) == list(serial["tracks"])  # the songs' order, whichever finished first
-    for song, methods in serial["tracks"].items():
-        for method, targets in methods.items():
-            for target, metrics in targets.items():
-                assert parallel["tracks"][song][method][target] == pytest.approx(metrics, abs=1e-3)
-
-
-def test_museval_is_the_version_whose_private_function_evaluate_patches():
-    import importlib.metadata
-
-    evaluate.find_ffmpeg()  # museval imports stempeg, which looks for ffmpeg
-    import museval.metrics
-
-    version = importlib.metadata.version("museval")
-    assert version == evaluate.MUSEVAL_VERSION, (
-        f"museval {version} is installed, requirements.txt pins {evaluate.MUSEVAL_VERSION}: "
-        "evaluate.references_correlated_once replaces its private _compute_reference_correlations; check that "
-        "the function still exists with the same arguments and result, then update the pin and MUSEVAL_VERSION")
-    assert callable(getattr(museval.metrics, "_compute_reference_correlations", None)), (
-        f"museval {version} has no metrics._compute_reference_correlations: evaluate.references_correlated_once "
-        "patches it; rewrite it for this version or pin the old one")
-
-
-def test_scores_with_the_references_correlated_once_are_museval_s_own_to_the_last_bit():
-    evaluate.find_ffmpeg()  # museval imports stempeg, which looks for ffmpeg
-    import museval
-
-    rng = np.random.default_rng(0)
-    rate = 8000
-    songs = [rng.standard_normal((2, 2 * rate, 2)) for _ in range(2)]  # (vocals, accompaniment) x 2 s stereo
-    estimates = [s + 0.3 * rng.standard_normal(s.shape) for s in songs for _ in range(2)]  # two per song
-    plain = [museval.evaluate(songs[k // 2], est, win=rate, hop=rate) for k, est in enumerate(estimates)]
-    calls, original = [], museval.metrics._compute_reference_correlations
-
-    def counted(*args):
-        calls.append(1)
-        return original(*args)
-
-    museval.metrics._compute_reference_correlations = counted
-    try:
-        with evaluate.references_correlated_once():
-            once = [museval.evaluate(songs[k // 2], est, win=rate, hop=rate) for k, est in enumerate(estimates)]
-    finally:
-        museval.metrics._compute_reference_correlations = original
-    assert len(calls) == 2  # once per song, not once per estimate
-    for a, b in zip(plain, once):
-        for metric_a, metric_b in zip(a, b):
-            np.testing.assert_array_equal(metric_a, metric_b)
-    assert museval.metrics._compute_reference_correlations is original
-
-
-def test_songs_scored_at_once_are_as_many_as_the_free_memory_holds(monkeypatch, capsys):
-    class Song:
-        name, rate = "Long Song", 44100
-        duration = 5 * 60.0  # padded to 2**24 points: about 5.4 GB
-
-    need = evaluate.scoring_bytes(Song.duration, Song.rate)
-    assert need == 320 * 2 ** 24
-    assert evaluate.scoring_bytes(7 * 60.0, 44100) == 2 * need  # past 6.3 min the FFTs double
-    monkeypatch.setattr(evaluate, "available_bytes", lambda: 3 * need)
-    assert evaluate.workers_that_fit(4, [Song()]) == 3
-    assert "Scoring 3 songs at a time, not 4" in capsys.readouterr().out
-    assert evaluate.workers_that_fit(2, [Song()]) == 2
-    monkeypatch.setattr(evaluate, "available_bytes", lambda: need // 2)
-    assert evaluate.workers_that_fit(4, [Song()]) == 1
-    assert "needs about 5.4 GB of memory and 2.7 GB is free" in capsys.readouterr().out
-    monkeypatch.setattr(evaluate, "available_bytes", lambda: None)  # not Linux: --jobs as asked
-    assert evaluate.workers_that_fit(4, [Song()]) == 4
 
 
 def test_an_interrupt_while_the_figure_is_drawn_leaves_no_part_of_the_song(tiny_checkpoint, tmp_path, monkeypatch):

@@ -7,7 +7,6 @@ cases nobody listed; these are the ones somebody did.
 """
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -20,7 +19,6 @@ import pytest
 import soundfile as sf
 
 import data
-import evaluate
 import songs
 import train
 from reports import not_learned_advice
@@ -185,42 +183,6 @@ def test_a_damaged_cache_file_is_rebuilt_never_trusted(toy_root, tmp_path, capsy
         assert "is damaged; rebuilding it" in capsys.readouterr().out
 
 
-# --- evaluate.py: the songs it cannot score are listed, the data root is never written ---
-
-def test_evaluate_lists_the_songs_it_could_not_score_and_exits_non_zero(toy_root, tiny_checkpoint, tmp_path,
-                                                                        capsys):
-    root = copy_root(toy_root, tmp_path)
-    test_songs = sorted((root / "test").iterdir())
-    cut("vocals.wav", 3.0)(test_songs[0])
-    before = checksums(root)
-    out = tmp_path / "scores.json"
-    with pytest.raises(SystemExit) as stop:
-        evaluate.main(["--root", str(root), "--checkpoint", tiny_checkpoint, "--out", str(out), "--jobs", "1",
-                       "--cache-dir", str(tmp_path / "cache"), "--quiet"])
-    message = str(stop.value.code)
-    assert message.startswith("error: 1 song could not be scored (") and "vocals.wav lasts 3.00 s" in message
-    scores = json.loads(out.read_text())
-    assert list(scores["tracks"]) == [test_songs[1].name]  # the other song is scored
-    assert list(scores["skipped"]) == [str(test_songs[0])]  # the song's folder
-    with pytest.raises(SystemExit) as stop:  # asked for by name: why it cannot be
-        evaluate.main(["--root", str(root), "--checkpoint", tiny_checkpoint, "--out", str(out), "--jobs", "1",
-                       "--songs", test_songs[0].name, "--quiet"])
-    assert str(stop.value.code).startswith(f"error: the song '{test_songs[0].name}' was left out: vocals.wav lasts")
-    assert checksums(root) == before
-
-
-@pytest.mark.parametrize("flag, where", [("--estimates-dir", "."), ("--estimates-dir", "test"), ("--out", "x.json")])
-def test_evaluate_never_writes_inside_the_data_root(toy_root, tiny_checkpoint, tmp_path, flag, where):
-    root = copy_root(toy_root, tmp_path)
-    before = checksums(root)
-    argv = ["--root", str(root), "--checkpoint", tiny_checkpoint, "--cache-dir", str(tmp_path / "cache"),
-            "--out", str(tmp_path / "s.json"), flag, str(root / where), "--jobs", "1", "--quiet"]
-    with pytest.raises(SystemExit) as stop:
-        evaluate.main(argv)
-    assert f"{flag} {root / where} is inside the data root {root}" in str(stop.value.code)
-    assert checksums(root) == before
-
-
 # --- Worker processes that die ---
 
 def die_on_two(job):
@@ -248,49 +210,6 @@ def test_an_exception_in_a_worker_is_raised_here_with_its_message():
     with pytest.raises(songs.DataError, match="song 2 is bad"):
         list(run_jobs(raise_on_two, [1, 2, 3], workers=2))
     assert [result for _, result in run_jobs(raise_on_two, [1, 3], workers=1)] == [1, 3]
-
-
-def worker_pids(parent):
-    """The spawned worker processes of `parent` (not multiprocessing's resource tracker)."""
-    pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = open(f"/proc/{pid}/stat").read()
-            command = open(f"/proc/{pid}/cmdline", "rb").read()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == parent and b"spawn_main" in command:
-            pids.append(int(pid))
-    return pids
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the worker processes in /proc")
-def test_evaluate_with_a_worker_killed_ends_keeps_what_was_scored_and_a_rerun_finishes(toy_root, tiny_checkpoint,
-                                                                                     tmp_path):
-    root = copy_root(toy_root, tmp_path)
-    first = sorted((root / "test").iterdir())[0]
-    shutil.copytree(first, root / "test" / "Toy Song test 03")  # 3 songs for 2 workers
-    out = tmp_path / "scores.json"
-    command = [sys.executable, os.path.join(PROJECT, "evaluate.py"), "--root", str(root), "--checkpoint",
-               tiny_checkpoint, "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--jobs", "2", "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not out.exists():  # the first song is scored: its rows are kept
-        assert process.poll() is None and time.time() < deadline, process.communicate()
-        time.sleep(0.05)
-    killed = time.time()
-    for pid in worker_pids(process.pid):  # the out-of-memory killer's way: SIGKILL, no word
-        os.kill(pid, signal.SIGKILL)
-    stdout, stderr = process.communicate(timeout=60)
-    assert time.time() - killed < 60 and process.returncode == 1, stdout + stderr
-    assert "died (exit code -9; killed by the system" in stderr and "with --jobs 1" in stderr
-    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
-    kept = json.loads(out.read_text())["songs_scored"]
-    assert kept >= 1
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    assert json.loads(out.read_text())["songs_scored"] == 3
 
 
 # --- Advice that fits the cause ---
