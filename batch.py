@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from audio import AudioError, require_file
 from cli import UserError, time_left
-from files import (MIXTURES, RECORD, check_replaceable, distinct_names, file_identity, read_record, record_matches,
-                   song_name)
+from files import (MIXTURES, RECORD, check_replaceable, distinct_names, file_identity, identities, known_vocals,
+                   read_record, record_matches, song_name)
 from separation import SeparationError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff",
@@ -163,11 +163,14 @@ def plan_batch(songs, out_dir, checkpoint, settings, outputs, force):
     """[Planned] of [(name, path)]: where each goes, whether it is done, and whether its file can be read.
 
     Refuses the batch before any song is separated where one would replace a
-    file this project did not write (files.check_replaceable), or, without
+    file this project did not write, or a file the batch reads (its songs, the
+    true vocals they show, the checkpoint: files.check_replaceable), or, without
     `force`, the outputs of another checkpoint (a retrained one at the same
     path just redoes them).
     """
     plan, others = [], []
+    read = [checkpoint] + [path for _, path in songs]
+    reads = identities(read + [vocals[0] for vocals in map(known_vocals, read[1:]) if vocals])  # the figure's too
     for name, path in songs:
         song = Planned(name, path, os.path.join(out_dir, name))
         try:
@@ -177,7 +180,7 @@ def plan_batch(songs, out_dir, checkpoint, settings, outputs, force):
         else:
             song.done = not force and record_matches(song.folder, song.record)
         if song.record and not song.done:
-            check_replaceable(song.folder, outputs + [RECORD], "give another --out-dir")
+            check_replaceable(song.folder, outputs + [RECORD], "give another --out-dir", reads)
             made_by = (read_record(song.folder) or {}).get("checkpoint", {}).get("path")
             if not force and made_by not in (None, song.record["checkpoint"]["path"]):
                 others.append((song.folder, made_by))
