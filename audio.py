@@ -153,7 +153,8 @@ LENGTH_TOLERANCE = 1.0  # seconds by which header and audio may differ before a 
 def open_audio(path, stream=0):
     """Open audio stream `stream` of any audio file as a soundfile.SoundFile (to read whole or block by block).
 
-    soundfile reads WAV/FLAC/AIFF itself, where its length is the audio's;
+    soundfile reads WAV/FLAC/AIFF itself (a FLAC too: ffmpeg would drop its
+    damaged frames without a word, where libsndfile names the damage);
     anything else (MP3, Ogg, MP4/AAC, MUSDB .stem.mp4, ...) and any stream
     but the first (a stem file's: 0 the mixture, then drums, bass, other,
     vocals) is first decoded by ffmpeg into a temporary WAV, which ends
