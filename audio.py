@@ -11,6 +11,7 @@ float32 as soundfile returns them; spectrograms are torch
 """
 
 import contextlib
+import errno
 import functools
 import importlib.util
 import io
@@ -18,6 +19,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from math import gcd
@@ -27,7 +29,7 @@ import soundfile as sf
 import torch
 
 from cli import UserError
-from files import atomic_path
+from files import FULL_BELOW, DiskFullError, atomic_path, readable_size
 
 
 class AudioError(UserError):
@@ -116,37 +118,74 @@ def soundfile_name(path):
 
 
 def require_file(path):
-    """`path` as a string, or one clear AudioError if no file is there."""
+    """`path` as a string, or one clear AudioError if no file is there or it cannot be opened.
+
+    Opened here, once, so that a file the user may not read is said to be
+    that, not "not audio" (libsndfile and ffmpeg fail alike on it).
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise AudioError(f"audio file not found: {path}")
+    try:
+        open(path, "rb").close()
+    except OSError as err:
+        raise AudioError(f"cannot read {path} ({err.strerror})") from err
     return path
+
+
+def ffmpeg_name(path):
+    """`path` as ffmpeg and ffprobe take it whatever its name: `file:` and the absolute path.
+
+    Given as it is, `12:30 take 2.m4a` is read as protocol `12` and
+    `-take.m4a` as an option.
+    """
+    return "file:" + os.path.abspath(path)
+
+
+# Formats whose length libsndfile takes from a number in a header while the audio may go on after it:
+# an MP3's Xing frame, an Ogg's first stream (two files joined with `cat` are 4 s long, not 10).
+STATED_LENGTH = ("MP3", "OGG")
+UNKNOWN_LENGTH = 2**63 - 1  # what libsndfile says when it does not know
+LENGTH_TOLERANCE = 1.0  # seconds by which header and audio may differ before a line says so
 
 
 @contextlib.contextmanager
 def open_audio(path, stream=0):
     """Open audio stream `stream` of any audio file as a soundfile.SoundFile (to read whole or block by block).
 
-    soundfile reads WAV/FLAC/OGG (and MP3 with recent libsndfile) itself;
-    anything else (MP4/AAC, MUSDB .stem.mp4, ...) and any stream but the
-    first (a stem file's: 0 the mixture, then drums, bass, other, vocals) is
-    first decoded by ffmpeg into a temporary float WAV. So is a file that
-    libsndfile opens but cannot read to its end (a FLAC cut short by a
-    stopped download: libsndfile stops at the cut with an error, ffmpeg
+    soundfile reads WAV/FLAC/AIFF itself (a FLAC too: ffmpeg would drop its
+    damaged frames without a word, where libsndfile names the damage);
+    anything else (MP3, Ogg, MP4/AAC, MUSDB .stem.mp4, ...) and any stream
+    but the first (a stem file's: 0 the mixture, then drums, bass, other,
+    vocals) is first decoded by ffmpeg into a temporary WAV, which ends
+    where the audio ends, whatever a header says (STATED_LENGTH). So is a
+    file that libsndfile opens but cannot read to its end (a FLAC cut short
+    by a stopped download: libsndfile stops at the cut with an error, ffmpeg
     decodes what is there); this is the one place that decides, so
-    everything after reads a file it can read.
+    everything after reads a file it can read, as long as its audio is.
     """
     path = require_file(path)
-    with tempfile.TemporaryDirectory(prefix="unet-audio-") as workdir:
-        f = _open_with_soundfile(path) if stream == 0 else None
-        if f is None:
-            f = sf.SoundFile(_decode_with_ffmpeg(path, workdir, stream))
+    f, stated = _open_with_soundfile(path) if stream == 0 else (None, None)
+    if f is not None:
         with f:
             yield f
+        return
+    try:  # only now: a WAV is read without one
+        workdir = tempfile.TemporaryDirectory(prefix="unet-audio-", ignore_cleanup_errors=True)
+    except OSError as err:
+        folder = os.path.dirname(err.filename) if err.filename else "the temporary folder"  # the one it is in
+        raise temporary_folder_error(path, folder, err.strerror or str(err), err.errno in FULL) from err
+    with workdir, sf.SoundFile(_decode_with_ffmpeg(path, workdir.name, stream)) as f:
+        if stated and abs(f.frames - stated) > LENGTH_TOLERANCE * f.samplerate:
+            guess = "files joined end to end?" if f.frames > stated else "cut short?"
+            print(f"warning: {path}: its header says {stated / f.samplerate:.1f} s but its audio lasts "
+                  f"{f.frames / f.samplerate:.1f} s ({guess}): the audio's length is used", file=sys.stderr)
+        yield f
 
 
 def _open_with_soundfile(path):
-    """`path` opened by libsndfile, at its start, if libsndfile reads its last samples too; else None.
+    """(`path` opened by libsndfile at its start, None) if libsndfile reads it to its end and its length
+    is the audio's; else (None, the frames its header states, if libsndfile knows them).
 
     Reading the last 1024 frames finds a file cut short: libsndfile takes the
     length from the header (a FLAC's) and fails, or returns fewer, at the
@@ -155,34 +194,76 @@ def _open_with_soundfile(path):
     try:
         f = sf.SoundFile(soundfile_name(path))
     except (sf.LibsndfileError, RuntimeError, TypeError):
-        return None
-    tail = min(f.frames, 1024)
-    try:
-        f.seek(f.frames - tail)
-        whole = f.read(tail, dtype="int16").shape[0] == tail
-        f.seek(0)
-    except (sf.LibsndfileError, RuntimeError):
-        whole = False
+        return None, None
+    stated = f.frames if 0 < f.frames < UNKNOWN_LENGTH else None
+    whole = f.format not in STATED_LENGTH or not find_ffmpeg()  # without ffmpeg, the header's length it is
+    if whole:
+        tail = min(f.frames, 1024)
+        try:
+            f.seek(f.frames - tail)
+            whole = f.read(tail, dtype="int16").shape[0] == tail
+            f.seek(0)
+        except (sf.LibsndfileError, RuntimeError):
+            whole = False
     if not whole:
         f.close()
-    return f if whole else None
+    return (f, None) if whole else (None, stated)
+
+
+class TemporaryFolderError(UserError):
+    """A temporary folder, not the audio file, kept ffmpeg from decoding: read-only, not allowed."""
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT)  # a disk, or the user's share of it, is full
+
+
+def temporary_folder_error(path, folder, reason, full):
+    """The error for a temporary `folder` that could not take the decoding of `path` (`reason`): a
+    DiskFullError if it is `full`, else a TemporaryFolderError; neither blames the file."""
+    if full:
+        try:
+            reason = f"{readable_size(shutil.disk_usage(folder).free)} free there"
+        except OSError:
+            pass
+        return DiskFullError(f"the disk of the temporary folder {folder} is full ({reason}), so {path} could not "
+                             "be decoded into it: free some space, or point TMPDIR at a folder on a disk with room "
+                             "(the file is not at fault)")
+    return TemporaryFolderError(f"{path} could not be decoded into the temporary folder {folder} ({reason}): point "
+                                "TMPDIR at a folder you can write to (the file is not at fault)")
 
 
 def _decode_with_ffmpeg(path, workdir, stream=0):
+    """Decode stream `stream` of `path` into a float WAV in `workdir`; its path.
+
+    A failure is blamed on the file only where it is the file's: a full or
+    unwritable temporary folder (the errno text in ffmpeg's messages about
+    the file it writes, or no space left there) is a TemporaryFolderError.
+    """
     if not find_ffmpeg():
         raise AudioError(f"cannot read {path} without ffmpeg, or convert it to WAV first: {NO_FFMPEG}")
     wav = os.path.join(workdir, "decoded.wav")
-    result = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", path, "-map", f"0:a:{stream}",
-                             "-c:a", "pcm_f32le", wav], capture_output=True)
-    if result.returncode != 0 or not os.path.isfile(wav):
-        which = f"an audio file with a stream {stream}" if stream else "an audio file"
-        raise AudioError(f"{path} is not {which} that soundfile or ffmpeg can decode")
-    return wav
+    result = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", ffmpeg_name(path), "-map",
+                             f"0:a:{stream}", "-c:a", "pcm_f32le", wav], capture_output=True)
+    if result.returncode == 0 and os.path.isfile(wav):
+        return wav
+    messages = result.stderr.decode("utf-8", "replace")  # bytes: they quote file names that may not be UTF-8
+    full = any(os.strerror(code) in messages for code in FULL) or shutil.disk_usage(workdir).free < FULL_BELOW
+    folder = os.path.dirname(workdir)
+    about_ours = [line for line in messages.splitlines() if workdir in line]
+    if full or about_ours:  # ffmpeg could not write its output: the folder's fault, which it names
+        reason = about_ours[-1].rsplit(": ", 1)[-1] if about_ours else os.strerror(errno.ENOSPC)
+        raise temporary_folder_error(path, folder, reason, full)
+    which = f"an audio file with a stream {stream}" if stream else "an audio file"
+    raise AudioError(f"{path} is not {which} that soundfile or ffmpeg can decode")
 
 
 def probe_audio(path):
     """(frames, sample rate, channels) of an audio file, from its header: libsndfile's, else ffprobe's
-    (a file libsndfile cannot open may still be audio that ffmpeg reads). AudioError if neither can."""
+    (a file libsndfile cannot open may still be audio that ffmpeg reads). AudioError if neither can.
+
+    A header's length is what the checks of a song need (cheap, a WAV's is
+    exact); reading (open_audio) takes the audio's own length where they differ.
+    """
     try:
         info = sf.info(soundfile_name(path))
         if info.frames > 0:
@@ -191,7 +272,7 @@ def probe_audio(path):
         pass
     if find_ffmpeg():
         probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
-                                "stream=sample_rate,channels:format=duration", "-of", "json", path],
+                                "stream=sample_rate,channels:format=duration", "-of", "json", ffmpeg_name(path)],
                                capture_output=True)  # bytes: its messages quote file names that may not be UTF-8
         try:
             found = json.loads(probe.stdout.decode("utf-8", "replace"))

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from audio import AudioError, require_file
 from cli import UserError, time_left
-from files import (MIXTURES, RECORD, check_replaceable, distinct_names, file_identity, read_record, record_matches,
-                   song_name)
+from files import (MIXTURES, RECORD, check_replaceable, distinct_names, file_identity, identities, known_vocals,
+                   read_record, record_matches, song_name)
 from separation import SeparationError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff",
@@ -116,41 +116,49 @@ def separate_all(songs, out_dir, separate_song, checkpoint, settings, outputs, f
     """
     plan = plan_batch(songs, out_dir, checkpoint, settings, outputs, force)
     failed, started, done_bytes = [], time.time(), 0
-    for i, song in enumerate(plan):
-        count = f"[{i + 1}/{len(plan)}] " if len(plan) > 1 else ""
-        if song.done:
+    i, whole = 0, False  # the song at hand, and whether its outputs are all written
+    try:  # Ctrl-C, or the reader gone (cli.ReaderEnd): each song's outputs appear whole or not at all
+        for i, song in enumerate(plan):
+            whole, count = song.done, f"[{i + 1}/{len(plan)}] " if len(plan) > 1 else ""
+            if song.done:
+                if not quiet:
+                    print(f"{count}{song.path}: already separated into {song.folder} by this checkpoint (--force "
+                          "redoes it)")
+                continue
+            if not quiet and os.path.basename(song.name) != song_name(song.path):
+                print(f"{song.path} shares its name with another input: writing it to {song.folder}")
+            try:
+                if song.problem:
+                    raise song.problem
+                written, clipped = separate_song(song.path, song.folder, record=song.record)
+            except (AudioError, SeparationError) as err:  # this file's fault: the batch goes on without it
+                if len(plan) == 1:
+                    raise
+                failed.append(song.path)
+                print(f"error: {err}; skipped it", file=sys.stderr)
+                continue
+            finally:
+                done_bytes += song.size
+            whole = True
             if not quiet:
-                print(f"{count}{song.path}: already separated into {song.folder} by this checkpoint (--force redoes "
-                      "it)")
-            continue
-        if not quiet and os.path.basename(song.name) != song_name(song.path):
-            print(f"{song.path} shares its name with another input: writing it to {song.folder}")
-        try:
-            if song.problem:
-                raise song.problem
-            written, clipped = separate_song(song.path, song.folder, record=song.record)
-        except KeyboardInterrupt:  # each song's outputs appear whole or not at all
-            interrupted(song.path, i)
-        except (AudioError, SeparationError) as err:  # this file's fault: the batch goes on without it
-            if len(plan) == 1:
-                raise
-            failed.append(song.path)
-            print(f"error: {err}; skipped it", file=sys.stderr)
-            continue
-        finally:
-            done_bytes += song.size
-        if not quiet:
-            total = done_bytes + sum(later.size for later in plan[i + 1:] if not later.done)
-            print(f"{count}{song.path}: wrote " + ", ".join(written)
-                  + time_left(done_bytes, total, time.time() - started))
-        if clipped:
-            print(f"warning: {clipped} samples of {song.folder} went past full scale and were clipped, so "
-                  "vocals + accompaniment no longer sum back to the input there; --bit-depth 32f keeps them")
-    if len(plan) > 1:
-        skipped = sum(song.done for song in plan)
-        print(f"{len(plan) - skipped - len(failed)} songs separated, {skipped} already done, {len(failed)} failed"
-              + (" (" + ", ".join(failed) + ")" if failed else "") + f", in {(time.time() - started) / 60:.1f} min")
+                total = done_bytes + sum(later.size for later in plan[i + 1:] if not later.done)
+                print(f"{count}{song.path}: wrote " + ", ".join(written)
+                      + time_left(done_bytes, total, time.time() - started))
+            if clipped:
+                print(f"warning: {clipped} samples of {song.folder} went past full scale and were clipped, so "
+                      "vocals + accompaniment no longer sum back to the input there; --bit-depth 32f keeps them")
+        if len(plan) > 1:
+            print(closing_line(plan, failed, started))
+    except KeyboardInterrupt:
+        interrupted(plan[i].path, i, whole)
     return failed
+
+
+def closing_line(plan, failed, started):
+    """A batch's last line: its songs separated, already done and failed, and its time."""
+    skipped = sum(song.done for song in plan)
+    return (f"{len(plan) - skipped - len(failed)} songs separated, {skipped} already done, {len(failed)} failed"
+            + (" (" + ", ".join(failed) + ")" if failed else "") + f", in {(time.time() - started) / 60:.1f} min")
 
 
 def song_record(path, checkpoint, settings):
@@ -163,11 +171,14 @@ def plan_batch(songs, out_dir, checkpoint, settings, outputs, force):
     """[Planned] of [(name, path)]: where each goes, whether it is done, and whether its file can be read.
 
     Refuses the batch before any song is separated where one would replace a
-    file this project did not write (files.check_replaceable), or, without
+    file this project did not write, or a file the batch reads (its songs, the
+    true vocals they show, the checkpoint: files.check_replaceable), or, without
     `force`, the outputs of another checkpoint (a retrained one at the same
     path just redoes them).
     """
     plan, others = [], []
+    read = [checkpoint] + [path for _, path in songs]
+    reads = identities(read + [vocals[0] for vocals in map(known_vocals, read[1:]) if vocals])  # the figure's too
     for name, path in songs:
         song = Planned(name, path, os.path.join(out_dir, name))
         try:
@@ -177,7 +188,7 @@ def plan_batch(songs, out_dir, checkpoint, settings, outputs, force):
         else:
             song.done = not force and record_matches(song.folder, song.record)
         if song.record and not song.done:
-            check_replaceable(song.folder, outputs + [RECORD], "give another --out-dir")
+            check_replaceable(song.folder, outputs + [RECORD], "give another --out-dir", reads)
             made_by = (read_record(song.folder) or {}).get("checkpoint", {}).get("path")
             if not force and made_by not in (None, song.record["checkpoint"]["path"]):
                 others.append((song.folder, made_by))
@@ -189,8 +200,14 @@ def plan_batch(songs, out_dir, checkpoint, settings, outputs, force):
     return plan
 
 
-def interrupted(path, done):
-    """Ctrl-C while `path`, song number done + 1, was separated: one line saying what is complete, exit 130."""
+def interrupted(path, done, whole=False):
+    """Ctrl-C while `path`, song number done + 1, was separated (or once it was: `whole`): one line
+    saying what is complete, exit 130."""
+    if whole:
+        them = "it and the songs before it are" if done else "it is"
+        print(f"Interrupted after {path}: {them} complete, and a rerun skips {'them' if done else 'it'}.",
+              file=sys.stderr)
+        sys.exit(130)
     before = "" if done == 0 else "; the song before it is complete" if done == 1 else \
         f"; the {done} songs before it are complete, and a rerun skips them"
     print(f"Interrupted: {path} was not written{before}.", file=sys.stderr)

@@ -13,6 +13,7 @@ and ends as `error: <message>` and exit code 1, never a traceback.
 import argparse
 import gc
 import importlib.util
+import io
 import os
 import shlex
 import shutil
@@ -42,6 +43,25 @@ def require_installed():
 
 
 require_installed()
+
+
+def reopen_closed_descriptors():
+    """Open os.devnull onto whichever of file descriptors 0, 1 and 2 is closed (`python train.py >&-`).
+
+    A file opened later would otherwise get the closed one's number, and what
+    is written to standard output or error (a library's warning, a child
+    process like ffmpeg) would go into that file, a checkpoint perhaps.
+    Opened in order, each takes the lowest free number: the closed one. The
+    output is then simply not shown, as with `>/dev/null`.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)
+
+
+reopen_closed_descriptors()  # on import: every script imports this module before it opens any file
 
 
 class UserError(Exception):
@@ -351,11 +371,57 @@ def memory_plan(device, channels_last=None):
 
 
 def printable_output():
-    """Let file names that are not valid UTF-8 be printed (Python keeps their stray bytes as surrogates,
-    which a strict stdout refuses with a UnicodeEncodeError): as backslash escapes. Each main() calls it."""
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
+    """Make standard output and error safe to print to; each main() calls it, run_command first.
+
+    File names that are not valid UTF-8 print as backslash escapes (Python
+    keeps their stray bytes as surrogates, which a strict stream refuses with
+    a UnicodeEncodeError). And where the streams are the process's own, a
+    reader that leaves (`python inference.py FOLDER | head -1`) is a stop
+    request (ReaderEnd), not a BrokenPipeError wherever the next print is.
+    """
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = getattr(sys, name)
+        if stream is None or stream is getattr(sys, f"__{name}__"):  # the process's own, not yet replaced
+            if stream is not None:
+                stream.flush()
+            setattr(sys, name, io.TextIOWrapper(io.BufferedWriter(ReaderEnd(fd)), getattr(stream, "encoding", None),
+                                                errors="backslashreplace", line_buffering=True))
+        elif hasattr(stream, "reconfigure"):  # a stream tests capture, or one a caller gave
             stream.reconfigure(errors="backslashreplace")
+
+
+PIPE_CLOSED = 141  # the exit status of a command that found its reader gone: 128 + SIGPIPE, as the shell's tools
+
+
+class ReaderEnd(io.FileIO):
+    """Standard output or error, whose reader may go away (`| head -1` has read enough): its way to
+    say stop, as SIGPIPE is in C programs.
+
+    The first write that finds the reader gone turns the stream to os.devnull
+    (nothing more is shown, and no later write or child process fails on it)
+    and raises SIGINT: the command stops at its next safe point exactly as on
+    Ctrl-C (train.py saves last_model.pth, inference.py keeps the songs it
+    wrote and drops the one in progress), and run_command ends it with
+    PIPE_CLOSED. Line by line (line_buffering), so the request comes at once.
+    """
+
+    gone = False  # the reader left, in this process: run_command's exit status
+
+    def __init__(self, fd):
+        super().__init__(fd, "w", closefd=False)
+        self.owner = os.getpid()  # a forked worker (a DataLoader's) that writes here is not the command
+
+    def write(self, data):
+        try:
+            return super().write(data)
+        except BrokenPipeError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.fileno())
+            os.close(null)
+            if not ReaderEnd.gone and os.getpid() == self.owner:
+                ReaderEnd.gone = True
+                signal.raise_signal(signal.SIGINT)  # the handler runs now: Ctrl-C's, or StopRequests'
+            return len(data)
 
 
 def exit_quietly_while_starting():
@@ -376,15 +442,26 @@ def run_command(main):
 
     From here on Ctrl-C, SIGTERM (`kill`) and SIGHUP (the terminal closed) raise KeyboardInterrupt,
     which main() turns into one line after the temporary files are gone
-    (files.atomic_path). And the 160,000 objects the imports leave (nearly
+    (files.atomic_path); so does a reader that leaves (ReaderEnd), and the
+    command then ends with PIPE_CLOSED. And the 160,000 objects the imports leave (nearly
     all torch's), which live until the end, are frozen: the garbage
     collector then skips them in its passes and at exit (about a second off
     every command: benchmarks/README.md, "Fast paths").
     """
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.default_int_handler)
+    printable_output()  # before main() parses the flags: `--help | head -1` too
     gc.freeze()
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # one that lands after main()'s own handling, in its last lines
+        sys.exit(PIPE_CLOSED if ReaderEnd.gone else 130)
+    except SystemExit as end:
+        if ReaderEnd.gone and end.code in (None, 0, 130):  # stopped by the reader (an error keeps its own)
+            sys.exit(PIPE_CLOSED)
+        raise
+    if ReaderEnd.gone:
+        sys.exit(PIPE_CLOSED)
 
 
 # Ctrl-C; `kill` and a cluster's time limit; the terminal closed (SIGHUP: not on Windows).

@@ -152,21 +152,48 @@ def inside(path, folder):
     return os.path.commonpath([path, folder]) == folder
 
 
-def check_replaceable(folder, names, hint):
+def identities(paths):
+    """{(device, inode): path} of the files at `paths` that exist: what a command reads, to compare its
+    outputs with (check_replaceable). A hard link, a symbolic link or another spelling on a file system
+    that ignores case is the same file under another name; only the inode tells."""
+    found = {}
+    for path in paths:
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        found[stat.st_dev, stat.st_ino] = path
+    return found
+
+
+def check_replaceable(folder, names, hint, reads=None):
     """Refuse to write any of `names` (RECORD included, if one is written) into `folder` over a file
-    that the project did not write there: an OverwriteError naming it, with `hint`, what to do instead.
+    that the project did not write there, or over a file the command reads (`reads`, from identities):
+    an OverwriteError naming it, with `hint`, what to do instead.
 
     The one rule of every writer of song outputs. A file may be replaced only
     if the record in `folder` lists it, and the record itself only if it is
-    one: a data set's vocals.wav or the user's own file never is.
+    one: a data set's vocals.wav or the user's own file never is. An output
+    of an earlier run is the project's, but given back as an input (its
+    accompaniment separated again into the same --out-dir) it is read while
+    its own output would replace it.
     """
     record = read_record(folder)
     ours = set(record["files"]) | {RECORD} if record else set()
     for name in names:
         path = os.path.join(folder, name)
+        try:
+            stat = os.stat(path)
+        except OSError:
+            stat = None
         if name not in ours and os.path.lexists(path):
             raise OverwriteError(f"{path} was not written by this project (no {RECORD} beside it lists it), "
                                  f"so it is not replaced: {hint}")
+        read = (reads or {}).get((stat.st_dev, stat.st_ino)) if stat else None
+        if read:  # the project's, yet read now
+            same = os.path.abspath(read) == os.path.abspath(path)
+            raise OverwriteError(f"{path} is {'' if same else f'the same file as {read}, '}an input of this command, "
+                                 f"so it is not written over: {hint}")
 
 
 def make_readable(folder):

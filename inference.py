@@ -42,7 +42,7 @@ from batch import separate_all, songs_of
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_checkpoint, ready_model
 from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, pick_device, progress_bar
 from figures import separation_panels, separation_title, show_figures, spectrogram_figure
-from files import RECORD, atomic_path, cannot_write, check_replaceable, known_vocals, removed_on_failure
+from files import RECORD, atomic_path, cannot_write, check_replaceable, identities, known_vocals, removed_on_failure
 from separation import SeparationOptions, mix_magnitude, plan_blocks, predict_mask, reconstruct, song_scale
 from songs import find_songs, find_songs_by_name, skipped_line
 from checkpoints import load_model  # noqa: F401 (with separate: `from inference import load_model, separate`)
@@ -75,7 +75,7 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
     into the figure's title. Returns (files written, samples clipped).
     """
     names = output_names(audio_format, plot)
-    check_replaceable(out_dir, names + [RECORD], "give another --out-dir")
+    check_replaceable(out_dir, names + [RECORD], "give another --out-dir", identities([path]))
     paths = [os.path.join(out_dir, name) for name in names]
     subtype, bits = SUBTYPES[bit_depth]
     with removed_on_failure(out_dir), open_audio(path) as f, contextlib.ExitStack() as outputs:

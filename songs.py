@@ -39,7 +39,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audio import NO_FFMPEG, AudioError, SignalConfig, find_ffmpeg, probe_audio, read_audio
+from audio import NO_FFMPEG, AudioError, SignalConfig, ffmpeg_name, find_ffmpeg, probe_audio, read_audio
 from cli import DEFAULT_N_SONGS, UserError, progress_bar, time_left
 from files import atomic_path, disk_full_error, file_identity, keyed_name, make_readable
 from workers import WorkerDied, run_jobs
@@ -157,8 +157,8 @@ class Song:
         import stempeg  # here, once find_ffmpeg has put ffmpeg on PATH: stempeg refuses to load without it
 
         try:  # as musdb reads it: 16-bit samples, scaled to float64
-            audio, _ = stempeg.read_stems(self.path, stem_id=musdb_setup()["stem_ids"][stem], info=self.stem_info,
-                                          ffmpeg_format="s16le")
+            audio, _ = stempeg.read_stems(ffmpeg_name(self.path), stem_id=musdb_setup()["stem_ids"][stem],
+                                          info=self.stem_info, ffmpeg_format="s16le")  # stempeg hands the name on
         except Exception as err:  # ffmpeg's failures on a damaged file
             raise AudioError(f"cannot decode the {stem} of {self.path}: {err}") from err
         return np.asarray(audio).reshape(len(audio), -1)
@@ -283,7 +283,7 @@ def _check_stem_file(path, subset):
     import stempeg
 
     try:
-        info = stempeg.Info(path)  # ffprobe
+        info = stempeg.Info(ffmpeg_name(path))  # ffprobe, given the name as it is
         streams = info.nb_audio_streams
         headers = {f"stream {i}": (round(info.duration(i) * info.sample_rate(i)), info.sample_rate(i),
                                    info.channels(i)) for i in range(min(streams, 5))}

@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -42,6 +43,27 @@ def noisy_song(seconds, rate, channels, seed=0):
     tone = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 0.5 * t)) / 2
     audio = tone[:, None] + 0.05 * rng.standard_normal((len(t), channels))
     return audio.astype(np.float32)
+
+
+def ffmpeg(*args):
+    """Run the ffmpeg that audio.find_ffmpeg puts on PATH (the system's, or the wheel's)."""
+    from audio import find_ffmpeg
+
+    assert find_ffmpeg()
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", *args], check=True)
+
+
+def joined_files(folder, codec=("libmp3lame", "-q:a", "4"), extension="mp3"):
+    """Two VBR files (MP3 by default) of 4 s and 6 s at 8 kHz joined with `cat`, as podcasts and audiobooks
+    are: the first one's header says 4 s."""
+    parts = []
+    for seconds, tone in ((4, 440), (6, 660)):
+        parts.append(folder / f"{seconds}s.{extension}")
+        ffmpeg("-f", "lavfi", "-i", f"sine=frequency={tone}:duration={seconds}:sample_rate=8000", "-c:a", *codec,
+               str(parts[-1]))
+    joined = folder / f"joined.{extension}"
+    joined.write_bytes(b"".join(part.read_bytes() for part in parts))
+    return joined
 
 
 # 4 training songs and 2 test songs of 14 s at 11025 Hz: long enough for more

@@ -1,13 +1,22 @@
 """Round trips and conventions of audio.py, on generated signals."""
 
+import errno
+import os
+import re
+import shutil
+import tempfile
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from audio import (AudioError, SignalConfig, istft, istft_of_masked_stft, magnitude_scale, quantize, read_audio,
-                   read_block, resample, stft, to_mono, write_audio)
-from conftest import noisy_song
+from audio import (AudioError, SignalConfig, TemporaryFolderError, istft, istft_of_masked_stft,
+                   magnitude_scale, open_audio, probe_audio, quantize, read_audio, read_block, resample, stft, to_mono,
+                   write_audio)
+from conftest import ffmpeg, joined_files, noisy_song
+from files import DiskFullError
+from songs import find_songs
 
 
 def test_stft_istft_gives_back_the_signal():
@@ -123,3 +132,96 @@ def test_quantize_rounds_to_the_nearest_step_and_counts_what_it_clips():
     ints, over = quantize(audio[:1] / 256, 24)  # 24 bits: int32 with the value in the top 24 bits
     assert ints.dtype == np.int32 and (ints >> 8).tolist() == [[0, 1]] and over == 0
     assert quantize(np.zeros((0, 2), np.float32), 16)[0].shape == (0, 2)
+
+
+# --- Names are files, lengths come from the audio, the machine's faults are not the file's ---
+
+def test_a_file_named_like_a_protocol_and_given_by_its_relative_name_is_read(tmp_path, monkeypatch):
+    # ffmpeg takes `12:30 take 2.m4a` for protocol `12` unless it is given as file:/absolute/path.
+    monkeypatch.chdir(tmp_path)
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=2:sample_rate=8000", "-c:a", "aac", "memo.m4a")
+    os.rename("memo.m4a", "12:30 take 2.m4a")  # a voice memo's name
+    audio, rate = read_audio("12:30 take 2.m4a")
+    assert rate == 8000 and abs(len(audio) - 2 * rate) < 0.1 * rate
+    assert probe_audio("12:30 take 2.m4a")[1:] == (8000, 1)
+
+
+def test_a_stem_file_with_a_colon_in_its_name_is_read_by_relative_name(stem_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("12:30 set/test")
+    shutil.copy(stem_file, "12:30 set/test/12:30 take.stem.mp4")
+    shutil.copy(stem_file, "12:30 take.stem.mp4")
+    with open_audio("12:30 take.stem.mp4", 4) as f:  # the vocals, ffmpeg's fourth audio stream
+        assert f.frames > 5 * f.samplerate
+    _, found, skipped = find_songs("12:30 set")  # stempeg's ffprobe and ffmpeg, given file: names
+    assert not skipped and [song.name for song in found] == ["12:30 take"]
+    assert len(found[0].read("vocals")) > 5 * found[0].rate
+
+
+@pytest.mark.parametrize("codec, extension", [(("libmp3lame", "-q:a", "4"), "mp3"),
+                                              (("libvorbis", "-q:a", "3"), "ogg")])
+def test_a_file_whose_header_states_less_than_its_audio_is_read_whole(tmp_path, capsys, codec, extension):
+    joined = joined_files(tmp_path, codec, extension)
+    assert sf.info(str(joined)).duration == pytest.approx(4.0, abs=0.1)  # what libsndfile believes
+    audio, rate = read_audio(joined)
+    assert rate == 8000 and len(audio) == pytest.approx(10 * rate, abs=0.3 * rate)  # each file's encoder padding
+    assert np.abs(audio[-2 * rate:-rate]).max() > 0.1  # the second file's tone, not silence
+    assert re.search(rf"^warning: {re.escape(str(joined))}: its header says 4.0 s but its audio lasts 10.[0-2] s "
+                     r"\(files joined end to end\?\): the audio's length is used$", capsys.readouterr().err, re.M)
+
+
+def test_a_full_temporary_disk_is_named_not_blamed_on_the_file(tmp_path, monkeypatch):
+    # The real ffmpeg writes its decoding where the disk is always full: /dev/full (ENOSPC on every write).
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=1:sample_rate=8000", "-c:a", "aac", str(tmp_path / "memo.m4a"))
+
+    class FullTemporaryDirectory(tempfile.TemporaryDirectory):
+        def __init__(self, **kwargs):
+            super().__init__(dir=tmp_path, **kwargs)
+            os.symlink("/dev/full", os.path.join(self.name, "decoded.wav"))
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", FullTemporaryDirectory)
+    with pytest.raises(DiskFullError, match=rf"^the disk of the temporary folder {tmp_path} is full .*so "
+                                            rf"{tmp_path / 'memo.m4a'} could not be decoded into it: free some space, "
+                                            r"or point TMPDIR .*\(the file is not at fault\)$"):
+        read_audio(tmp_path / "memo.m4a")
+
+
+def test_a_temporary_folder_ffmpeg_cannot_write_into_is_named_not_blamed_on_the_file(tmp_path, monkeypatch):
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=1:sample_rate=8000", "-c:a", "aac", str(tmp_path / "memo.m4a"))
+
+    class BlockedTemporaryDirectory(tempfile.TemporaryDirectory):
+        def __init__(self, **kwargs):
+            super().__init__(dir=tmp_path, **kwargs)
+            os.mkdir(os.path.join(self.name, "decoded.wav"))  # ffmpeg's output cannot be opened: "Is a directory"
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", BlockedTemporaryDirectory)
+    with pytest.raises(TemporaryFolderError, match=rf"^{tmp_path / 'memo.m4a'} could not be decoded into the "
+                                                   rf"temporary folder {tmp_path} \(Is a directory\): point TMPDIR"):
+        read_audio(tmp_path / "memo.m4a")
+
+
+@pytest.mark.parametrize("code, error, words", [
+    (errno.EROFS, TemporaryFolderError, "(Read-only file system): point TMPDIR at a folder you can write to"),
+    (errno.EACCES, TemporaryFolderError, "(Permission denied): point TMPDIR at a folder you can write to"),
+    (errno.ENOSPC, DiskFullError, "is full"),
+])
+def test_a_temporary_folder_that_cannot_be_made_is_named_not_blamed_on_the_file(stem_file, tmp_path, monkeypatch,
+                                                                                code, error, words):
+    def refused(*args, **kwargs):  # what mkdir says in a read-only, foreign or full $TMPDIR
+        raise OSError(code, os.strerror(code), str(tmp_path / "tmp" / "unet-audio-x"))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refused)
+    with pytest.raises(error) as raised:
+        read_audio(stem_file)
+    assert str(tmp_path / "tmp") in str(raised.value) and words in str(raised.value)
+    assert "(the file is not at fault)" in str(raised.value) and "not an audio file" not in str(raised.value)
+    write_audio(tmp_path / "song.wav", noisy_song(0.5, 8000, 1), 8000)
+    assert len(read_audio(tmp_path / "song.wav")[0]) == 4000  # a WAV needs no temporary folder
+
+
+def test_an_unusable_tmpdir_is_named_not_blamed_on_the_file(stem_file, tmp_path, monkeypatch):
+    (tmp_path / "a file").write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "a file" / "tmp"))  # a $TMPDIR under a file
+    with pytest.raises(TemporaryFolderError, match=rf"^{stem_file} could not be decoded into the temporary folder "
+                                                   rf"{tmp_path / 'a file' / 'tmp'} \(Not a directory\)"):
+        read_audio(stem_file)

@@ -84,6 +84,49 @@ def test_a_checkpoint_retrained_in_place_just_redoes_its_outputs(tiny_checkpoint
     assert "a.wav: wrote" in capsys.readouterr().out
 
 
+def test_an_earlier_output_separated_again_into_the_same_out_dir_is_refused_not_overwritten(tiny_checkpoint, tmp_path):
+    folder_of_songs(tmp_path / "songs", ["song.wav"])
+    out = tmp_path / "OUT"
+    flags = ["--checkpoint", tiny_checkpoint, "--out-dir", str(out), "--no-plot", "--quiet"]
+    inference.main([str(tmp_path / "songs" / "song.wav"), *flags])
+    inference.main([str(out / "song" / "accompaniment.wav"), *flags])  # the karaoke track: into OUT/accompaniment/
+    karaoke = out / "accompaniment" / "accompaniment.wav"
+    before = karaoke.read_bytes()
+    with pytest.raises(SystemExit) as stop:  # what is left in it, taken out again: its outputs would replace it
+        inference.main([str(karaoke), *flags])
+    assert stop.value.code == f"error: {karaoke} is an input of this command, so it is not written over: give " \
+                              "another --out-dir"
+    assert karaoke.read_bytes() == before
+
+
+@pytest.mark.parametrize("link", [os.link, os.symlink])
+def test_an_output_that_is_an_input_under_another_name_is_refused_before_any_song(tiny_checkpoint, tmp_path, link):
+    folder_of_songs(tmp_path / "songs", ["song.wav", "other.wav"])
+    out = tmp_path / "out"
+    flags = ["--checkpoint", tiny_checkpoint, "--out-dir", str(out), "--no-plot", "--quiet"]
+    inference.main([str(tmp_path / "songs" / "song.wav"), *flags])
+    vocals = out / "song" / "vocals.wav"
+    before = vocals.read_bytes()
+    (tmp_path / "again").mkdir()
+    link(vocals, tmp_path / "again" / "song.wav")  # the same file: its outputs go to out/song/ too
+    with pytest.raises(SystemExit) as stop:  # the other song comes first, and is not separated either
+        inference.main([str(tmp_path / "songs" / "other.wav"), str(tmp_path / "again" / "song.wav"), *flags])
+    assert stop.value.code == f"error: {vocals} is the same file as {tmp_path / 'again' / 'song.wav'}, an input " \
+                              "of this command, so it is not written over: give another --out-dir"
+    assert vocals.read_bytes() == before and sorted(os.listdir(out)) == ["song"]
+
+
+def test_an_output_of_one_song_that_is_another_song_of_the_batch_is_refused(tiny_checkpoint, tmp_path):
+    folder_of_songs(tmp_path / "songs", ["a.wav"])
+    out = tmp_path / "out"
+    flags = ["--checkpoint", tiny_checkpoint, "--out-dir", str(out), "--no-plot", "--quiet"]
+    inference.main([str(tmp_path / "songs" / "a.wav"), *flags])
+    os.utime(tmp_path / "songs" / "a.wav")  # changed since: a.wav is separated again, over out/a/vocals.wav
+    with pytest.raises(SystemExit) as stop:  # ... which the same batch reads as a song
+        inference.main([str(tmp_path / "songs" / "a.wav"), str(out / "a" / "vocals.wav"), *flags])
+    assert stop.value.code.startswith(f"error: {out / 'a' / 'vocals.wav'} is an input of this command")
+
+
 def broken(kind, path, tmp_path):
     """Put a broken entry of `kind` at `path`: what a real music folder can hold."""
     if kind == "link to nothing":

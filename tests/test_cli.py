@@ -1,17 +1,22 @@
-"""cli.py: the flag types every script uses, the song lookup, the aliases of old flag names."""
+"""cli.py: the flag types every script uses, the song lookup, the aliases of old flag names, and the
+standard streams: a reader that leaves, a stream closed from the start."""
 
 import argparse
+import json
 import os
 import shlex
+import subprocess
 import sys
 from types import SimpleNamespace
 
 import pytest
+import soundfile as sf
 
 import evaluate
 import inference
 import train
 from cli import UserError, bounded_number, pasteable, positive_int_or_all, runnable
+from conftest import noisy_song
 from songs import find_song
 
 
@@ -91,3 +96,103 @@ def test_a_bad_flag_is_one_line_that_points_at_help(script, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unrecognized arguments: --no-such-flag" in err and err.endswith("(see --help)\n")
+
+
+# --- A closed or broken standard output is the reader leaving ---
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def three_songs(tmp_path):
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    for i in range(3):
+        sf.write(folder / f"s{i}.wav", noisy_song(3.0, 8000, 1, seed=i), 8000)
+    return folder
+
+
+def whole_outputs(out):
+    """The song folders under `out`, after checking each holds every file its record lists, readable, and no
+    temporary file is left anywhere."""
+    assert not [p for p in out.rglob(".tmp-*")]
+    for folder in out.iterdir():
+        for name in json.loads((folder / "separation.json").read_text())["files"]:
+            assert sf.info(folder / name).frames == 3 * 8000
+    return sorted(folder.name for folder in out.iterdir())
+
+
+def a_closed_pipe():
+    """The writing end of a pipe whose reader is already gone: every write to it fails with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    return write_end
+
+
+@pytest.mark.slow
+def test_a_reader_that_leaves_after_the_first_line_stops_inference_with_every_output_whole(tiny_checkpoint, tmp_path):
+    # python inference.py FOLDER | head -1
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "inference.py", str(three_songs(tmp_path)), "--checkpoint",
+                                tiny_checkpoint, "--out-dir", str(out), "--no-plot", "--cpu"], cwd=PROJECT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    process.stdout.close()  # head has read its line
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 141 and "Traceback" not in err, err
+    assert first.startswith("[1/3] ") and err.startswith("Interrupted after ")
+    assert whole_outputs(out)[:1] == ["s0"]
+
+
+@pytest.mark.slow
+def test_a_pipe_closed_from_the_start_keeps_the_first_song_whole_and_ends_141(tiny_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    pipe = a_closed_pipe()
+    run = subprocess.run([sys.executable, "inference.py", str(three_songs(tmp_path)), "--checkpoint", tiny_checkpoint,
+                          "--out-dir", str(out), "--no-plot", "--cpu"], cwd=PROJECT, stdout=pipe,
+                         stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(pipe)
+    assert run.returncode == 141 and run.stderr == f"Interrupted after {tmp_path / 'songs' / 's0.wav'}: it is " \
+                                                   "complete, and a rerun skips it.\n"
+    assert whole_outputs(out) == ["s0"]  # its line was the first to find the reader gone
+
+
+@pytest.mark.slow
+def test_training_whose_reader_is_gone_stops_as_on_ctrl_c_and_saves_last_model(toy_root, tmp_path):
+    pipe = a_closed_pipe()
+    run = subprocess.run([sys.executable, "train.py", "--channels", "4", "8", "--batch-size", "4",
+                          "--samples-per-track", "2", "--epochs", "3", "--cpu", "--root", toy_root, "--cache-dir",
+                          str(tmp_path / "cache"), "--save-dir", str(tmp_path / "ckpt")], cwd=PROJECT, stdout=pipe,
+                         stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(pipe)
+    assert run.returncode == 141 and run.stderr == ""
+    from checkpoints import load_checkpoint
+
+    assert load_checkpoint(str(tmp_path / "ckpt" / "last_model.pth"))["epoch"] == 0  # stopped in the first epoch
+
+
+@pytest.mark.slow
+def test_data_py_whose_reader_is_gone_ends_141_without_a_traceback(toy_root, tmp_path):
+    pipe = a_closed_pipe()
+    run = subprocess.run([sys.executable, "data.py", "--root", toy_root, "--cache-dir", str(tmp_path / "cache")],
+                         cwd=PROJECT, stdout=pipe, stderr=subprocess.PIPE, text=True, timeout=120)
+    os.close(pipe)
+    assert (run.returncode, run.stderr) == (141, "")
+
+
+@pytest.mark.slow
+def test_a_standard_output_closed_from_the_start_is_like_dev_null(tiny_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    run = subprocess.run(["bash", "-c", '"$0" inference.py "$1" --checkpoint "$2" --out-dir "$3" --no-plot --cpu >&-',
+                          sys.executable, str(three_songs(tmp_path)), tiny_checkpoint, str(out)],
+                         cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert (run.returncode, run.stderr) == (0, "")
+    assert whole_outputs(out) == ["s0", "s1", "s2"]
+
+
+def test_a_closed_standard_stream_is_never_the_number_of_a_file_opened_later():
+    # Else what is written to it (a library's warning, a child process) would go into that file.
+    check = "import cli, os; os.write(3, str(open(cli.__file__).fileno()).encode())"  # fd 3: the test's pipe
+    for closed in (">&-", "2>&-", "<&-"):
+        run = subprocess.run(["bash", "-c", f'"$0" -c "$1" 3>&1 {closed}', sys.executable, check], cwd=PROJECT,
+                             capture_output=True, text=True, timeout=60)
+        assert int(run.stdout) > 3, (closed, run.stdout, run.stderr)

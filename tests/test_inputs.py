@@ -8,7 +8,7 @@ import torch
 import inference
 from audio import AudioError, open_audio, read_audio, read_block
 from checkpoints import REQUIRED_FIELDS, CheckpointError, load_checkpoint
-from conftest import noisy_song
+from conftest import joined_files, noisy_song
 
 
 @pytest.mark.parametrize("field", REQUIRED_FIELDS)
@@ -58,3 +58,10 @@ def test_a_file_damaged_in_the_middle_is_one_audio_error_naming_it(tmp_path):
     path.write_bytes(bytes(data))
     with open_audio(path) as f, pytest.raises(AudioError, match=r"song.flac is damaged after 0 s .*download it again"):
         read_block(f, 0, f.frames)
+
+
+def test_mp3s_joined_with_cat_are_separated_whole_not_as_long_as_the_first_header_says(tiny_checkpoint, tmp_path):
+    joined = joined_files(tmp_path)  # libsndfile reads 4 s of it: what the first file's Xing header says
+    inference.main([str(joined), "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot",
+                    "--quiet"])
+    assert sf.info(tmp_path / "out" / "joined" / "vocals.wav").duration > 9.9
