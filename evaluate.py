@@ -58,8 +58,8 @@ from audio import NO_FFMPEG, AudioError, find_ffmpeg, write_audio
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
 from cli import (UserError, add_root_flag, add_separation_flags, add_song_flags, bounded_number, pick_device,
                  time_left)
-from files import (RECORD, atomic_path, cannot_write, check_replaceable, file_identity, inside, keyed_name,
-                   record_matches)
+from files import (RECORD, atomic_path, cannot_write, check_replaceable, file_identity, identities, inside,
+                   keyed_name, record_matches)
 from metrics import finite_median, ratio_mask
 from separation import SeparationOptions, mix_magnitude, reconstruct, separate, synthesis_config
 from songs import DEFAULT_CACHE_DIR, find_songs, find_songs_by_name, skipped_line
@@ -462,16 +462,22 @@ def score_songs(songs, checkpoint, model, signal_config, args, write, skipped):
     return ordered()
 
 
-def refuse_to_overwrite(args, root, songs):
+def refuse_to_overwrite(args, root, songs, checkpoint):
     """Before any song is scored: --out and --estimates-dir never write inside the data root (an estimate
-    named vocals.wav over the reference itself), and the estimates replace only files evaluate.py wrote."""
+    named vocals.wav over the reference itself) nor over a file the command reads (the checkpoint, a song's
+    file behind a link), and the estimates replace only files evaluate.py wrote."""
     for flag, path in (("--out", args.out), ("--estimates-dir", args.estimates_dir)):
         if path and inside(path, root):
             raise EvaluationError(f"{flag} {path} is inside the data root {root}, whose files it could replace: "
                                   "pick a place outside it")
+    reads = identities([checkpoint, *(file for song in songs for file in song.files)])
+    out = identities([args.out])
+    if out.keys() & reads.keys():
+        raise EvaluationError(f"--out {args.out} is {reads[next(iter(out.keys() & reads.keys()))]}, an input of this "
+                              "command, so it is not written over: give another --out")
     for song in songs if args.estimates_dir else []:
         check_replaceable(estimates_folder(args.estimates_dir, song), [*ESTIMATES, RECORD],
-                          "give another --estimates-dir")
+                          "give another --estimates-dir", reads)
 
 
 def main(argv=None):
@@ -482,7 +488,7 @@ def main(argv=None):
         checkpoint = find_checkpoint(args.checkpoint, args.quiet)
         model, signal_config = load_model(checkpoint, pick_device(args.cpu))  # a bad checkpoint stops here
         root, songs, skipped = pick_songs(args)
-        refuse_to_overwrite(args, root, songs)
+        refuse_to_overwrite(args, root, songs, checkpoint)
         for path, reason in skipped.items():
             print(skipped_line(path, reason))
         settings = {"checkpoint": os.path.abspath(checkpoint), "root": root, "reconstruction": args.reconstruction,

@@ -196,6 +196,15 @@ def check_replaceable(folder, names, hint, reads=None):
                                  f"so it is not written over: {hint}")
 
 
+def still_listed(folder, names):
+    """`names`, then the files the record in `folder` lists beside them that are still there: a run that writes
+    fewer files (no figure this time) goes on vouching for what an earlier run wrote, which stays replaceable."""
+    record = read_record(folder)
+    earlier = [name for name in (record["files"] if record else [])
+               if name not in names and os.path.isfile(os.path.join(folder, name))]
+    return list(names) + earlier
+
+
 def make_readable(folder):
     """Give a folder from mkdtemp (mode 0700) the permissions a plain mkdir() would."""
     umask = os.umask(0)

@@ -42,7 +42,8 @@ from batch import separate_all, songs_of
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_checkpoint, ready_model
 from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, pick_device, progress_bar
 from figures import separation_panels, separation_title, show_figures, spectrogram_figure
-from files import RECORD, atomic_path, cannot_write, check_replaceable, identities, known_vocals, removed_on_failure
+from files import (RECORD, atomic_path, cannot_write, check_replaceable, identities, known_vocals, removed_on_failure,
+                   still_listed)
 from separation import SeparationOptions, mix_magnitude, plan_blocks, predict_mask, reconstruct, song_scale
 from songs import find_songs, find_songs_by_name, skipped_line
 from checkpoints import load_model  # noqa: F401 (with separate: `from inference import load_model, separate`)
@@ -103,7 +104,7 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
             plot_separation(mix, mask, signal_config, title, outputs.enter_context(atomic_path(paths[2])), show,
                             vocals=vocals)
         with open(record_path, "w") as out:
-            json.dump(dict(record or {}, files=names), out, indent=2)
+            json.dump(dict(record or {}, files=still_listed(out_dir, names)), out, indent=2)
     return paths, clipped
 
 

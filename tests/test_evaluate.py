@@ -415,3 +415,13 @@ def test_the_count_of_test_songs_is_n_test_songs_and_the_old_spellings_say_so(ol
     assert evaluate.get_args([old, "2"]).n_test_songs == evaluate.get_args(["--n-test-songs", "2"]).n_test_songs == 2
     assert capsys.readouterr().err == (f"Warning: {old} is now --n-test-songs (it counts test songs, where train.py's "
                                        "counts training songs); the old name will go.\n")
+
+
+def test_scores_never_go_over_a_file_the_command_reads(toy_root, tiny_checkpoint, tmp_path):
+    checkpoint = tmp_path / "model.pth"
+    shutil.copy(tiny_checkpoint, checkpoint)
+    before = checkpoint.read_bytes()
+    with pytest.raises(SystemExit) as stop:
+        evaluate.main(["--root", toy_root, "--checkpoint", str(checkpoint), "--out", str(checkpoint), "--quiet"])
+    assert "an input of this command, so it is not written over" in str(stop.value.code)
+    assert checkpoint.read_bytes() == before

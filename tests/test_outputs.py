@@ -100,3 +100,14 @@ def test_ctrl_c_as_a_temporary_file_appears_leaves_no_new_folder(tiny_checkpoint
     with pytest.raises(KeyboardInterrupt):
         inference.separate_file(model, signal, str(tmp_path / "song.wav"), str(tmp_path / "new" / "out" / "song"))
     assert os.listdir(tmp_path) == ["song.wav"]
+
+
+def test_a_run_without_the_figure_keeps_vouching_for_the_figure_an_earlier_run_made(tiny_checkpoint, tmp_path):
+    """With the figure, then --no-plot, then the figure again: each run accepted (the second once refused the
+    third: its record no longer listed separation.png)."""
+    sf.write(tmp_path / "song.wav", noisy_song(2.0, 8000, 1), 8000)
+    for flags in ([], ["--no-plot"], []):
+        inference.main([str(tmp_path / "song.wav"), "--checkpoint", tiny_checkpoint, "--out-dir",
+                        str(tmp_path / "out"), "--quiet", "--force", *flags])
+    with open(tmp_path / "out" / "song" / "separation.json") as f:
+        assert json.load(f)["files"] == ["vocals.wav", "accompaniment.wav", "separation.png"]
