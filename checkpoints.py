@@ -19,7 +19,8 @@ import os
 import torch
 
 from audio import SignalConfig
-from cli import UserError, memory_plan, pasteable, runnable
+from cli import UserError, pasteable, runnable
+from device import memory_plan
 from files import atomic_path
 from unet_model import UNet, UNetConfig
 

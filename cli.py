@@ -1,8 +1,7 @@
-"""What every script's command line shares: flag types, help, the data flags, user errors, the device.
+"""What every script's command line shares: flag types, help, the data flags, user errors, the console.
 
-The device and, for training, its precision and memory layout are picked here
-too: the choices a flag like --cpu, --precision or --channels-last overrides.
-
+It imports nothing but the standard library (the device, its precision and
+memory layout are device.py's), so that every script can import it first.
 Each script (data.py, train.py, inference.py, evaluate.py) builds its own
 argparse parser in `get_args()` from these pieces, and its `main()` catches
 `UserError`: every mistake a user can make (a missing folder, a damaged file,
@@ -19,7 +18,6 @@ import shlex
 import shutil
 import signal
 import sys
-from typing import NamedTuple
 
 # Only the standard library at the top: every script imports this module first, so that it can say in
 # one line how to install what is missing (below), and inference.py and evaluate.py catch Ctrl-C with it
@@ -229,145 +227,6 @@ def time_left(done, total, elapsed):
         return ""
     left = (total - done) * elapsed / done
     return f" (about {left:.0f} s left)" if left < 90 else f" (about {left / 60:.0f} min left)"
-
-
-class DeviceError(UserError):
-    """A device or precision asked for that this machine or this PyTorch cannot give."""
-
-
-def pick_device(force_cpu=False):
-    """CUDA, then Apple MPS, then CPU (`force_cpu`: always the CPU).
-
-    An NVIDIA GPU that PyTorch sees but cannot use (most often a driver older
-    than the CUDA this torch wheel was built for: torch.cuda.is_available()
-    is False while NVML counts the GPU) gets one line saying how to fix it,
-    and the run goes on on the CPU.
-    """
-    import torch
-
-    if force_cpu:
-        return torch.device("cpu")
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.cuda.device_count() > 0:
-        print(f"warning: an NVIDIA GPU is present but this PyTorch (CUDA {torch.version.cuda}) cannot use it, most "
-              f"often because its driver is older: update the driver to one for CUDA {torch.version.cuda} (for "
-              "CUDA 13: R580 or newer) or install torch for an older CUDA from "
-              "https://pytorch.org/get-started/locally/; running on the CPU", file=sys.stderr)
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-# What --precision auto picks, per kind of machine (machine_kind): (precision, why). bf16 is picked only
-# where it was measured no worse (best_model.pth's vocals SDR on the three test sets, 3 seeds, within the
-# seeds' spread) and at least 1.2x faster than fp32 (docs/training.md, "Precision, measured on one
-# machine"). bf16 training scored 1.1 dB lower on the toy test songs on AVX512-BF16 CPUs, so no kind
-# has it yet, fast or not; change an entry after measuring (benchmarks/bench_selection.py, bench_train.py).
-PRECISION = {
-    "cpu, AMX": ("fp32", "bf16 trained 1.1 dB lower on the toy test songs on AVX512-BF16 CPUs; not measured "
-                         "with AMX"),
-    "cpu, AVX512-BF16": ("fp32", "bf16 trained 1.1 dB lower on the toy test songs here (3 seeds), though faster on "
-                                 "some of these CPUs"),
-    "cpu, no bf16": ("fp32", "bf16 is only emulated without AVX512-BF16 or AMX"),
-    "cuda, native bf16": ("fp32", "bf16 trained 1.1 dB lower on the toy test songs on CPUs; not measured on a GPU"),
-    "cuda, emulated bf16": ("fp32", "bf16 is only emulated before compute capability 8.0"),
-    "mps": ("fp32", "bf16 on Apple GPUs was never measured in this project"),
-}
-
-
-def machine_kind(device):
-    """The key of PRECISION for `device`: a CPU by its bf16 instructions, a CUDA GPU by whether it computes
-    bf16 natively (compute capability 8.0, Ampere, and later; a T4 is 7.5 and emulates it), or MPS."""
-    import torch
-
-    if device.type == "cuda":
-        native = torch.cuda.is_bf16_supported(including_emulation=False)  # the default counts emulation
-        return "cuda, native bf16" if native else "cuda, emulated bf16"
-    if device.type == "mps":
-        return "mps"
-    return {"AMX": "cpu, AMX", "AVX512-BF16": "cpu, AVX512-BF16", "none": "cpu, no bf16"}[cpu_class()]
-
-
-def cpu_class():
-    """This CPU's bf16 instructions: 'AMX', 'AVX512-BF16' (without AMX) or 'none'."""
-    import torch
-
-    if torch.cpu._is_amx_tile_supported():
-        return "AMX"
-    return "AVX512-BF16" if torch.cpu._is_avx512_bf16_supported() else "none"
-
-
-def describe_cpu():
-    """'AVX512, AVX512-BF16, no AMX': the capability PyTorch dispatches to and the bf16 instructions,
-    which together set the speed of a CPU (3-4x between classes) and what bf16 costs on it."""
-    import torch
-
-    bf16 = {"AMX": "AVX512-BF16, AMX", "AVX512-BF16": "AVX512-BF16, no AMX", "none": "no AVX512-BF16, no AMX"}
-    return f"{torch.backends.cpu.get_cpu_capability()}, {bf16[cpu_class()]}"
-
-
-def auto_precision(device):
-    """('bf16' or 'fp32', why): what --precision auto picks on `device` (PRECISION)."""
-    return PRECISION[machine_kind(device)]
-
-
-def pick_precision(choice, device):
-    """torch.bfloat16 for autocast, or None for plain fp32: --precision `choice` (auto, fp32, bf16) on `device`.
-
-    An explicit bf16 is obeyed, even where it is emulated: it is the user's
-    measurement to make. On an Apple GPU it needs macOS 14, which
-    torch.autocast does not check (in torch 2.11 its macOS test sits in the
-    branch for dtypes other than bf16 and fp16, amp/autocast_mode.py).
-    """
-    import torch
-
-    if choice == "auto":
-        choice = auto_precision(device)[0]
-    if choice == "bf16" and device.type == "mps" and not torch.backends.mps.is_macos_or_newer(14, 0):
-        raise DeviceError("bf16 on an Apple GPU needs macOS 14 or newer: use --precision fp32")
-    return torch.bfloat16 if choice == "bf16" else None
-
-
-def describe_device(device, amp_dtype):
-    """'Device: ...': where the run computes, what kind of machine that is, in which precision, and why
-    (what --precision auto picks there, and the reason)."""
-    import torch
-
-    if device.type == "cuda":
-        major, minor = torch.cuda.get_device_capability(device)
-        where = f"cuda ({torch.cuda.get_device_name(device)}, compute capability {major}.{minor})"
-    elif device.type == "cpu":
-        where = f"cpu ({describe_cpu()}, {torch.get_num_threads()} threads)"
-    else:
-        where = device.type
-    precision = "bf16 autocast" if amp_dtype is not None else "fp32"
-    auto, why = auto_precision(device)
-    same = (auto == "bf16") == (amp_dtype is not None)
-    return f"Device: {where}, {precision} ({'as auto picks here' if same else f'auto would pick {auto}'}: {why})"
-
-
-class MemoryPlan(NamedTuple):
-    pinned: bool  # batches in page-locked memory, copied with non_blocking=True
-    channels_last: bool  # the model in channels_last memory layout
-
-
-def memory_plan(device, channels_last=None):
-    """(pinned, channels_last): how training moves its batches to `device` and lays out the model's memory.
-
-    pinned: the DataLoader pins the batches in page-locked memory and they are
-    copied with non_blocking=True; only to a CUDA GPU, where that copy
-    overlaps the step. To an Apple GPU a non-blocking copy from ordinary
-    memory can silently corrupt the data (pytorch#189690, #139550), and on
-    the CPU there is nothing to copy.
-    channels_last: `channels_last` if given (the flag typed), else on except
-    on an Apple GPU, where torch 2.11's channels_last convolution backward
-    is about 30x slower (pytorch#193349, fixed after 2.11: a typed flag is
-    obeyed, to measure a newer torch).
-    """
-    if channels_last is None:
-        channels_last = device.type != "mps"
-    return MemoryPlan(pinned=device.type == "cuda", channels_last=channels_last)
 
 
 def printable_output():

@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
-from cli import DeviceError
+from device import DeviceError
 
 
 class Distributed:

@@ -56,8 +56,8 @@ import torch
 
 from audio import NO_FFMPEG, AudioError, find_ffmpeg, write_audio
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
-from cli import (UserError, add_root_flag, add_separation_flags, add_song_flags, bounded_number, pick_device,
-                 time_left)
+from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, bounded_number, time_left
+from device import pick_device
 from files import (RECORD, atomic_path, cannot_write, check_replaceable, file_identity, identities, inside,
                    keyed_name, record_matches)
 from metrics import finite_median, ratio_mask

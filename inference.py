@@ -40,7 +40,8 @@ import soundfile as sf
 from audio import AudioError, check_output_format, open_audio, quantize, read_block, soundfile_name
 from batch import separate_all, songs_of
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_checkpoint, ready_model
-from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, pick_device, progress_bar
+from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, progress_bar
+from device import pick_device
 from figures import separation_panels, separation_title, show_figures, spectrogram_figure
 from files import (RECORD, atomic_path, cannot_write, check_replaceable, identities, known_vocals, removed_on_failure,
                    still_listed)

@@ -45,7 +45,8 @@ from bookkeeping import RunState, TrainingError
 import runs
 from checkpoints import build_checkpoint, load_checkpoint, model_config_of, save_checkpoint, save_epoch
 from cli import (ArgumentParser, StopRequests, UserError, add_root_flag, add_training_songs_flag, bounded_number,
-                 describe_device, memory_plan, pick_device, pick_precision, positive_int_or_all, progress_bar)
+                 positive_int_or_all, progress_bar)
+from device import describe_device, memory_plan, pick_device, pick_precision
 from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, training_features
 from distributed import Distributed
 from files import cannot_write
@@ -314,7 +315,7 @@ def epoch_batches(r, epoch, progress):
     batches = max(0, r.steps_per_epoch - r.state.epoch_batches)
     bar = progress_bar(itertools.islice(r.train_loader, batches), not progress, total=batches, desc=f"epoch {epoch}",
                        leave=False, unit="batch")
-    copy = {"non_blocking": memory_plan(r.device).pinned}  # only from pinned memory: see cli.memory_plan
+    copy = {"non_blocking": memory_plan(r.device).pinned}  # only from pinned memory: see device.memory_plan
     for mix_mag, vocals_mag in bar:  # (B, F, T) each
         yield mix_mag.to(r.device, **copy), vocals_mag.to(r.device, **copy)
         bar.set_postfix(loss=f"{r.state.running_loss:.5f}")

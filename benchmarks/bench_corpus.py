@@ -164,7 +164,7 @@ def measure(root, out, eval_jobs_1_songs, precision):
 
     import songs
     import train
-    from cli import describe_cpu, describe_device, pick_device, pick_precision
+    from device import describe_cpu, describe_device, pick_device, pick_precision
 
     split = songs.split_data(root, n_songs=None, quiet=True)
     minutes = {"train": sum(t.duration for t in split.train + split.valid) / 60,

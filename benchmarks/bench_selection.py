@@ -108,7 +108,7 @@ def main():
     import torch
 
     from audio import SignalConfig
-    from cli import describe_cpu, pick_device, pick_precision
+    from device import describe_cpu, pick_device, pick_precision
 
     capability = torch.backends.cpu.get_cpu_capability()
     train_seeds(args.seeds, args.runs_dir, ["--checkpoint-every", "1"] + args.train_args)

@@ -43,7 +43,7 @@ sys.path.insert(0, ROOT)
 
 import train  # noqa: E402
 from audio import SignalConfig  # noqa: E402
-from cli import describe_cpu, describe_device, memory_plan, pick_device, pick_precision  # noqa: E402
+from device import describe_cpu, describe_device, memory_plan, pick_device, pick_precision  # noqa: E402
 from data import PatchDataset, load_features  # noqa: E402
 from songs import DEFAULT_CACHE_DIR, split_data  # noqa: E402
 from unet_model import UNet, UNetConfig  # noqa: E402

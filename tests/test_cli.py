@@ -196,3 +196,10 @@ def test_a_closed_standard_stream_is_never_the_number_of_a_file_opened_later():
         run = subprocess.run(["bash", "-c", f'"$0" -c "$1" 3>&1 {closed}', sys.executable, check], cwd=PROJECT,
                              capture_output=True, text=True, timeout=60)
         assert int(run.stdout) > 3, (closed, run.stdout, run.stderr)
+
+
+def test_the_command_line_module_imports_no_torch():
+    """Every script imports cli first, to say what is missing and catch Ctrl-C while torch loads: it must not
+    load torch itself (the device's choices are device.py's)."""
+    code = "import sys, cli; sys.exit('torch' in sys.modules or 'numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=PROJECT).returncode == 0

@@ -65,7 +65,7 @@ def test_every_chart_the_docs_name_is_one_tensorboard_shows(toy_root, tmp_path):
 PAGES = ["README.md", *sorted(os.path.relpath(p, PROJECT) for p in glob.glob(os.path.join(PROJECT, "docs", "*.md"))),
          "benchmarks/README.md"]
 CODE_SPAN = re.compile(r"```.*?```|`[^`\n]+`", re.S)
-# `songs.find_song`, `cli.PRECISION`, `checkpoints.load_model(...)`, `RunState.end_epoch` after a module.
+# `songs.find_song`, `device.PRECISION`, `checkpoints.load_model(...)`, `RunState.end_epoch` after a module.
 DOTTED = re.compile(r"(?<![\w./-])([a-z_][a-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?")
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9_-]*)")
 # A command a page shows: the script, then its words up to the end of the line (or of the code span).
@@ -181,11 +181,11 @@ def anchors(name):
 
 
 def test_the_rules_find_what_they_should():
-    text = "`separation.model_sdr` `cli.PRECISION` `train.py` `data/cache/` `bookkeeping.RunState.end_epoch` " \
+    text = "`separation.model_sdr` `device.PRECISION` `train.py` `data/cache/` `bookkeeping.RunState.end_epoch` " \
            "`python train.py --epochs 3 --no-augment`"
     spans = " ".join(CODE_SPAN.findall(text))
-    assert [m[:2] for m in DOTTED.findall(spans) if m[1] != "py"] == [("separation", "model_sdr"), ("cli", "PRECISION"),
-                                                                     ("bookkeeping", "RunState")]
+    assert [m[:2] for m in DOTTED.findall(spans) if m[1] != "py"] == [
+        ("separation", "model_sdr"), ("device", "PRECISION"), ("bookkeeping", "RunState")]
     assert FLAG.findall(spans) == ["--epochs", "--no-augment"]
     assert COMMAND.findall(spans) == [("train.py", " --epochs 3 --no-augment")]
     assert github_anchor("Precision, measured on one machine (2026-12-06)", []) == \

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import distributed
-from cli import (PRECISION, DeviceError, auto_precision, cpu_class, describe_device, machine_kind, memory_plan,
-                 pick_device, pick_precision)
+from device import (PRECISION, DeviceError, auto_precision, cpu_class, describe_device, machine_kind, memory_plan,
+                    pick_device, pick_precision)
 from distributed import Distributed
 
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
