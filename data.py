@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audio import SignalConfig, magnitude_scale, resample, stft, to_mono
+from spectral import SignalConfig, magnitude_scale, resample, stft, to_mono
 from cli import ArgumentParser, UserError, add_root_flag, add_training_songs_flag
 from songs import DEFAULT_CACHE_DIR, DataError, cache_path, cached_features, split_data
 

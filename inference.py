@@ -35,9 +35,7 @@ import math
 import os
 import sys
 
-import soundfile as sf
-
-from audio import AudioError, check_output_format, open_audio, quantize, read_block, soundfile_name
+from audio import SUBTYPES, AudioError, AudioWriter, check_output_format, open_audio, read_block
 from batch import separate_all, songs_of
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_checkpoint, ready_model
 from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, progress_bar
@@ -50,8 +48,6 @@ from songs import find_songs, find_songs_by_name, skipped_line
 from checkpoints import load_model  # noqa: F401 (with separate: `from inference import load_model, separate`)
 from separation import separate  # noqa: F401
 
-# --bit-depth: soundfile's subtype for each, and its integer bits (None: float).
-SUBTYPES = {"16": ("PCM_16", 16), "24": ("PCM_24", 24), "32f": ("FLOAT", None)}
 
 
 class InferenceError(UserError):
@@ -79,25 +75,21 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
     names = output_names(audio_format, plot)
     check_replaceable(out_dir, names + [RECORD], "give another --out-dir", identities([path]))
     paths = [os.path.join(out_dir, name) for name in names]
-    subtype, bits = SUBTYPES[bit_depth]
     with removed_on_failure(out_dir), open_audio(path) as f, contextlib.ExitStack() as outputs:
         if f.frames <= 0:
             raise AudioError(f"{path} holds no audio samples")
-        check_output_format(path, f.channels, f.samplerate, audio_format, subtype)
+        check_output_format(path, f.channels, f.samplerate, audio_format, SUBTYPES[bit_depth][0])
         try:
             os.makedirs(out_dir, exist_ok=True)
             # Entered first, so renamed into place last: after every output it vouches for.
             record_path = outputs.enter_context(atomic_path(os.path.join(out_dir, RECORD)))
             # Each output is written under a temporary name: leaving `outputs` closes it and
             # renames it into place, or deletes it if anything failed.
-            size = f.frames * f.channels * (bits or 32) // 8  # of each output: what a full disk is told it needs
-            writers = [outputs.enter_context(sf.SoundFile(
-                soundfile_name(outputs.enter_context(atomic_path(p, size))), "w", f.samplerate, f.channels,
-                subtype=subtype, format=audio_format.upper())) for p in paths[:2]]
+            writers = [outputs.enter_context(AudioWriter(p, f.samplerate, f.channels, audio_format, bit_depth,
+                                                         f.frames)) for p in paths[:2]]
         except OSError as err:
             raise InferenceError(cannot_write(err, out_dir, "pick another --out-dir")) from err
-        (mix, mask), (_, span, _, read_to), clipped = write_blocks(model, signal_config, path, f, writers, options,
-                                                                   bits, quiet)
+        (mix, mask), (_, span, _, read_to) = write_blocks(model, signal_config, path, f, writers, options, quiet)
         if plot:  # inside `outputs` too: the song's files appear together, or none of them
             title = separation_title(os.path.basename(out_dir.rstrip(os.sep)), span / f.samplerate,
                                      f.frames / f.samplerate, model_label)
@@ -106,7 +98,7 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
                             vocals=vocals)
         with open(record_path, "w") as out:
             json.dump(dict(record or {}, files=still_listed(out_dir, names)), out, indent=2)
-    return paths, clipped
+    return paths, sum(writer.clipped for writer in writers)
 
 
 def output_names(audio_format, plot):
@@ -114,20 +106,20 @@ def output_names(audio_format, plot):
     return [f"vocals.{audio_format}", f"accompaniment.{audio_format}"] + (["separation.png"] if plot else [])
 
 
-def write_blocks(model, signal_config, path, f, writers, options, bits, quiet=False):
-    """Separate the audio file `path`, open as `f`, into the open `writers` (vocals, accompaniment).
+def write_blocks(model, signal_config, path, f, writers, options, quiet=False):
+    """Separate the audio file `path`, open as `f`, into the open `writers` (audio.AudioWriter: vocals,
+    accompaniment).
 
     A song longer than separation.BLOCK_SECONDS goes in blocks (plan_blocks) with margins of context, with
-    the same result as in one piece. `bits`: the outputs' integer size (None: float). Returns (the first
-    block's (mix magnitude, mask) cut to its own span, for the figure; that block, (0, end of its span, 0,
-    end of what was read) in samples; samples clipped to full scale, [-1, 1) in the integer formats).
+    the same result as in one piece. Returns (the first block's (mix magnitude, mask) cut to its own span,
+    for the figure; that block, (0, end of its span, 0, end of what was read) in samples).
     """
     rate, n = f.samplerate, f.frames
     blocks = plan_blocks(n, rate, signal_config)
     scale = None  # one block: predict_mask finds the song's scale (the paper's) itself
     if len(blocks) > 1:  # several: the scale is the whole song's, found by a first pass over the blocks
         scale = song_scale((read_block(f, lo, hi) for _, _, lo, hi in blocks), rate, signal_config)
-    figure, clipped = None, 0
+    figure = None
     for start, end, lo, hi in progress_bar(blocks, quiet or len(blocks) == 1, desc=os.path.basename(path),
                                            unit="block"):
         audio = read_block(f, lo, hi)  # (samples, channels)
@@ -137,12 +129,8 @@ def write_blocks(model, signal_config, path, f, writers, options, bits, quiet=Fa
             frames = math.ceil(end / rate * signal_config.sample_rate / signal_config.hop_length)
             figure = (mix[:, :frames], mask[:, :frames])
         for writer, part in zip(writers, parts):
-            part = part[start - lo:end - lo]
-            if bits:
-                part, over = quantize(part, bits)
-                clipped += over
-            writer.write(part)
-    return figure, blocks[0], clipped
+            writer.write(part[start - lo:end - lo])
+    return figure, blocks[0]
 
 
 def plot_separation(mix, mask, signal_config, title, path=None, show=False, vocals=None):

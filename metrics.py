@@ -15,7 +15,7 @@ import math
 import numpy as np
 import torch
 
-from audio import istft
+from spectral import istft
 from separation import compute_mask
 
 SDR_EPS = 1e-7  # global_sdr's floor on both energies (the Music Demixing Challenge's)

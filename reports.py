@@ -34,7 +34,7 @@ import torch
 from tensorboard.compat.tensorflow_stub.errors import OpError
 from torch.utils.tensorboard import SummaryWriter
 
-from audio import istft
+from spectral import istft
 from cli import pasteable, runnable
 from figures import close_figure, loss_curve_figure, separation_panels, spectrogram_figure
 from files import DiskFullError, atomic_path

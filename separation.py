@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import torch
 
-from audio import SignalConfig, istft, istft_of_masked_stft, magnitude_scale, resample, stft, to_mono
+from spectral import SignalConfig, istft, istft_of_masked_stft, magnitude_scale, resample, stft, to_mono
 from cli import UserError
 
 # How the network reads a song (network_input). "whole": the whole

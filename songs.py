@@ -39,7 +39,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from audio import NO_FFMPEG, AudioError, SignalConfig, ffmpeg_name, find_ffmpeg, probe_audio, read_audio
+from audio import NO_FFMPEG, AudioError, ffmpeg_name, find_ffmpeg, probe_audio, read_audio
+
+from spectral import SignalConfig
 from cli import DEFAULT_N_SONGS, UserError, progress_bar, time_left
 from files import atomic_path, disk_full_error, file_identity, keyed_name, make_readable
 from workers import WorkerDied, run_jobs

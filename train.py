@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from audio import SignalConfig
+from spectral import SignalConfig
 from bookkeeping import RunState, TrainingError
 import runs
 from checkpoints import build_checkpoint, load_checkpoint, model_config_of, save_checkpoint, save_epoch

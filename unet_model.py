@@ -26,7 +26,7 @@ Names used in every file of the project (shape comments use the letters):
     spec           a complex STFT, (..., F, T)
     magnitude      |spec|; mix_mag and vocals_mag are the lab's X and Y
     mask           in [0, 1], (..., F, T); the vocals estimate is mask * mix_mag
-    signal_config  a SignalConfig (audio.py): sample rate, STFT, patch size
+    signal_config  a SignalConfig (spectral.py): sample rate, STFT, patch size
     model_config   a UNetConfig (this file)
 
 This file is the model alone: it reads and writes no files (checkpoints.py does).

@@ -202,9 +202,9 @@ def measure(root, out, eval_jobs_1_songs, precision):
         # 1. The first run's feature build: one song at a time (as before --decode-jobs), then the default.
         for jobs in (1, min(os.cpu_count() or 1, 4)):
             cache = os.path.join(work, f"cache{jobs}")
-            code = (f"import sys; sys.path.insert(0, {ROOT!r}); import data, audio, songs; "
+            code = (f"import sys; sys.path.insert(0, {ROOT!r}); import data, spectral, songs; "
                     f"s = songs.split_data({root!r}, "
-                    f"None, quiet=True); data.load_features(s.train + s.valid, audio.SignalConfig(), {cache!r}, "
+                    f"None, quiet=True); data.load_features(s.train + s.valid, spectral.SignalConfig(), {cache!r}, "
                     f"quiet=True, jobs={jobs})")
             seconds, peak, anon = run([python, "-c", code])
             size = folder_bytes(cache)

@@ -39,7 +39,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from audio import SignalConfig  # noqa: E402
+from spectral import SignalConfig  # noqa: E402
 from inference import load_model, separate  # noqa: E402
 from toy_music import synth_song  # noqa: E402
 from unet_model import UNet, UNetConfig  # noqa: E402

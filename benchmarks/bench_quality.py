@@ -295,7 +295,7 @@ def main():
 
     import torch
 
-    from audio import SignalConfig
+    from spectral import SignalConfig
 
     capability = torch.backends.cpu.get_cpu_capability()
     checkpoints = args.checkpoint or train_seeds(args.seeds, args.runs_dir, args.train_args)

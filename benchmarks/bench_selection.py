@@ -107,7 +107,7 @@ def main():
 
     import torch
 
-    from audio import SignalConfig
+    from spectral import SignalConfig
     from device import describe_cpu, pick_device, pick_precision
 
     capability = torch.backends.cpu.get_cpu_capability()

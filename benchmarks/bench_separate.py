@@ -53,7 +53,7 @@ def write_song(path, minutes, seed=1):
 
 def default_checkpoint(path):
     """An untrained default-size checkpoint, for machines with no trained model yet."""
-    from audio import SignalConfig
+    from spectral import SignalConfig
     from checkpoints import build_checkpoint, save_checkpoint
     from unet_model import UNet, UNetConfig
 
@@ -70,7 +70,7 @@ def child(song, checkpoint, out_dir, variant):
     import soundfile as sf
     import torch
 
-    import audio
+    import spectral
     import inference
     import separation
 
@@ -86,7 +86,7 @@ def child(song, checkpoint, out_dir, variant):
 
     # Each stage is timed where the code that runs it looks its function up.
     signal_rate = 8192
-    resample = audio.resample
+    resample = spectral.resample
     separation.resample = lambda x, rate_in, rate_out: timed(
         "resample back" if rate_in == signal_rate else "resample", resample)(x, rate_in, rate_out)
     separation.stft = timed("STFT", separation.stft)

@@ -42,7 +42,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import train  # noqa: E402
-from audio import SignalConfig  # noqa: E402
+from spectral import SignalConfig  # noqa: E402
 from device import describe_cpu, describe_device, memory_plan, pick_device, pick_precision  # noqa: E402
 from data import PatchDataset, load_features  # noqa: E402
 from songs import DEFAULT_CACHE_DIR, split_data  # noqa: E402

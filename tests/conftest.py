@@ -101,7 +101,7 @@ def tiny_checkpoint(tmp_path_factory):
     """A checkpoint in train.py's format holding an untrained 4-8-channel model."""
     import torch
 
-    from audio import SignalConfig
+    from spectral import SignalConfig
     from checkpoints import build_checkpoint, save_checkpoint
     from unet_model import UNet, UNetConfig
 

@@ -11,7 +11,7 @@ import torch
 
 import data
 import songs
-from audio import SignalConfig
+from spectral import SignalConfig
 from data import PatchDataset, load_features
 from songs import DataError, split_data
 from toy_music import synth_song

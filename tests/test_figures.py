@@ -76,8 +76,8 @@ def test_tensorboard_shows_the_same_panels(tiny_checkpoint):
     rng = np.random.default_rng(0)
     patch = (rng.standard_normal((2, signal.freq_bins, 64)) + 1j * rng.standard_normal((2, signal.freq_bins, 64)))
     logged = {}
-    log = types.SimpleNamespace(run=types.SimpleNamespace(add_figure=lambda tag, fig, step: logged.update(fig=fig),
-                                                          add_audio=lambda *args, **kwargs: None))
+    log = types.SimpleNamespace(add=lambda line, method, tag, value, *args, **kwargs:
+                                logged.update(fig=value) if method == "add_figure" else None)
     reports.log_example(log, model, patch.astype(np.complex64), signal, torch.device("cpu"), 1)
     expected = [title for title, _, _ in separation_panels(*[torch.ones(2, 2)] * 3)]
     titles = [ax.get_title() for ax in panels_of(logged["fig"])]

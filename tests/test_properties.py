@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 import data
 import songs
-from audio import SignalConfig
+from spectral import SignalConfig
 
 RATE, SECONDS = 8000, 3.0
 STEM_FILES = ("mixture.wav", "vocals.wav", "drums.wav", "bass.wav", "other.wav")

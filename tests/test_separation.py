@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import separation
-from audio import SignalConfig
+from spectral import SignalConfig
 from checkpoints import load_model
 from conftest import noisy_song
 from separation import SeparationOptions, separate
