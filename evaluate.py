@@ -42,140 +42,27 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load ends in one li
     cli.exit_quietly_while_starting()
 
 # The imports come after the handler on purpose: they are the slow part it covers.
-import contextlib
-import hashlib
 import importlib.metadata
 import json
-import math
 import os
 import sys
 import time
 
-import numpy as np
 import torch
 
-from audio import NO_FFMPEG, AudioError, find_ffmpeg, write_audio
+import metrics
+from audio import AudioError, find_ffmpeg, write_audio
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
 from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, bounded_number, time_left
 from device import pick_device
 from files import (RECORD, atomic_path, cannot_write, check_replaceable, file_identity, identities, inside,
                    keyed_name, record_matches)
-from metrics import finite_median, ratio_mask
-from separation import SeparationOptions, mix_magnitude, reconstruct, separate, synthesis_config
+from metrics import METHODS, METRICS, REFERENCE_METHODS, SILENT, TARGETS, EvaluationError, finite_median
+from separation import SeparationOptions
 from songs import DEFAULT_CACHE_DIR, find_songs, find_songs_by_name, skipped_line
-from workers import WorkerDied, run_jobs
+from workers import available_bytes, each_result
 
-METRICS = ("SDR", "SIR", "ISR", "SAR")
-TARGETS = ("vocals", "accompaniment")
-METHODS = ("U-Net", "mixture", "oracle 8 kHz", "oracle full")
-REFERENCE_METHODS = METHODS[1:]  # the rows that do not depend on the model
 SCORES_VERSION = 1  # of the cached rows: raise it when what they hold changes
-# The museval that requirements.txt pins: references_correlated_once patches a private function of it, which
-# a test checks for (tests/test_evaluate.py); a new version must be checked before the pin moves.
-MUSEVAL_VERSION = "0.4.1"
-
-
-class EvaluationError(UserError):
-    """Nothing that can be scored."""
-
-
-def oracle_model_band(mix, vocals, accompaniment, rate, signal_config, reconstruction="full"):
-    """(vocals, accompaniment) from the ideal mask at the model's STFT, rebuilt as the model's mask is."""
-    mask = ratio_mask(*(mix_magnitude(source, rate, signal_config) for source in (vocals, accompaniment)))  # (F, T)
-    return reconstruct(mix, rate, mask, signal_config, SeparationOptions(reconstruction))
-
-
-def oracle_full_band(mix, vocals, accompaniment, rate):
-    """(vocals, accompaniment) from the ideal mask of the mono mix over the full-band STFT at the input's rate."""
-    synthesis = synthesis_config(rate)
-    mask = ratio_mask(*(mix_magnitude(source, rate, synthesis) for source in (vocals, accompaniment)))  # (F', T')
-    return reconstruct(mix, rate, mask, synthesis)
-
-
-def import_museval():
-    """museval, imported once ffmpeg is on PATH: it imports musdb and stempeg, which refuse to load without
-    ffmpeg, even to score WAV files (find_ffmpeg finds the system's or requirements.txt's)."""
-    if not find_ffmpeg():
-        raise EvaluationError(f"museval needs ffmpeg to load, but {NO_FFMPEG}")
-    import museval
-
-    return museval
-
-
-def bss_eval(references, estimates, rate):
-    """{target: {metric: median over 1 s windows}} with museval's BSS Eval v4."""
-    museval = import_museval()
-
-    n = min(references[0].shape[0], estimates[0].shape[0])
-    refs = np.stack([r[:n] for r in references])  # (2, n, channels)
-    ests = np.stack([e[:n] for e in estimates])  # (2, n, channels)
-    # BSS Eval is undefined for an all-zero estimate (a model that predicts an
-    # empty mask); a -200 dB dither makes it computable, and it scores as badly as it should.
-    for i in range(len(ests)):
-        if not ests[i].any():
-            ests[i] = 1e-10 * np.random.default_rng(i).standard_normal(ests[i].shape)
-    sdr, isr, sir, sar = museval.evaluate(refs, ests, win=rate, hop=rate)
-    scores = {}
-    for i, target in enumerate(TARGETS):
-        values = {"SDR": sdr[i], "SIR": sir[i], "ISR": isr[i], "SAR": sar[i]}
-        scores[target] = {m: finite_median(v) for m, v in values.items()}
-    return scores
-
-
-def evaluate_track(song, model, signal_config, options=SeparationOptions(), methods=METHODS):
-    """{method: {target: {metric: dB}}} for one song (songs.Song) and the `methods` asked, and the model's
-    estimates (None unless "U-Net" is asked); (None, None) when a reference is silent, where BSS Eval
-    is undefined. An AudioError if its audio cannot be read or is not finite."""
-    mix, vocals, accompaniment = (song.read(stem) for stem in ("mixture", "vocals", "accompaniment"))  # (n, C)
-    for name, audio in (("mixture", mix), ("vocals", vocals), ("accompaniment", accompaniment)):
-        if not np.isfinite(audio).all():
-            raise AudioError(f"its {name} holds NaN or infinite samples")
-    references = (vocals, accompaniment)
-    if not vocals.any() or not accompaniment.any():
-        return None, None
-    estimators = {
-        "U-Net": lambda: separate(model, signal_config, mix, song.rate, options),
-        "mixture": lambda: (mix, mix),
-        "oracle 8 kHz": lambda: oracle_model_band(mix, vocals, accompaniment, song.rate, signal_config,
-                                                  options.reconstruction),
-        "oracle full": lambda: oracle_full_band(mix, vocals, accompaniment, song.rate),
-    }
-    estimates = {method: estimators[method]() for method in methods}
-    with references_correlated_once():
-        scores = {method: bss_eval(references, est, song.rate) for method, est in estimates.items()}
-    return scores, estimates.get("U-Net")
-
-
-@contextlib.contextmanager
-def references_correlated_once():
-    """Inside it, museval correlates a set of references with itself once, not once per estimate.
-
-    BSS Eval v4 starts by correlating the references with delayed copies of
-    themselves, FFTs of the whole song padded to a power of two: a large part
-    of scoring one estimate (benchmarks/README.md, "Fast paths"), and the same
-    for each of a song's four. Inside this
-    block the last result is kept, keyed by the references' contents, and
-    given back unchanged: the scores are those of museval's own code, equal
-    to the last bit (tests/test_evaluate.py compares them). The 1 GB or so
-    it keeps for a 4-minute song is what museval holds while scoring anyway.
-    """
-    import_museval()
-    import museval.metrics
-
-    original, kept = museval.metrics._compute_reference_correlations, {}
-
-    def correlate(reference_sources, filters_len):
-        key = (reference_sources.shape, filters_len, hashlib.sha1(np.ascontiguousarray(reference_sources)).digest())
-        if key not in kept:
-            kept.clear()
-            kept[key] = original(reference_sources, filters_len)
-        return kept[key]
-
-    museval.metrics._compute_reference_correlations = correlate
-    try:
-        yield
-    finally:
-        museval.metrics._compute_reference_correlations = original
 
 
 # --------------------------------------------------------------------------
@@ -210,25 +97,6 @@ def read_cached(cache_dir, name):
 # Songs in parallel: each worker process loads the model once
 # --------------------------------------------------------------------------
 
-def scoring_bytes(seconds, rate):
-    """About how much memory one process needs to score a song `seconds` long.
-
-    BSS Eval's FFTs span the whole song padded to the next power of two, so
-    the need doubles at 3.2, 6.3 and 12.7 minutes (44.1 kHz). Measured peak:
-    5.1 GB for songs padded to 2**24 points (3.2-6.3 min); 320 bytes a point
-    is a little above it (benchmarks/README.md, MUSDB18 at full size).
-    """
-    return 320 * 2 ** math.ceil(math.log2(seconds * rate + 511))
-
-
-def available_bytes():
-    """The memory the system can still give (Linux's MemAvailable), or None where it is not known."""
-    try:
-        with open("/proc/meminfo") as f:
-            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
-    except (OSError, StopIteration, ValueError):
-        return None
-
 
 def workers_that_fit(workers, songs, quiet=False):
     """`workers`, or fewer if that many songs scored at once would not fit in memory.
@@ -241,7 +109,7 @@ def workers_that_fit(workers, songs, quiet=False):
     if not songs or free is None:
         return workers
     longest = max(songs, key=lambda song: song.duration)
-    need = scoring_bytes(longest.duration, longest.rate)
+    need = metrics.scoring_bytes(longest.duration, longest.rate)
     fits = max(1, min(workers, free // need))
     if free < need:
         print(f"Warning: scoring {longest.name} ({longest.duration / 60:.1f} min) needs about {need / 1e9:.1f} GB "
@@ -271,8 +139,8 @@ def score_job(job):
     scores None when a reference is silent; (index, None, reason) when the song cannot be read."""
     index, song, methods, model_key = job
     try:
-        scores, estimates = evaluate_track(song, WORKER["model"], WORKER["signal_config"], WORKER["options"],
-                                           methods)
+        scores, estimates = metrics.evaluate_track(song, WORKER["model"], WORKER["signal_config"],
+                                                   WORKER["options"], methods)
     except AudioError as err:
         return index, None, str(err)
     if scores is not None and estimates is not None and WORKER["estimates_dir"]:
@@ -382,9 +250,6 @@ def left_out(skipped):
     return "; ".join(f"{os.path.basename(path)}: {reason}" for path, reason in skipped.items())
 
 
-SILENT = "its vocals or accompaniment is silent, where BSS Eval is undefined"
-
-
 def cached_rows(songs, keys, cache_dir, estimates_dir):
     """({index: the rows of songs[index] cached}, [(index, song, the methods to score, its U-Net key)])."""
     found, jobs = {}, []
@@ -414,52 +279,57 @@ def score_songs(songs, checkpoint, model, signal_config, args, write, skipped):
     os.makedirs(cache_dir, exist_ok=True)
     keys = [score_keys(song, checkpoint, signal_config, args.options) for song in songs]
     found, jobs = cached_rows(songs, keys, cache_dir, args.estimates_dir)
-
-    def ordered():  # the songs with every row, in their order
-        return {songs[i].name: {m: rows[m] for m in METHODS} for i, rows in found.items()
-                if all(m in rows for m in METHODS)}
-
-    started, done = time.time(), 0
     # At least one: where every row is cached, no job is left and the loop below has nothing to do.
     workers = workers_that_fit(max(1, min(args.jobs, len(jobs))), [job[1] for job in jobs], args.quiet)
-    if workers > 1:  # the longest songs first, so that no worker is left alone with a long one at the end
-        jobs.sort(key=lambda job: -job[1].duration)
-    else:  # here, with the model main() loaded
+    if workers == 1:  # here, with the model main() loaded
         WORKER.update(model=model, signal_config=signal_config, options=args.options, estimates_dir=args.estimates_dir)
-    results = run_jobs(score_job, jobs, workers, start_worker,
-                       (checkpoint, max(1, torch.get_num_threads() // workers), args.options, args.estimates_dir))
-    try:
-        for _, (i, scores, reason) in results:
-            done += 1
-            song = songs[i]
-            if reason:
-                skipped[song.location] = reason
-                print(skipped_line(song.location, reason))
-                continue
-            if scores is None:
-                found[i] = {"silent": True}
-                print(skipped_line(song.name, SILENT))
-            else:
-                found[i].update(scores)
-            for group, methods in (("U-Net", ("U-Net",)), ("references", REFERENCE_METHODS)):
-                rows = {"silent": True} if scores is None else {m: found[i][m] for m in methods}
-                write_json(os.path.join(cache_dir, keys[i][group]), rows)
-            write(ordered())
-            if not args.quiet and scores is not None:
-                print(f"[{done}/{len(jobs)}] {song.name}: U-Net vocals SDR {found[i]['U-Net']['vocals']['SDR']:.2f} "
-                      "dB" + time_left(done, len(jobs), time.time() - started), flush=True)
-    except WorkerDied as died:
-        raise EvaluationError(
-            f"the process scoring {died.job[1].name} died (exit code {died.exitcode}"
+    started, threads = time.time(), max(1, torch.get_num_threads() // workers)
+
+    def died(death):
+        return EvaluationError(
+            f"the process scoring {death.job[1].name} died (exit code {death.exitcode}"
             + ("; killed by the system, most likely for lack of memory: BSS Eval takes about 5 GB a song" if
-               died.killed else "") + f"); the {len(ordered())} songs scored so far are kept, and the same command "
-            "goes on from there (with --jobs 1 if memory is short)") from died
-    finally:
-        results.close()  # stops the workers if the loop did not finish (Ctrl-C, an error)
+               death.killed else "") + f"); the {len(complete(songs, found))} songs scored so far are kept, and the "
+            "same command goes on from there (with --jobs 1 if memory is short)")
+
+    with each_result(score_job, jobs, workers, start_worker, (checkpoint, threads, args.options, args.estimates_dir),
+                     size=lambda job: job[1].duration, died=died) as results:
+        for done, (_, (i, scores, reason)) in enumerate(results, 1):
+            if keep_rows(songs[i], found[i], scores, reason, keys[i], cache_dir, skipped):
+                write(complete(songs, found))
+                if not args.quiet:
+                    print(f"[{done}/{len(jobs)}] {songs[i].name}: U-Net vocals SDR "
+                          f"{found[i]['U-Net']['vocals']['SDR']:.2f} dB"
+                          + time_left(done, len(jobs), time.time() - started), flush=True)
     if not args.quiet and len(jobs) < len(songs):
         print(f"{len(songs) - len(jobs)} of {len(songs)} songs were scored before (cached in {cache_dir}); "
               f"{len(jobs)} scored now")
-    return ordered()
+    return complete(songs, found)
+
+
+def complete(songs, found):
+    """{song name: {method: rows}} of the songs whose every row is found, in their order."""
+    return {songs[i].name: {m: rows[m] for m in METHODS} for i, rows in found.items()
+            if all(m in rows for m in METHODS)}
+
+
+def keep_rows(song, rows, scores, reason, keys, cache_dir, skipped):
+    """What a worker gave for `song` (score_job): its new rows added to `rows` and cached under `keys`, or
+    why it was left out (`skipped`, {path: reason}). True if the song now has scores."""
+    if reason:
+        skipped[song.location] = reason
+        print(skipped_line(song.location, reason))
+        return False
+    if scores is None:
+        rows.clear()
+        rows["silent"] = True
+        print(skipped_line(song.name, SILENT))
+    else:
+        rows.update(scores)
+    for group, methods in (("U-Net", ("U-Net",)), ("references", REFERENCE_METHODS)):
+        write_json(os.path.join(cache_dir, keys[group]), {"silent": True} if scores is None else
+                   {m: rows[m] for m in methods})
+    return scores is not None
 
 
 def refuse_to_overwrite(args, root, songs, checkpoint):

@@ -44,7 +44,7 @@ from audio import NO_FFMPEG, AudioError, ffmpeg_name, find_ffmpeg, probe_audio, 
 from spectral import SignalConfig
 from cli import DEFAULT_N_SONGS, UserError, progress_bar, time_left
 from files import atomic_path, disk_full_error, file_identity, keyed_name, make_readable
-from workers import WorkerDied, run_jobs
+from workers import each_result
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -467,25 +467,25 @@ def cached_features(songs, signal_config, cache_dir, compute, quiet=False, jobs=
             todo.append((i, song, path, signal_config, compute))
     seconds = sum(song.duration for _, song, _, _, _ in todo)
     workers = min(jobs, len(todo), max(1, int(seconds // PARALLEL_SECONDS)))  # each worker costs a start-up
-    if workers > 1:  # the longest songs first, so that no worker is left alone with a long one at the end
-        todo.sort(key=lambda job: -job[1].duration)
     started = time.time()
-    done = run_jobs(_cache_song, todo, workers, _start_decoder)
+
+    def died(death):
+        return DataError(f"the process decoding {death.job[1].location} died (exit code {death.exitcode}; memory "
+                         "may be short): run again with --decode-jobs 1; the songs decoded so far are kept")
+
     try:
-        for count, (job, reason) in enumerate(_progress(done, "decoding audio (once)", quiet, total=len(todo)), 1):
-            i, song, path = job[:3]
-            if reason:
-                report(skipped_line(song.location, reason))
-            else:
-                features[i] = _read_cache(path, signal_config, report)
-            if not quiet and len(todo) > 3 and not sys.stderr.isatty():  # a log file: a line per song
-                print(f"decoded {count}/{len(todo)} songs (once){time_left(count, len(todo), time.time() - started)}",
-                      flush=True)
-    except WorkerDied as died:
-        raise DataError(f"the process decoding {died.job[1].location} died (exit code {died.exitcode}; memory may be "
-                        "short): run again with --decode-jobs 1; the songs decoded so far are kept") from died
+        with each_result(_cache_song, todo, workers, _start_decoder, size=lambda job: job[1].duration,
+                         died=died) as done:
+            for count, (job, reason) in enumerate(_progress(done, "decoding audio (once)", quiet, len(todo)), 1):
+                i, song, path = job[:3]
+                if reason:
+                    report(skipped_line(song.location, reason))
+                else:
+                    features[i] = _read_cache(path, signal_config, report)
+                if not quiet and len(todo) > 3 and not sys.stderr.isatty():  # a log file: a line per song
+                    print(f"decoded {count}/{len(todo)} songs (once)"
+                          + time_left(count, len(todo), time.time() - started), flush=True)
     finally:
-        done.close()  # stops the workers if the loop did not finish (Ctrl-C, an error)
         for tmp in glob.glob(os.path.join(cache_dir, ".tmp-*")):  # what stopped workers were writing
             if os.path.getmtime(tmp) >= started - 1:
                 os.unlink(tmp)

@@ -19,6 +19,7 @@ threads can deadlock), ignore Ctrl-C (the main process handles it, and
 terminates them on the way out), and run `initializer(*initargs)` once.
 """
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import signal
@@ -96,6 +97,29 @@ def run_jobs(function, jobs, workers=1, initializer=None, initargs=()):
             pipe.close()
 
 
+@contextlib.contextmanager
+def each_result(function, jobs, workers=1, initializer=None, initargs=(), size=None, died=None):
+    """run_jobs's (job, result) pairs for a `with` block, as the feature build and evaluate.py use them.
+
+    With several workers the largest jobs go first (`size(job)`: a song's
+    duration), so that no worker is left alone with a long one at the end;
+    the workers are stopped however the block ends (Ctrl-C, an error); and
+    a worker's death is raised as `died(the WorkerDied)`, the caller's own
+    one-line error naming what was lost and what is kept.
+    """
+    if workers > 1 and size is not None:
+        jobs = sorted(jobs, key=size, reverse=True)
+    results = run_jobs(function, jobs, workers, initializer, initargs)
+    try:
+        yield results
+    except WorkerDied as death:
+        if died is None:
+            raise
+        raise died(death) from death
+    finally:
+        results.close()  # stops the workers if the loop did not finish
+
+
 def _receive(pipe):
     """The worker's answer, or None if it died before sending one."""
     try:
@@ -129,3 +153,12 @@ def _serve(pipe, function, initializer, initargs):
             pipe.send(answer)
         except Exception as err:  # a result or an exception that cannot be pickled
             pipe.send((False, RuntimeError(f"{job!r}: {answer[1]!r} could not be sent back ({err})")))
+
+
+def available_bytes():
+    """The memory the system can still give (Linux's MemAvailable), or None where it is not known."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return None

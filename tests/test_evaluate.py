@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import evaluate
+import metrics
 from conftest import noisy_song
 from inference import load_model, separate
 from test_robustness import checksums, copy_root, cut, every_stem, with_nan
@@ -40,8 +41,8 @@ def another_model(checkpoint, tmp_path):
 def quick_bss_eval(references, estimates, rate):
     """One number per estimate (its mean magnitude) in place of BSS Eval's, for the tests of what evaluate does
     with scores rather than of their values: about a second less per song, and an estimate that changes shows."""
-    return {target: {metric: float(np.abs(estimate).mean()) for metric in evaluate.METRICS}
-            for target, estimate in zip(evaluate.TARGETS, estimates)}
+    return {target: {metric: float(np.abs(estimate).mean()) for metric in metrics.METRICS}
+            for target, estimate in zip(metrics.TARGETS, estimates)}
 
 
 @pytest.fixture
@@ -53,18 +54,18 @@ def instant_scoring(monkeypatch):
         estimates = (share * song.read("mixture"), (1 - share) * song.read("mixture"))
         return {method: quick_bss_eval(None, estimates, song.rate) for method in methods}, estimates
 
-    monkeypatch.setattr(evaluate, "evaluate_track", estimated)
+    monkeypatch.setattr(metrics, "evaluate_track", estimated)
 
 
 def scored_rows(monkeypatch):
     """The list that gets, for each song evaluate_track scores from now on, the methods it was asked for."""
-    asked, real_track = [], evaluate.evaluate_track
+    asked, real_track = [], metrics.evaluate_track
 
     def recorded(track, model, signal_config, options, methods):
         asked.append(tuple(methods))
         return real_track(track, model, signal_config, options, methods)
 
-    monkeypatch.setattr(evaluate, "evaluate_track", recorded)
+    monkeypatch.setattr(metrics, "evaluate_track", recorded)
     return asked
 
 
@@ -84,7 +85,7 @@ def test_evaluate_scores_one_short_toy_track(toy_root, tiny_checkpoint, tmp_path
                    "--quiet"])
     scores = json.loads(out.read_text())
     (track,) = scores["tracks"]
-    for method in evaluate.METHODS:
+    for method in metrics.METHODS:
         for target in ("vocals", "accompaniment"):
             assert all(np.isfinite(v) for v in scores["tracks"][track][method][target].values())
     assert scores["median"]["oracle 8 kHz"]["vocals"]["SDR"] > scores["median"]["mixture"]["vocals"]["SDR"] + 3
@@ -109,58 +110,12 @@ def test_evaluate_scores_a_model_that_predicts_silence(toy_root, tiny_checkpoint
     assert medians["U-Net"]["vocals"]["SIR"] < medians["oracle 8 kHz"]["vocals"]["SIR"]
 
 
-def test_museval_is_the_version_whose_private_function_evaluate_patches():
-    import importlib.metadata
-
-    evaluate.find_ffmpeg()  # museval imports stempeg, which looks for ffmpeg
-    import museval.metrics
-
-    version = importlib.metadata.version("museval")
-    assert version == evaluate.MUSEVAL_VERSION, (
-        f"museval {version} is installed, requirements.txt pins {evaluate.MUSEVAL_VERSION}: "
-        "evaluate.references_correlated_once replaces its private _compute_reference_correlations; check that "
-        "the function still exists with the same arguments and result, then update the pin and MUSEVAL_VERSION")
-    assert callable(getattr(museval.metrics, "_compute_reference_correlations", None)), (
-        f"museval {version} has no metrics._compute_reference_correlations: evaluate.references_correlated_once "
-        "patches it; rewrite it for this version or pin the old one")
-
-
-def test_scores_with_the_references_correlated_once_are_museval_s_own_to_the_last_bit():
-    evaluate.find_ffmpeg()  # museval imports stempeg, which looks for ffmpeg
-    import museval
-
-    rng = np.random.default_rng(0)
-    rate = 8000
-    songs = [rng.standard_normal((2, 2 * rate, 2)) for _ in range(2)]  # (vocals, accompaniment) x 2 s stereo
-    estimates = [s + 0.3 * rng.standard_normal(s.shape) for s in songs for _ in range(2)]  # two per song
-    plain = [museval.evaluate(songs[k // 2], est, win=rate, hop=rate) for k, est in enumerate(estimates)]
-    calls, original = [], museval.metrics._compute_reference_correlations
-
-    def counted(*args):
-        calls.append(1)
-        return original(*args)
-
-    museval.metrics._compute_reference_correlations = counted
-    try:
-        with evaluate.references_correlated_once():
-            once = [museval.evaluate(songs[k // 2], est, win=rate, hop=rate) for k, est in enumerate(estimates)]
-    finally:
-        museval.metrics._compute_reference_correlations = original
-    assert len(calls) == 2  # once per song, not once per estimate
-    for a, b in zip(plain, once):
-        for metric_a, metric_b in zip(a, b):
-            np.testing.assert_array_equal(metric_a, metric_b)
-    assert museval.metrics._compute_reference_correlations is original
-
-
 def test_songs_scored_at_once_are_as_many_as_the_free_memory_holds(monkeypatch, capsys):
     class Song:
         name, rate = "Long Song", 44100
         duration = 5 * 60.0  # padded to 2**24 points: about 5.4 GB
 
-    need = evaluate.scoring_bytes(Song.duration, Song.rate)
-    assert need == 320 * 2 ** 24
-    assert evaluate.scoring_bytes(7 * 60.0, 44100) == 2 * need  # past 6.3 min the FFTs double
+    need = metrics.scoring_bytes(Song.duration, Song.rate)
     monkeypatch.setattr(evaluate, "available_bytes", lambda: 3 * need)
     assert evaluate.workers_that_fit(4, [Song()]) == 3
     assert "Scoring 3 songs at a time, not 4" in capsys.readouterr().out
@@ -264,8 +219,8 @@ def test_songs_scored_in_parallel_give_the_serial_scores(toy_root, tiny_checkpoi
     assert list(parallel["tracks"]) == list(serial["tracks"])  # the songs' order, whichever finished first
     for song, methods in serial["tracks"].items():
         for method, targets in methods.items():
-            for target, metrics in targets.items():
-                assert parallel["tracks"][song][method][target] == pytest.approx(metrics, abs=1e-3)
+            for target, values in targets.items():
+                assert parallel["tracks"][song][method][target] == pytest.approx(values, abs=1e-3)
 
 
 # --- Ctrl-C and workers that die ---
@@ -275,7 +230,7 @@ def test_ctrl_c_during_evaluation_says_one_line_exits_130_and_writes_no_scores(t
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(evaluate, "evaluate_track", interrupted)
+    monkeypatch.setattr(metrics, "evaluate_track", interrupted)
     with pytest.raises(SystemExit) as stop:
         evaluate.main(["--root", toy_root, "--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "s.json"),
                        "--cache-dir", str(tmp_path / "cache"), "--jobs", "1"])
@@ -287,7 +242,7 @@ def test_ctrl_c_during_evaluation_says_one_line_exits_130_and_writes_no_scores(t
 def test_an_interrupted_evaluation_goes_on_to_the_same_scores(toy_root, tiny_checkpoint, tmp_path, monkeypatch,
                                                               capsys, instant_scoring):
     whole = evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "whole.json", "cache1", "--jobs", "1")
-    real_track, calls = evaluate.evaluate_track, []
+    real_track, calls = metrics.evaluate_track, []
 
     def ctrl_c_on_the_second_song(*args, **kwargs):
         calls.append(1)
@@ -295,12 +250,12 @@ def test_an_interrupted_evaluation_goes_on_to_the_same_scores(toy_root, tiny_che
             raise KeyboardInterrupt
         return real_track(*args, **kwargs)
 
-    monkeypatch.setattr(evaluate, "evaluate_track", ctrl_c_on_the_second_song)
+    monkeypatch.setattr(metrics, "evaluate_track", ctrl_c_on_the_second_song)
     with pytest.raises(SystemExit) as stop:
         evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "resumed.json", "cache2", "--jobs", "1")
     assert stop.value.code == 130 and "holds the 1 songs scored so far" in capsys.readouterr().err
     assert json.loads((tmp_path / "resumed.json").read_text())["songs_scored"] == 1  # the first song, already there
-    monkeypatch.setattr(evaluate, "evaluate_track", real_track)
+    monkeypatch.setattr(metrics, "evaluate_track", real_track)
     assert evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "resumed.json", "cache2", "--jobs", "1") == whole
 
 
