@@ -145,13 +145,17 @@ def separate_all(songs, out_dir, separate_song, checkpoint, settings, outputs, f
                 print(f"{count}{song.path}: wrote " + ", ".join(written)
                       + time_left(done_bytes, total, time.time() - started))
             if clipped:
-                print(f"warning: {clipped} samples of {song.folder} went past full scale and were clipped, so "
-                      "vocals + accompaniment no longer sum back to the input there; --bit-depth 32f keeps them")
+                print(clipped_line(clipped, song.folder))
         if len(plan) > 1:
             print(closing_line(plan, failed, started))
     except KeyboardInterrupt:
         interrupted(plan[i].path, i, whole)
     return failed
+
+
+def clipped_line(clipped, folder):
+    return (f"warning: {clipped} samples of {folder} went past full scale and were clipped, so vocals + "
+            "accompaniment no longer sum back to the input there; --bit-depth 32f keeps them")
 
 
 def closing_line(plan, failed, started):

@@ -147,8 +147,14 @@ def model_config_of(state, path):
                               "another version of this project") from err
 
 
-def model_from_checkpoint(state, path="the checkpoint"):
-    """Rebuild the trained UNet (in eval mode) from a loaded checkpoint."""
+def load_model(path, device=None):
+    """(model in eval mode on `device`, SignalConfig) from a train.py checkpoint, ready to separate: the one
+    way inference.py, evaluate.py and the benchmarks load a model.
+
+    The model also keeps what a figure's title says of it: `model.label`,
+    e.g. "best_model.pth (epoch 20)", so that the file is read once.
+    """
+    state = load_checkpoint(path)
     config = model_config_of(state, path)
     try:
         model = UNet(config)
@@ -156,19 +162,9 @@ def model_from_checkpoint(state, path="the checkpoint"):
     except (TypeError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"the checkpoint's weights do not fit its model settings "
                               f"{state['model_config']}: the file was damaged or edited") from err
-    return model.eval()
-
-
-def load_model(path, device=None):
-    """(model in eval mode on `device`, SignalConfig) from a train.py checkpoint, ready to separate."""
-    return ready_model(load_checkpoint(path), device, path)
-
-
-def ready_model(state, device=None, path="the checkpoint"):
-    """load_model's (model, SignalConfig) from a checkpoint already loaded (load_checkpoint), for a caller
-    that reads its other fields too (inference.py: the epoch) without loading the file twice."""
     device = device or torch.device("cpu")
-    model = model_from_checkpoint(state, path).to(device)
+    model = model.eval().to(device)
     if memory_plan(device).channels_last:  # as in training: faster convolutions (benchmarks/README.md)
         model = model.to(memory_format=torch.channels_last)
+    model.label = f"{os.path.basename(path)} (epoch {state['epoch']})"
     return model, SignalConfig(**state["signal"])

@@ -15,8 +15,8 @@ What the lab describes, in its order:
 4. The baseline: the loss of the best constant mask, the bar a model must
    clear (best_constant_mask_loss).
 
-Finding, checking, splitting and caching the songs (each decoded once) is
-songs.py's work; training_features asks it for the features of a run's songs.
+Finding, checking and splitting the songs is songs.py's work, decoding each
+once into a cache feature_cache.py's; training_features asks them for a run's.
 """
 
 import cli  # first: says in one line how to install what is missing (cli.require_installed)
@@ -28,9 +28,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from feature_cache import cache_path, cached_features
+from files import DEFAULT_CACHE_DIR
+from songs import DataError, split_data
 from spectral import SignalConfig, magnitude_scale, resample, stft, to_mono
-from cli import ArgumentParser, UserError, add_root_flag, add_training_songs_flag
-from songs import DEFAULT_CACHE_DIR, DataError, cache_path, cached_features, split_data
 
 
 # --------------------------------------------------------------------------
@@ -162,12 +163,11 @@ def best_constant_mask_loss(dataset):
 
 
 # --------------------------------------------------------------------------
-# The features of a run's songs (songs.py finds, checks and caches them)
+# The features of a run's songs (songs.py finds them, feature_cache.py keeps them)
 # --------------------------------------------------------------------------
 
 def load_features(songs, signal_config, cache_dir=DEFAULT_CACHE_DIR, quiet=False, jobs=1, report=print):
-    """Each song's features (compute_features), decoded once and then read from the cache; None for a
-    song that cannot be decoded (reported through `report`)."""
+    """Each song's features (compute_features), decoded once, then read from the cache (None: not decodable)."""
     return cached_features(songs, signal_config, cache_dir, compute_features, quiet, jobs, report)
 
 
@@ -228,9 +228,9 @@ def summarize(split, signal_config, cache_dir):
 
 
 def get_args(argv=None):
-    parser = ArgumentParser(description="Summarise the MUSDB18 data the U-Net would use.")
-    add_root_flag(parser)
-    add_training_songs_flag(parser)
+    parser = cli.ArgumentParser(description="Summarise the MUSDB18 data the U-Net would use.")
+    cli.add_root_flag(parser)
+    cli.add_training_songs_flag(parser)
     parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="where decoded spectrograms are cached")
     return parser.parse_args(argv)
 
@@ -241,7 +241,7 @@ def main(argv=None):
     signal_config = SignalConfig()
     try:
         split = split_data(args.root, args.n_songs)
-    except UserError as err:
+    except cli.UserError as err:
         sys.exit(f"error: {err}")
     print("\n".join(summarize(split, signal_config, args.cache_dir)))
 

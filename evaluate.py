@@ -55,11 +55,11 @@ from audio import AudioError, find_ffmpeg, write_audio
 from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
 from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, bounded_number, time_left
 from device import pick_device
-from files import (RECORD, atomic_path, cannot_write, check_replaceable, file_identity, identities, inside,
-                   keyed_name, record_matches)
+from files import (DEFAULT_CACHE_DIR, RECORD, atomic_path, cannot_write, check_replaceable, file_identity, identities,
+                   inside, keyed_name, record_matches)
 from metrics import METHODS, METRICS, REFERENCE_METHODS, SILENT, TARGETS, EvaluationError, finite_median
 from separation import SeparationOptions
-from songs import DEFAULT_CACHE_DIR, find_songs, find_songs_by_name, skipped_line
+from songs import find_songs, find_songs_by_name, skipped_line
 from workers import available_bytes, each_result
 
 SCORES_VERSION = 1  # of the cached rows: raise it when what they hold changes

@@ -115,7 +115,6 @@ def loss_curve_figure(history, best_epoch=None):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    nan = math.nan
     epochs = [h["epoch"] for h in history]
     valid = [h["valid_loss"] for h in history]
     if best_epoch not in epochs:
@@ -131,21 +130,7 @@ def loss_curve_figure(history, best_epoch=None):
     loss_ax.set_ylabel("masked L1 loss")
     loss_ax.set_title("loss")
 
-    sdr = [h.get("valid_sdr", nan) for h in history]
-    scored = [(e, v) for e, v in zip(epochs, sdr) if math.isfinite(v)]  # not epochs without an SDR
-    if scored:
-        sdr_ax.plot(*zip(*scored), "s-", color="tab:orange", label="validation (U-Net)")
-    if math.isfinite(sdr[best]):
-        sdr_ax.plot(epochs[best], sdr[best], "*", markersize=16, color="tab:red")
-    for key, style, name in (("oracle_sdr", ":", "oracle ratio mask (ceiling)"),
-                             ("mixture_sdr", "--", "mixture (floor)")):
-        value = history[-1].get(key, nan)
-        if math.isfinite(value):
-            sdr_ax.axhline(value, color="gray", linestyle=style, label=name)
-    if not scored:
-        sdr_ax.text(0.5, 0.5, "no SDR: silent validation vocals", ha="center", transform=sdr_ax.transAxes)
-    sdr_ax.set_ylabel("vocals SDR (dB), median over songs")
-    sdr_ax.set_title("separation quality")
+    _sdr_panel(sdr_ax, history, best)
     for ax in (loss_ax, sdr_ax):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -155,3 +140,24 @@ def loss_curve_figure(history, best_epoch=None):
     fig.suptitle("U-Net training")
     fig.tight_layout()
     return fig
+
+
+def _sdr_panel(ax, history, best):
+    """loss_curve_figure's right panel: the validation SDR per epoch (the best epoch starred, index `best`)
+    between the mixture's (floor) and the oracle's (ceiling)."""
+    epochs, nan = [h["epoch"] for h in history], math.nan
+    sdr = [h.get("valid_sdr", nan) for h in history]
+    scored = [(e, v) for e, v in zip(epochs, sdr) if math.isfinite(v)]  # not epochs without an SDR
+    if scored:
+        ax.plot(*zip(*scored), "s-", color="tab:orange", label="validation (U-Net)")
+    if math.isfinite(sdr[best]):
+        ax.plot(epochs[best], sdr[best], "*", markersize=16, color="tab:red")
+    for key, style, name in (("oracle_sdr", ":", "oracle ratio mask (ceiling)"),
+                             ("mixture_sdr", "--", "mixture (floor)")):
+        value = history[-1].get(key, nan)
+        if math.isfinite(value):
+            ax.axhline(value, color="gray", linestyle=style, label=name)
+    if not scored:
+        ax.text(0.5, 0.5, "no SDR: silent validation vocals", ha="center", transform=ax.transAxes)
+    ax.set_ylabel("vocals SDR (dB), median over songs")
+    ax.set_title("separation quality")

@@ -1,5 +1,7 @@
 """Files and folders: writing them so that a crash never leaves a half-written
-one, the record beside a song's outputs, and naming songs.
+one, the record beside a song's outputs, naming songs, MUSDB18's layout (its
+stems, file names and validation songs, from musdb's own mus.yaml), and where
+the project keeps its data.
 
 Every file the project writes (checkpoints, feature caches, WAVs, figures,
 CSV, JSON) goes through `atomic_path`, so a crash, Ctrl-C or `kill -9` never
@@ -10,7 +12,9 @@ the folder and the space needed, whichever library was writing.
 
 import contextlib
 import errno
+import functools
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -235,6 +239,10 @@ def removed_on_failure(folder):
         raise
 
 
+# --------------------------------------------------------------------------
+# MUSDB18's layout, and where the project keeps its own data
+# --------------------------------------------------------------------------
+
 MIXTURES = ("mixture.wav", "mixture.flac")  # a MUSDB18-HQ song folder: the mix beside its stems
 
 
@@ -284,3 +292,35 @@ def distinct_names(songs):
         taken.add(name.lower())
         named.append((name, path))
     return named
+
+
+PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def data_folder():
+    """Where the toy set and the caches go: the project's data/ folder, or, where the project cannot be
+    written (a read-only install shared by a class), a folder of this user's ($XDG_CACHE_HOME, else
+    ~/.cache), which the toy set's note then names."""
+    folder = os.path.join(PROJECT_DIR, "data")
+    if os.access(folder if os.path.isdir(folder) else PROJECT_DIR, os.W_OK):
+        return folder
+    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser(os.path.join("~", ".cache")),
+                        "unet-vocals")
+
+
+STEMS = ("vocals", "drums", "bass", "other")
+ACCOMPANIMENT = ("bass", "drums", "other")  # musdb's accompaniment target, summed in its order
+
+
+@functools.lru_cache(maxsize=1)
+def musdb_setup():
+    """musdb's description of MUSDB18 (file names, stem order, validation songs), read from its mus.yaml
+    without importing musdb (which imports stempeg, which refuses to load without ffmpeg)."""
+    import yaml
+
+    folder = importlib.util.find_spec("musdb").submodule_search_locations[0]
+    with open(os.path.join(folder, "configs", "mus.yaml")) as f:
+        return yaml.safe_load(f)
+
+
+DEFAULT_CACHE_DIR = os.path.join(data_folder(), "cache")  # decoded features (feature_cache.py), evaluate.py's scores

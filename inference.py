@@ -35,12 +35,11 @@ import math
 import os
 import sys
 
+import batch
+import checkpoints
+import figures
 from audio import SUBTYPES, AudioError, AudioWriter, check_output_format, open_audio, read_block
-from batch import separate_all, songs_of
-from checkpoints import add_checkpoint_flag, find_checkpoint, load_checkpoint, ready_model
-from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, progress_bar
 from device import pick_device
-from figures import separation_panels, separation_title, show_figures, spectrogram_figure
 from files import (RECORD, atomic_path, cannot_write, check_replaceable, identities, known_vocals, removed_on_failure,
                    still_listed)
 from separation import SeparationOptions, mix_magnitude, plan_blocks, predict_mask, reconstruct, song_scale
@@ -50,27 +49,20 @@ from separation import separate  # noqa: F401
 
 
 
-class InferenceError(UserError):
+class InferenceError(cli.UserError):
     """A problem with what was asked to separate."""
 
 
-def load(checkpoint, device=None):
-    """(model, SignalConfig, "best_model.pth (epoch 20)") of a train.py checkpoint, read once."""
-    state = load_checkpoint(checkpoint)
-    model, signal_config = ready_model(state, device)
-    return model, signal_config, f"{os.path.basename(checkpoint)} (epoch {state['epoch']})"
-
-
 def separate_file(model, signal_config, path, out_dir, options=SeparationOptions(), *, audio_format="wav",
-                  bit_depth="16", plot=True, show=False, quiet=False, record=None, model_label=None):
+                  bit_depth="16", plot=True, show=False, quiet=False, record=None):
     """Separate one audio file into out_dir/{vocals,accompaniment}.<wav|flac> (+ separation.png).
 
     Outputs appear only once complete: a failure or Ctrl-C leaves older files
     in place and no new folder behind, and they replace only files this
     project wrote (files.check_replaceable). `bit_depth`: "16", "24" or "32f"
     (float, WAV only: never clipped). separation.json holds `record` and the
-    files it vouches for, renamed into place after them. `model_label` goes
-    into the figure's title. Returns (files written, samples clipped).
+    files it vouches for, renamed into place after them. The figure's title
+    names the model's checkpoint (checkpoints.load_model's label). Returns (files written, samples clipped).
     """
     names = output_names(audio_format, plot)
     check_replaceable(out_dir, names + [RECORD], "give another --out-dir", identities([path]))
@@ -91,8 +83,8 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
             raise InferenceError(cannot_write(err, out_dir, "pick another --out-dir")) from err
         (mix, mask), (_, span, _, read_to) = write_blocks(model, signal_config, path, f, writers, options, quiet)
         if plot:  # inside `outputs` too: the song's files appear together, or none of them
-            title = separation_title(os.path.basename(out_dir.rstrip(os.sep)), span / f.samplerate,
-                                     f.frames / f.samplerate, model_label)
+            title = figures.separation_title(os.path.basename(out_dir.rstrip(os.sep)), span / f.samplerate,
+                                     f.frames / f.samplerate, getattr(model, "label", None))
             vocals = true_vocals(path, signal_config, read_to / f.samplerate, mix.shape[-1])
             plot_separation(mix, mask, signal_config, title, outputs.enter_context(atomic_path(paths[2])), show,
                             vocals=vocals)
@@ -120,7 +112,7 @@ def write_blocks(model, signal_config, path, f, writers, options, quiet=False):
     if len(blocks) > 1:  # several: the scale is the whole song's, found by a first pass over the blocks
         scale = song_scale((read_block(f, lo, hi) for _, _, lo, hi in blocks), rate, signal_config)
     figure = None
-    for start, end, lo, hi in progress_bar(blocks, quiet or len(blocks) == 1, desc=os.path.basename(path),
+    for start, end, lo, hi in cli.progress_bar(blocks, quiet or len(blocks) == 1, desc=os.path.basename(path),
                                            unit="block"):
         audio = read_block(f, lo, hi)  # (samples, channels)
         mix, mask = predict_mask(model, signal_config, audio, rate, options.network_input, scale)  # (F, T) each
@@ -137,13 +129,14 @@ def plot_separation(mix, mask, signal_config, title, path=None, show=False, voca
     """Stacked spectrograms at the model's rate (figures.separation_panels: mix, predicted mask, estimated
     vocals, true `vocals` if known); returns the matplotlib figure, saved atomically to `path` if given."""
     seconds = mix.shape[-1] * signal_config.hop_length / signal_config.sample_rate
-    fig = spectrogram_figure(mix, separation_panels(mix, mask, vocals), seconds, signal_config.sample_rate / 2,
-                             title=title, interactive=show)
+    panels = figures.separation_panels(mix, mask, vocals)
+    fig = figures.spectrogram_figure(mix, panels, seconds, signal_config.sample_rate / 2, title=title,
+                                     interactive=show)
     if path:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
     if show:
-        show_figures()
+        figures.show_figures()
     return fig
 
 
@@ -165,16 +158,16 @@ def get_args(argv=None):
                         "none: the first test song of the data in use")
     p.add_argument("--input", action="append", default=None, metavar="FILE", help="another file or folder (repeatable)")
     p.add_argument("--recursive", "-r", action="store_true", help="also separate the files in subfolders")
-    add_song_flags(p)
-    add_root_flag(p)
-    add_checkpoint_flag(p)
+    cli.add_song_flags(p)
+    cli.add_root_flag(p)
+    checkpoints.add_checkpoint_flag(p)
     p.add_argument("--out-dir", default="outputs", help="each song goes to OUT_DIR/<song name>/")
     p.add_argument("--format", choices=("wav", "flac"), default="wav", dest="audio_format",
                    help="file format of vocals and accompaniment")
     p.add_argument("--bit-depth", choices=tuple(SUBTYPES), default="16",
                    help="16 or 24-bit integers, or 32f: 32-bit float (WAV only), which never clips, so "
                         "vocals + accompaniment sum back to a loud input too")
-    add_separation_flags(p)
+    cli.add_separation_flags(p)
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
     p.add_argument("--no-plot", action="store_true", help="skip the figure (faster, for batch use)")
     p.add_argument("--show", action="store_true", help="also open the figure in a window")
@@ -199,7 +192,7 @@ def songs_to_separate(args):
     if files and args.songs:
         raise InferenceError("give either audio files or --songs, not both")
     if files:
-        return songs_of(files, args.recursive, args.out_dir, args.quiet)
+        return batch.songs_of(files, args.recursive, args.out_dir, args.quiet)
     root, songs, skipped = find_songs(args.root, quiet=args.quiet)
     for path, reason in skipped:
         print(skipped_line(path, reason))
@@ -214,17 +207,17 @@ def main(argv=None):
     args = get_args(argv)
     cli.printable_output()
     try:
-        checkpoint = find_checkpoint(args.checkpoint, args.quiet)
-        model, signal_config, model_label = load(checkpoint, pick_device(args.cpu))
+        checkpoint = checkpoints.find_checkpoint(args.checkpoint, args.quiet)
+        model, signal_config = checkpoints.load_model(checkpoint, pick_device(args.cpu))
         plot = not args.no_plot
         separate_song = functools.partial(separate_file, model, signal_config, options=args.options,
                                           audio_format=args.audio_format, bit_depth=args.bit_depth, plot=plot,
-                                          show=args.show, quiet=args.quiet, model_label=model_label)
+                                          show=args.show, quiet=args.quiet)
         # Every setting that changes the files: with the checkpoint and the input, the record of a song.
         settings = {**args.options.to_dict(), "format": args.audio_format, "bit_depth": args.bit_depth, "plot": plot}
-        failed = separate_all(songs_to_separate(args), args.out_dir, separate_song, checkpoint, settings,
+        failed = batch.separate_all(songs_to_separate(args), args.out_dir, separate_song, checkpoint, settings,
                               output_names(args.audio_format, plot), args.force, args.quiet)
-    except UserError as err:
+    except cli.UserError as err:
         sys.exit(f"error: {err}")
     except KeyboardInterrupt:  # before the first song
         print("Interrupted: nothing was written.", file=sys.stderr)

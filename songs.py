@@ -1,78 +1,37 @@
-"""The songs of a data set: found, checked once, split, and decoded once into a cache.
+"""The songs of a data set: found, checked once, split, and picked by name.
 
 Where the data comes from, in order: `--root`, the MUSDB_PATH environment
-variable (musdb's own convention), else a small generated toy set in the
-MUSDB18-HQ layout, built once under data/toy_musdb.
+variable (musdb's own convention), else the generated toy set (toy_set.py),
+built once under data/toy_musdb.
 
 Every song is checked here, once, when it is found, from its files' headers
 (cheap): its mixture and its four stems exist and can be read, they share one
 sample rate and one length (within a frame), and it is longer than one STFT
 window; its samples are checked to be finite when they are decoded for the
-cache. A folder that is not a song, and a song that fails a check, is left
-out with one line naming it and why, and the command goes on with the other
-songs; the code after this module trusts the songs it is given.
+feature cache (feature_cache.py). A folder that is not a song, and a song that
+fails a check, is left out with one line naming it and why, and the command
+goes on with the other songs; the code after this module trusts the songs it
+is given.
 
 The layout, the stems' order and the official validation songs are musdb's
-own (its mus.yaml). The songs are listed here rather than by `musdb.DB`,
-which takes any folder for a song and probes every file of a subset with
-ffprobe as it lists it, failing on the first bad one: one damaged song would
-stop every command.
-
-Each song is decoded once: its features (data.compute_features, passed in)
-are cached under data/cache, keyed by the audio files and every signal
-setting, so later runs never decode audio.
+own (its mus.yaml, files.musdb_setup). The songs are listed here rather than
+by `musdb.DB`, which takes any folder for a song and probes every file of a
+subset with ffprobe as it lists it, failing on the first bad one: one damaged
+song would stop every command.
 """
 
-import functools
-import glob
 import hashlib
-import importlib.util
-import json
 import os
-import shutil
-import sys
-import tempfile
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import soundfile as sf
-import torch
 
 from audio import NO_FFMPEG, AudioError, ffmpeg_name, find_ffmpeg, probe_audio, read_audio
-
+from cli import DEFAULT_N_SONGS, UserError
+from files import ACCOMPANIMENT, STEMS, musdb_setup
 from spectral import SignalConfig
-from cli import DEFAULT_N_SONGS, UserError, progress_bar, time_left
-from files import atomic_path, disk_full_error, file_identity, keyed_name, make_readable
-from workers import each_result
+from toy_set import ensure_toy_musdb
 
-PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def data_folder():
-    """Where the toy set and the caches go: the project's data/ folder, or, where the project cannot be
-    written (a read-only install shared by a class), a folder of this user's ($XDG_CACHE_HOME, else
-    ~/.cache), which the toy set's note then names."""
-    folder = os.path.join(PROJECT_DIR, "data")
-    if os.access(folder if os.path.isdir(folder) else PROJECT_DIR, os.W_OK):
-        return folder
-    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser(os.path.join("~", ".cache")),
-                        "unet-vocals")
-
-
-DEFAULT_TOY_ROOT = os.path.join(data_folder(), "toy_musdb")
-DEFAULT_CACHE_DIR = os.path.join(data_folder(), "cache")
-
-# The toy set: 13 training songs (3 of them held out for validation) and 3
-# test songs of 35 s, stereo 16-bit at 16 kHz: about 180 MB, built in seconds.
-TOY_SETTINGS = {"version": 1, "n_train": 13, "n_test": 3, "seconds": 35.0,
-                "sample_rate": 16000, "seed": 2017}
-STEMS = ("vocals", "drums", "bass", "other")
-ACCOMPANIMENT = ("bass", "drums", "other")  # musdb's accompaniment target, summed in its order
-CACHE_VERSION = 1
-# Audio to decode per worker process, at least: starting one costs seconds (its imports), while
-# small sets decode faster in one process (benchmarks/README.md has both measured).
-PARALLEL_SECONDS = 1200
 # The checks' tolerances, from the model's STFT: stems may differ in length by up to one hop (a
 # frame), and a song must be longer than one window, or the STFT has no frame to give.
 _SIGNAL = SignalConfig()
@@ -87,16 +46,6 @@ class DataError(UserError):
 # --------------------------------------------------------------------------
 # A song
 # --------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=1)
-def musdb_setup():
-    """musdb's description of MUSDB18 (file names, stem order, validation songs), read from its mus.yaml
-    without importing musdb (which imports stempeg, which refuses to load without ffmpeg)."""
-    import yaml
-
-    folder = importlib.util.find_spec("musdb").submodule_search_locations[0]
-    with open(os.path.join(folder, "configs", "mus.yaml")) as f:
-        return yaml.safe_load(f)
 
 
 @dataclass
@@ -439,169 +388,9 @@ def split_data(root=None, n_songs=DEFAULT_N_SONGS, quiet=False, strict=None):
 # Features: decoded once, cached on disk
 # --------------------------------------------------------------------------
 
-def cache_path(song, signal_config, cache_dir):
-    """The cache file of a song: named after it, keyed by its files and the signal settings."""
-    sources = [song.path] if song.is_stem_file else [song.path, song.file("vocals")]
-    files = [list(file_identity(path).values()) for path in sources]  # the key of caches already made
-    key = {"files": files, "signal": signal_config.to_dict(), "version": CACHE_VERSION}
-    return os.path.join(cache_dir, keyed_name(song.name, key, ".npy"))
-
-
-def cached_features(songs, signal_config, cache_dir, compute, quiet=False, jobs=1, report=print):
-    """Each song's features from the cache (memory-mapped), decoding only what is missing.
-
-    compute(mix, vocals, rate, signal_config) makes a song's features
-    (data.compute_features). The missing songs are decoded `jobs` at a time,
-    each in a process of its own, and each is cached as soon as it is done:
-    an interrupted first run keeps them, and the next one decodes only the
-    rest. A cache file that cannot be read back (empty, short, foreign) is
-    rebuilt, never trusted. A song that cannot be decoded (damaged, cut
-    short, not finite) is reported through `report` and gets None.
-    """
-    os.makedirs(cache_dir, exist_ok=True)
-    features, todo = [None] * len(songs), []
-    for i, song in enumerate(songs):
-        path = cache_path(song, signal_config, cache_dir)
-        features[i] = _read_cache(path, signal_config, report)
-        if features[i] is None:
-            todo.append((i, song, path, signal_config, compute))
-    seconds = sum(song.duration for _, song, _, _, _ in todo)
-    workers = min(jobs, len(todo), max(1, int(seconds // PARALLEL_SECONDS)))  # each worker costs a start-up
-    started = time.time()
-
-    def died(death):
-        return DataError(f"the process decoding {death.job[1].location} died (exit code {death.exitcode}; memory "
-                         "may be short): run again with --decode-jobs 1; the songs decoded so far are kept")
-
-    try:
-        with each_result(_cache_song, todo, workers, _start_decoder, size=lambda job: job[1].duration,
-                         died=died) as done:
-            for count, (job, reason) in enumerate(_progress(done, "decoding audio (once)", quiet, len(todo)), 1):
-                i, song, path = job[:3]
-                if reason:
-                    report(skipped_line(song.location, reason))
-                else:
-                    features[i] = _read_cache(path, signal_config, report)
-                if not quiet and len(todo) > 3 and not sys.stderr.isatty():  # a log file: a line per song
-                    print(f"decoded {count}/{len(todo)} songs (once)"
-                          + time_left(count, len(todo), time.time() - started), flush=True)
-    finally:
-        for tmp in glob.glob(os.path.join(cache_dir, ".tmp-*")):  # what stopped workers were writing
-            if os.path.getmtime(tmp) >= started - 1:
-                os.unlink(tmp)
-    return features
-
-
-def _start_decoder():
-    """A decoding worker: one core per song."""
-    torch.set_num_threads(1)
-    find_ffmpeg()
-
-
-def _cache_song(job):
-    """Decode one song and write its cache file; None, or why the song cannot be used."""
-    _, song, path, signal_config, compute = job
-    try:
-        mix, vocals = song.read("mixture"), song.read("vocals")
-    except AudioError as err:
-        return str(err)
-    n = min(len(mix), len(vocals))
-    if n < 0.95 * song.frames - song.rate:  # the header promised more
-        return f"it ends at {n / song.rate:.1f} s although its header says {song.duration:.1f} s: the file is cut " \
-               "short; download it again"
-    for stem, audio in (("mixture", mix), ("vocals", vocals)):
-        if not np.isfinite(audio).all():
-            return f"its {stem} holds NaN or infinite samples"
-    _write_cache(path, compute(mix[:n], vocals[:n], song.rate, signal_config))
-    return None
-
-
-def _read_cache(path, signal_config, report=print):
-    if not os.path.exists(path):
-        return None
-    try:
-        array = np.load(path, mmap_mode="r")
-        if array.dtype == np.complex64 and array.ndim == 3 and array.shape[:2] == (2, signal_config.freq_bins) \
-                and array.shape[2] > 0:
-            return array
-    except Exception:  # empty (EOFError), short (ValueError), foreign: never trusted
-        pass
-    report(f"Cache file {path} is damaged; rebuilding it.")
-    return None
-
-
-def _write_cache(path, array):
-    with atomic_path(path, size=array.nbytes) as tmp:
-        np.save(tmp, array)
-
-
-def _progress(items, desc, quiet, total=None):
-    total = len(items) if total is None else total
-    return progress_bar(items, quiet or total == 0, desc=desc, unit="track", total=total)
-
 
 # --------------------------------------------------------------------------
 # The toy data set
 # --------------------------------------------------------------------------
 
-def build_toy_musdb(root, settings=TOY_SETTINGS, quiet=False):
-    """Write the toy set in the MUSDB18-HQ layout: root/{train,test}/<song>/<stem>.wav.
 
-    Stems are quantised to 16 bits first and the mixture is their integer
-    sum, so mixture.wav is exactly vocals + drums + bass + other as read back.
-    The set is written to a temporary folder and renamed at the end, so an
-    interrupted build never leaves a half-made set that looks complete.
-    """
-    from toy_music import synth_song  # only when the set is built: its import (scipy.signal) takes seconds
-
-    parent = os.path.dirname(os.path.abspath(root))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".toy_musdb-", dir=parent)
-    songs = [("train", i) for i in range(settings["n_train"])]
-    songs += [("test", i) for i in range(settings["n_test"])]
-    start = time.time()
-    try:
-        for subset, i in _progress(songs, "building toy set", quiet):
-            seed = settings["seed"] * 1000 + (0 if subset == "train" else 500) + i
-            stems = synth_song(seed, settings["seconds"], settings["sample_rate"])
-            folder = os.path.join(tmp, subset, f"Toy Song {subset} {i + 1:02d}")
-            os.makedirs(folder)
-            ints = {name: np.round(stems[name] * 32767).astype(np.int32) for name in STEMS}
-            ints["mixture"] = sum(ints[name] for name in STEMS)
-            for name, x in ints.items():
-                x = np.clip(x, -32768, 32767).astype(np.int16)
-                sf.write(os.path.join(folder, f"{name}.wav"), x, settings["sample_rate"], subtype="PCM_16")
-        with open(os.path.join(tmp, "toy.json"), "w") as f:
-            json.dump(settings, f, indent=2)
-        if os.path.exists(root):
-            shutil.rmtree(root)
-        make_readable(tmp)  # mkdtemp makes it private
-        os.replace(tmp, root)
-    except BaseException as err:
-        size = len(songs) * (len(STEMS) + 1) * settings["seconds"] * settings["sample_rate"] * 2 * 2  # 16-bit stereo
-        full = disk_full_error(err, root, size)  # before the half-built set's space is given back
-        shutil.rmtree(tmp, ignore_errors=True)
-        if full:
-            raise full from err
-        raise
-    if not quiet:
-        print(f"Built the toy data set in {time.time() - start:.1f} s: {root}")
-
-
-def ensure_toy_musdb(root=None, quiet=False):
-    """Build the toy set (default: DEFAULT_TOY_ROOT) unless a complete one with the same settings is there;
-    a DataError if it cannot be written."""
-    root = root or DEFAULT_TOY_ROOT
-    marker = os.path.join(root, "toy.json")
-    try:
-        with open(marker) as f:
-            if json.load(f) == TOY_SETTINGS:
-                return root
-    except (OSError, ValueError):
-        pass
-    try:
-        build_toy_musdb(root, quiet=quiet)
-    except OSError as err:  # a full disk is a DiskFullError already
-        raise DataError(f"cannot write the toy data set to {root} ({err.strerror}): point --root (or MUSDB_PATH) at "
-                        "MUSDB18, or set XDG_CACHE_HOME to a folder you can write") from err
-    return root

@@ -40,19 +40,16 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from spectral import SignalConfig
-from bookkeeping import RunState, TrainingError
+import checkpoints
+import reports
 import runs
-from checkpoints import build_checkpoint, load_checkpoint, model_config_of, save_checkpoint, save_epoch
-from cli import (ArgumentParser, StopRequests, UserError, add_root_flag, add_training_songs_flag, bounded_number,
-                 positive_int_or_all, progress_bar)
+from bookkeeping import RunState, TrainingError
+from data import PatchDataset, best_constant_mask_loss, crop, training_features
 from device import describe_device, memory_plan, pick_device, pick_precision
-from data import DEFAULT_CACHE_DIR, PatchDataset, best_constant_mask_loss, crop, training_features
 from distributed import Distributed
-from files import cannot_write
+from files import DEFAULT_CACHE_DIR, cannot_write
 from metrics import model_sdr, reference_sdr
-from reports import (data_lines, epoch_line, interrupted_line, log_epoch, log_example, open_run_log, reference_line,
-                     run_summary, write_history)
+from spectral import SignalConfig
 from unet_model import UNet, UNetConfig, count_parameters
 
 
@@ -70,17 +67,17 @@ class L1Loss(nn.Module):
 # --- Flags ---
 
 def build_parser():
-    p = ArgumentParser(description="Train the singing-voice U-Net (masked L1 loss) on MUSDB18 or the toy set.")
+    p = cli.ArgumentParser(description="Train the singing-voice U-Net (masked L1 loss) on MUSDB18 or the toy set.")
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=bounded_number(int, 1, 100_000), default=20, help="total number of epochs")
-    g.add_argument("--batch-size", type=bounded_number(int, 1, 4096), default=16, help="patches per batch")
-    g.add_argument("--lr", type=bounded_number(float, 0.0, 1.0, low_open=True), default=1e-3,
+    g.add_argument("--epochs", type=cli.bounded_number(int, 1, 100_000), default=20, help="total number of epochs")
+    g.add_argument("--batch-size", type=cli.bounded_number(int, 1, 4096), default=16, help="patches per batch")
+    g.add_argument("--lr", type=cli.bounded_number(float, 0.0, 1.0, low_open=True), default=1e-3,
                    help="Adam learning rate, halved on the 4th epoch in a row without a better validation loss")
-    g.add_argument("--samples-per-track", type=bounded_number(int, 1, 100_000), default=48,
+    g.add_argument("--samples-per-track", type=cli.bounded_number(int, 1, 100_000), default=48,
                    help="random patches drawn from each training song per epoch")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="random gain per "
                    "source (0.25-1.25) and, half the time, the vocals over another song's accompaniment")
-    g.add_argument("--seed", type=bounded_number(int, 0, 2**32 - 1), default=42,
+    g.add_argument("--seed", type=cli.bounded_number(int, 0, 2**32 - 1), default=42,
                    help="seed for python, numpy and torch")
     g.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is available")
     g.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
@@ -89,42 +86,42 @@ def build_parser():
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="channels_last memory layout for the convolutions (default: on, faster on CPUs and CUDA "
                         "GPUs; off on an Apple GPU, where torch 2.11 trains slower with it)")
-    g.add_argument("--num-workers", type=bounded_number(int, 0, 256), default=0, help="DataLoader worker "
+    g.add_argument("--num-workers", type=cli.bounded_number(int, 0, 256), default=0, help="DataLoader worker "
                    "processes (patches come from a memory-mapped cache: 0 is usually fastest on a laptop)")
     g.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
                    help="continue the run of --save-dir (with the flags typed now replacing its own), or the run "
                         "of a checkpoint path, in its folder unless --save-dir is given")
-    g.add_argument("--max-batches", type=positive_int_or_all, default=None,
+    g.add_argument("--max-batches", type=cli.positive_int_or_all, default=None,
                    help="stop each epoch after this many batches (quick checks); all: no limit (the default)")
-    g.add_argument("--sdr-every", type=bounded_number(int, 1, 100_000), default=1,
+    g.add_argument("--sdr-every", type=cli.bounded_number(int, 1, 100_000), default=1,
                    help="score the validation songs' vocals SDR every this many epochs (and after the last)")
     g.add_argument("--quiet", action="store_true", help="no progress bars; the epoch lines stay")
 
     g = p.add_argument_group("data")
-    add_root_flag(g)
-    add_training_songs_flag(g)
+    cli.add_root_flag(g)
+    cli.add_training_songs_flag(g)
     g.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="cache of decoded spectrograms")
-    g.add_argument("--decode-jobs", type=bounded_number(int, 1, 256), default=min(os.cpu_count() or 1, 4),
+    g.add_argument("--decode-jobs", type=cli.bounded_number(int, 1, 256), default=min(os.cpu_count() or 1, 4),
                    help="songs decoded at once on the first run (each in a process of its own)")
 
     g = p.add_argument_group("output")
     g.add_argument("--save-dir", default="checkpoints", help="checkpoints, history and TensorBoard logs")
-    g.add_argument("--checkpoint-every", type=bounded_number(int, 1, 100_000), default=5,
+    g.add_argument("--checkpoint-every", type=cli.bounded_number(int, 1, 100_000), default=5,
                    help="write checkpoint_epoch_N.pth every this many epochs")
-    g.add_argument("--figure-every", type=bounded_number(int, 1, 100_000), default=5,
+    g.add_argument("--figure-every", type=cli.bounded_number(int, 1, 100_000), default=5,
                    help="log the mix/mask/vocals figure and audio to TensorBoard every this many epochs")
 
     defaults = UNetConfig()
     g = p.add_argument_group("model (stored in the checkpoint; a resumed run keeps its own)")
-    g.add_argument("--channels", type=bounded_number(int, 1, 2048), nargs="+", default=list(defaults.channels),
+    g.add_argument("--channels", type=cli.bounded_number(int, 1, 2048), nargs="+", default=list(defaults.channels),
                    help="encoder widths, one per level")
-    g.add_argument("--kernel-size", type=bounded_number(int, 1, 31), default=defaults.kernel_size,
+    g.add_argument("--kernel-size", type=cli.bounded_number(int, 1, 31), default=defaults.kernel_size,
                    help="odd kernel size of every convolution")
     g.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=defaults.batch_norm,
                    help="BatchNorm after each convolution (the paper's choice)")
     g.add_argument("--decoder-activation", choices=("leaky_relu", "relu"),
                    default=defaults.decoder_activation, help="lab: leaky_relu, paper: relu")
-    g.add_argument("--dropout", type=bounded_number(float, 0.0, 0.99), default=defaults.dropout,
+    g.add_argument("--dropout", type=cli.bounded_number(float, 0.0, 0.99), default=defaults.dropout,
                    help="dropout in the first 3 decoder blocks (paper: 0.5)")
     return p
 
@@ -132,7 +129,7 @@ def build_parser():
 def get_args(argv=None):
     """The flags. A run that goes on (--resume, or the same command again into its folder: runs.py) starts
     from its own flags, those typed now replacing them; args.resume is then its checkpoint."""
-    return runs.parse_flags(build_parser(), argv, load_checkpoint)
+    return runs.parse_flags(build_parser(), argv, checkpoints.load_checkpoint)
 
 
 # --- Setup: everything the loop needs ---
@@ -160,8 +157,8 @@ class Run:
 def setup(args, dist, held):
     """Everything the loop needs, new or as the --resume checkpoint left it; `held` keeps the save
     folder's lock until train() ends."""
-    resumed = load_checkpoint(args.resume, flag="--resume") if args.resume else None
-    model_config = model_config_of(resumed, args.resume) if resumed else model_config_from_flags(args)
+    resumed = checkpoints.load_checkpoint(args.resume, flag="--resume") if args.resume else None
+    model_config = checkpoints.model_config_of(resumed, args.resume) if resumed else model_config_from_flags(args)
     if resumed and model_config_from_flags(args) != model_config:
         raise TrainingError(f"{args.resume} holds a model with {model_config}; drop the model flags to resume it")
     signal_config = SignalConfig(**resumed["signal"]) if resumed else SignalConfig()
@@ -228,7 +225,7 @@ def prepare_data(args, signal_config, dist, device):
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
                               num_workers=args.num_workers, pin_memory=pin, persistent_workers=args.num_workers > 0)
     valid_loader = DataLoader(valid_set, batch_size=args.batch_size, num_workers=0, pin_memory=pin)
-    dist.print(data_lines(split, len(train_set), len(valid_set), dist.world, args.batch_size))
+    dist.print(reports.data_lines(split, len(train_set), len(valid_set), dist.world, args.batch_size))
     return train_loader, valid_loader, sampler, runs.data_identity(split)
 
 
@@ -240,7 +237,7 @@ def measure_baselines(state, valid_set, signal_config, dist):
         dist.print(f"Validation loss of the best constant mask (c = {c:.3f}): {state.constant_mask_loss:.5f}")
     if state.reference_sdr is None:
         state.reference_sdr = reference_sdr(valid_set.features, signal_config)
-        dist.print(reference_line(state.reference_sdr))
+        dist.print(reports.reference_line(state.reference_sdr))
 
 
 # --- The lab's loop ---
@@ -249,76 +246,76 @@ def train(args):
     """Run (or resume) training as the flags say: per epoch, train, validate, save, report.
     Returns the history rows."""
     dist = Distributed(args.cpu)  # dist.print: rank 0 alone prints
-    stop = StopRequests()  # from here on Ctrl-C, SIGTERM or SIGHUP only asks to stop, at the next step
+    stop = cli.StopRequests()  # from here on Ctrl-C, SIGTERM or SIGHUP only asks to stop, at the next step
     held = contextlib.ExitStack()  # the save folder's lock (runs.py), until the run ends
-    finished, started, r = False, time.time(), None
+    finished, started, run = False, time.time(), None
     try:
-        r = setup(args, dist, held)
-        state = r.state
+        run = setup(args, dist, held)
+        state = run.state
         if state.epoch >= args.epochs:
             dist.print(f"The run in {args.save_dir} already has {state.epoch} epochs: nothing to do; --resume "
                        "--epochs N trains it further, another --save-dir starts a new run.")
             finished = True
             return state.history
         loss_fn = L1Loss()
-        log = open_run_log(args.save_dir, state, vars(args), r.model_config, r.signal_config, args.resume) \
+        log = reports.open_run_log(args.save_dir, state, vars(args), run.model_config, run.signal_config, args.resume) \
             if dist.is_main else None
-        state.watch(r.device, log)
+        state.watch(run.device, log)
         with log or contextlib.nullcontext():
             while state.epoch < args.epochs:
                 epoch, start, patches_before = state.epoch + 1, time.time(), state.epoch_patches
                 # Train: the lab's step on every batch of the epoch (the rest of it, after an interrupt).
-                r.model.train()
-                for mix_mag, vocals_mag in epoch_batches(r, epoch, dist.is_main and not args.quiet):  # X, Y
-                    with torch.autocast(r.device.type, dtype=r.amp_dtype or torch.float32,
-                                        enabled=r.amp_dtype is not None):
-                        mask = r.model(mix_mag)  # (B, F, T) in [0, 1], from the mix magnitude X (B, F, T)
+                run.model.train()
+                for mix_mag, vocals_mag in epoch_batches(run, epoch, dist.is_main and not args.quiet):  # X, Y
+                    with torch.autocast(run.device.type, dtype=run.amp_dtype or torch.float32,
+                                        enabled=run.amp_dtype is not None):
+                        mask = run.model(mix_mag)  # (B, F, T) in [0, 1], from the mix magnitude X (B, F, T)
                     loss = loss_fn(mask.float(), mix_mag, vocals_mag)  # mean |mask * X - Y|, in fp32
-                    r.optimizer.zero_grad(set_to_none=True)
+                    run.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
-                    r.optimizer.step()
-                    state.count_step(loss, len(mix_mag), r.optimizer.param_groups[0]["lr"])  # counted at once
+                    run.optimizer.step()
+                    state.count_step(loss, len(mix_mag), run.optimizer.param_groups[0]["lr"])  # counted at once
                     stop.check()  # Ctrl-C or SIGTERM: raises KeyboardInterrupt here, between two steps
                 speed = (state.epoch_patches - patches_before) / max(time.time() - start, 1e-9)
                 # Validate: the loss on the fixed tiling, then what a report gives, the vocals SDR of the
                 # whole validation songs (median; every --sdr-every epochs and after the last).
-                valid_loss = validate(r.unet, r.valid_loader, loss_fn, r.device)
-                scored = epoch % args.sdr_every == 0 or epoch == args.epochs
-                valid_sdr = model_sdr(r.unet, r.valid_loader.dataset.features, r.signal_config) if scored else math.nan
+                valid_loss = validate(run.unet, run.valid_loader, loss_fn, run.device)
+                valid_sdr = model_sdr(run.unet, run.valid_loader.dataset.features, run.signal_config) \
+                    if epoch % args.sdr_every == 0 or epoch == args.epochs else math.nan
                 stop.check()
                 # Count the epoch: every process agrees on the figures and steps its scheduler alike.
                 train_loss, valid_loss, speed = dist.agree(state.mean_epoch_loss, valid_loss, speed)
-                r.scheduler.step(valid_loss)
-                improved = state.end_epoch(train_loss, valid_loss, valid_sdr, r.optimizer.param_groups[0]["lr"],
+                run.scheduler.step(valid_loss)
+                improved = state.end_epoch(train_loss, valid_loss, valid_sdr, run.optimizer.param_groups[0]["lr"],
                                            time.time() - start, speed)
                 if dist.is_main:
-                    save_epoch(args.save_dir, checkpoint_of(r, args), epoch, args.epochs, improved,
+                    checkpoints.save_epoch(args.save_dir, checkpoint_of(run, args), epoch, args.epochs, improved,
                                args.checkpoint_every)
-                    report(r, args, epoch, log)
+                    report(run, args, epoch, log)
         finished = True
     except KeyboardInterrupt:
-        save_interrupted(r, args, dist)
+        save_interrupted(run, args, dist)
         sys.exit(130)
     finally:
         held.close()
         stop.release()
         dist.close(finished)
-    dist.print(run_summary(state, args.save_dir, time.time() - started, args.lr, r.steps_per_epoch))
+    dist.print(reports.run_summary(state, args.save_dir, time.time() - started, args.lr, run.steps_per_epoch))
     return state.history
 
 
-def epoch_batches(r, epoch, progress):
+def epoch_batches(run, epoch, progress):
     """The epoch's batches, (mix magnitude, vocals magnitude) on the device: all of them, or the
     rest of an epoch interrupted by Ctrl-C."""
-    if r.sampler is not None:
-        r.sampler.set_epoch(epoch - 1)
-    batches = max(0, r.steps_per_epoch - r.state.epoch_batches)
-    bar = progress_bar(itertools.islice(r.train_loader, batches), not progress, total=batches, desc=f"epoch {epoch}",
-                       leave=False, unit="batch")
-    copy = {"non_blocking": memory_plan(r.device).pinned}  # only from pinned memory: see device.memory_plan
+    if run.sampler is not None:
+        run.sampler.set_epoch(epoch - 1)
+    batches = max(0, run.steps_per_epoch - run.state.epoch_batches)
+    bar = cli.progress_bar(itertools.islice(run.train_loader, batches), not progress, total=batches,
+                           desc=f"epoch {epoch}", leave=False, unit="batch")
+    copy = {"non_blocking": memory_plan(run.device).pinned}  # only from pinned memory: see device.memory_plan
     for mix_mag, vocals_mag in bar:  # (B, F, T) each
-        yield mix_mag.to(r.device, **copy), vocals_mag.to(r.device, **copy)
-        bar.set_postfix(loss=f"{r.state.running_loss:.5f}")
+        yield mix_mag.to(run.device, **copy), vocals_mag.to(run.device, **copy)
+        bar.set_postfix(loss=f"{run.state.running_loss:.5f}")
 
 
 @torch.inference_mode()
@@ -333,45 +330,46 @@ def validate(unet, loader, loss_fn, device):
     return total / count
 
 
-def checkpoint_of(r, args):
+def checkpoint_of(run, args):
     """What every checkpoint holds: the model (weights, model and signal configs; checkpoints.py), and
     what --resume needs: the optimizer, the scheduler, the random state, the flags, the RunState's fields."""
-    return build_checkpoint(r.unet, r.model_config, r.signal_config, optimizer=r.optimizer.state_dict(),
-                            scheduler=r.scheduler.state_dict(), rng=torch.get_rng_state(), args=vars(args),
-                            run_id=r.run_id, **r.state.to_dict())
+    return checkpoints.build_checkpoint(run.unet, run.model_config, run.signal_config,
+                                        optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
+                                        rng=torch.get_rng_state(), args=vars(args), run_id=run.run_id,
+                                        **run.state.to_dict())
 
 
-def report(r, args, epoch, log):
+def report(run, args, epoch, log):
     """history.csv, loss_curve.png, TensorBoard, and the console line of an epoch. These only report the run:
     one that cannot be written is a warning line (reports.report_only), and training goes on."""
-    loss_curve = write_history(args.save_dir, r.state.history, r.state.best_epoch, log.warned)
+    loss_curve = reports.write_history(args.save_dir, run.state.history, run.state.best_epoch, log.warned)
     with_figures = epoch == 1 or epoch % args.figure_every == 0 or epoch == args.epochs
-    log_epoch(log, r.state.history[-1], loss_curve, with_figures)
+    reports.log_epoch(log, run.state.history[-1], loss_curve, with_figures)
     if with_figures:
-        example = crop(r.valid_loader.dataset.features[0], 0, r.signal_config.patch_frames)  # a fixed patch
-        log_example(log, r.unet, example, r.signal_config, r.device, epoch)
-    print(epoch_line(r.state, args.epochs))
+        example = crop(run.valid_loader.dataset.features[0], 0, run.signal_config.patch_frames)  # a fixed patch
+        reports.log_example(log, run.unet, example, run.signal_config, run.device, epoch)
+    print(reports.epoch_line(run.state, args.epochs))
 
 
-def save_interrupted(r, args, dist):
+def save_interrupted(run, args, dist):
     """Ctrl-C or SIGTERM: last_model.pth as it stands, mid-epoch too (the step, the weights, the optimizer
     and the scheduler all stop at the same step, and --resume runs only the rest of the epoch)."""
-    if r is None:
+    if run is None:
         dist.print("\nInterrupted before training started: nothing was saved.")
         return
     if not dist.is_main:
         return
-    r.state.read_losses()
+    run.state.read_losses()
     last = os.path.join(args.save_dir, "last_model.pth")
-    save_checkpoint(last, checkpoint_of(r, args))
-    print(interrupted_line(last, r.state, __file__, args.save_dir))
+    checkpoints.save_checkpoint(last, checkpoint_of(run, args))
+    print(reports.interrupted_line(last, run.state, __file__, args.save_dir))
 
 
 def main(argv=None):
     cli.printable_output()
     try:
         train(get_args(argv))
-    except UserError as err:
+    except cli.UserError as err:
         sys.exit(f"error: {err}")
     except OSError as err:  # a save folder that cannot be created or written
         sys.exit(f"error: {cannot_write(err, 'the save folder', 'pick another --save-dir or --cache-dir')}")

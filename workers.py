@@ -54,25 +54,12 @@ def run_jobs(function, jobs, workers=1, initializer=None, initargs=()):
         for job in jobs:
             yield job, function(job)
         return
-    context = multiprocessing.get_context("spawn")
     pool = []  # [process, its end of the pipe, the job it holds or None]
     try:
-        for _ in range(min(workers, len(jobs))):
-            mine, theirs = context.Pipe()
-            process = context.Process(target=_serve, args=(theirs, function, initializer, initargs), daemon=True)
-            process.start()
-            theirs.close()  # the worker's end lives in the worker only: its death then closes the pipe
-            pool.append([process, mine, None])
+        _start(pool, min(workers, len(jobs)), function, initializer, initargs)
         waiting = list(reversed(jobs))
         while True:
-            for worker in pool:  # a job to each idle worker
-                if worker[2] is None and waiting:
-                    worker[2] = waiting.pop()
-                    try:
-                        worker[1].send(worker[2])
-                    except OSError:  # it died while idle: its pipe is closed
-                        worker[0].join(1)
-                        raise WorkerDied(worker[2], worker[0].exitcode)
+            _hand_out(pool, waiting)
             busy = [worker for worker in pool if worker[2] is not None]
             if not busy:
                 return
@@ -95,6 +82,29 @@ def run_jobs(function, jobs, workers=1, initializer=None, initargs=()):
                 process.terminate()
             process.join()
             pipe.close()
+
+
+def _start(pool, count, function, initializer, initargs):
+    """Spawn `count` workers into `pool`, each with a pipe of its own."""
+    context = multiprocessing.get_context("spawn")
+    for _ in range(count):
+        mine, theirs = context.Pipe()
+        process = context.Process(target=_serve, args=(theirs, function, initializer, initargs), daemon=True)
+        process.start()
+        theirs.close()  # the worker's end lives in the worker only: its death then closes the pipe
+        pool.append([process, mine, None])
+
+
+def _hand_out(pool, waiting):
+    """A job from `waiting` to each idle worker of `pool`; WorkerDied if one died while idle."""
+    for worker in pool:
+        if worker[2] is None and waiting:
+            worker[2] = waiting.pop()
+            try:
+                worker[1].send(worker[2])
+            except OSError:  # it died while idle: its pipe is closed
+                worker[0].join(1)
+                raise WorkerDied(worker[2], worker[0].exitcode)
 
 
 @contextlib.contextmanager

@@ -97,7 +97,9 @@ def test_sets(names, workdir):
     import songs
 
     sets = {}
-    toy_root = songs.ensure_toy_musdb()
+    import toy_set
+
+    toy_root = toy_set.ensure_toy_musdb()
     if "toy" in names:
         sets["toy"] = load_tracks(test_songs(toy_root))
     if "valid" in names:
@@ -115,7 +117,7 @@ def test_sets(names, workdir):
     if "other" in names:
         from other_music import build_set
 
-        other_root = build_set(os.path.join(songs.PROJECT_DIR, "data", "other_music"))
+        other_root = build_set(os.path.join(ROOT, "data", "other_music"))
         sets["other"] = load_tracks(test_songs(other_root))
     return sets
 

@@ -45,7 +45,8 @@ import train  # noqa: E402
 from spectral import SignalConfig  # noqa: E402
 from device import describe_cpu, describe_device, memory_plan, pick_device, pick_precision  # noqa: E402
 from data import PatchDataset, load_features  # noqa: E402
-from songs import DEFAULT_CACHE_DIR, split_data  # noqa: E402
+from files import DEFAULT_CACHE_DIR  # noqa: E402
+from songs import split_data  # noqa: E402
 from unet_model import UNet, UNetConfig  # noqa: E402
 
 

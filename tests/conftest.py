@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # train.py or inference.py in a subprocess passes --cpu.
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
-import songs  # noqa: E402
+import toy_set  # noqa: E402
 
 
 def pytest_configure(config):
@@ -74,7 +74,7 @@ TINY_TOY = {"version": 1, "n_train": 4, "n_test": 2, "seconds": 14.0, "sample_ra
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("toy") / "musdb")
-    songs.build_toy_musdb(root, settings=TINY_TOY, quiet=True)
+    toy_set.build_toy_musdb(root, settings=TINY_TOY, quiet=True)
     return root
 
 

@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 import data
-import songs
+import feature_cache
 from spectral import SignalConfig
 from data import PatchDataset, load_features
 from songs import DataError, split_data
@@ -119,7 +119,7 @@ def test_second_load_reads_the_cache_only(toy_root, tmp_path, monkeypatch):
 
 
 def test_songs_decoded_in_parallel_give_the_serial_cache_files(toy_root, tmp_path, monkeypatch):
-    monkeypatch.setattr(songs, "PARALLEL_SECONDS", 1)  # in parallel, short songs and all
+    monkeypatch.setattr(feature_cache, "PARALLEL_SECONDS", 1)  # in parallel, short songs and all
     split = split_data(toy_root, n_songs=None, quiet=True)
     tracks = split.train + split.valid + split.test
     load_features(tracks, SIGNAL, str(tmp_path / "serial"), quiet=True, jobs=1)
@@ -154,9 +154,10 @@ def test_cache_key_follows_signal_settings_and_torn_files_are_rebuilt(toy_root, 
     split = split_data(toy_root, n_songs=1, quiet=True)
     track = split.train[0]
     other = SignalConfig(hop_length=512)
-    assert songs.cache_path(track, SIGNAL, str(tmp_path)) != songs.cache_path(track, other, str(tmp_path))
+    assert feature_cache.cache_path(track, SIGNAL, str(tmp_path)) != \
+        feature_cache.cache_path(track, other, str(tmp_path))
     good = np.array(load_features([track], SIGNAL, str(tmp_path), quiet=True)[0])  # off the map
-    path = songs.cache_path(track, SIGNAL, str(tmp_path))
+    path = feature_cache.cache_path(track, SIGNAL, str(tmp_path))
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
     rebuilt = load_features([track], SIGNAL, str(tmp_path), quiet=True)[0]

@@ -19,8 +19,10 @@ import pytest
 import soundfile as sf
 
 import data
+import feature_cache
 import songs
 import train
+from spectral import SignalConfig
 from reports import not_learned_advice
 from workers import WorkerDied, run_jobs
 
@@ -175,7 +177,7 @@ def test_a_split_with_no_usable_song_left_is_one_line(toy_root, tmp_path, capsys
 def test_a_damaged_cache_file_is_rebuilt_never_trusted(toy_root, tmp_path, capsys):
     split = songs.split_data(toy_root, n_songs=1, quiet=True)
     good = np.array(data.load_features(split.train, songs.SignalConfig(), str(tmp_path), quiet=True)[0])
-    path = songs.cache_path(split.train[0], songs.SignalConfig(), str(tmp_path))
+    path = feature_cache.cache_path(split.train[0], SignalConfig(), str(tmp_path))
     for damage in (b"", b"\x93NUMPY\x01\x00garbage", open(path, "rb").read()[:200]):  # power cut, foreign, short
         open(path, "wb").write(damage)
         assert np.array_equal(data.load_features(split.train, songs.SignalConfig(), str(tmp_path), quiet=True)[0],

@@ -189,24 +189,24 @@ def test_a_save_folder_that_turns_read_only_ends_the_run_in_one_line_keeping_the
 
 
 def test_a_read_only_project_keeps_the_toy_set_and_caches_in_the_users_cache_folder(tmp_path, monkeypatch):
-    import songs
+    import files
 
-    project_data = os.path.join(songs.PROJECT_DIR, "data")
+    project_data = os.path.join(files.PROJECT_DIR, "data")
     writable = os.access
     monkeypatch.setattr(os, "access", lambda path, mode: False if os.path.abspath(path) in
-                        (songs.PROJECT_DIR, project_data) else writable(path, mode))
+                        (files.PROJECT_DIR, project_data) else writable(path, mode))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache home"))
-    assert songs.data_folder() == str(tmp_path / "cache home" / "unet-vocals")
+    assert files.data_folder() == str(tmp_path / "cache home" / "unet-vocals")
     monkeypatch.setattr(os, "access", writable)
-    assert songs.data_folder() == project_data
+    assert files.data_folder() == project_data
 
 
 def test_a_toy_set_that_cannot_be_written_is_one_sentence(tmp_path, monkeypatch):
-    import songs
+    import toy_set
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(songs.tempfile, "mkdtemp", read_only)
-    with pytest.raises(songs.DataError, match="cannot write the toy data set to .* \\(Read-only file system\\)"):
-        songs.ensure_toy_musdb(str(tmp_path / "toy"), quiet=True)
+    monkeypatch.setattr(toy_set.tempfile, "mkdtemp", read_only)
+    with pytest.raises(toy_set.ToySetError, match="cannot write the toy data set to .* \\(Read-only file system\\)"):
+        toy_set.ensure_toy_musdb(str(tmp_path / "toy"), quiet=True)

@@ -18,6 +18,7 @@ import bookkeeping
 import reports
 import songs
 import train
+from files import STEMS
 from checkpoints import CheckpointError, load_checkpoint
 from train import L1Loss, TrainingError
 from unet_model import UNet, UNetConfig
@@ -441,7 +442,7 @@ def test_all_validation_vocals_silent_and_a_song_shorter_than_a_patch_train_to_t
         if validation is not None:
             silence_vocals(folder)
         if validation == 0:  # 3 s, a quarter of a patch
-            rewrite(folder, **{stem: (lambda x: x[:3 * 11025]) for stem in ("mixture", *songs.STEMS)})
+            rewrite(folder, **{stem: (lambda x: x[:3 * 11025]) for stem in ("mixture", *STEMS)})
 
     root = edited_toy(toy_root, tmp_path, edit)
     train.main(tiny_args(root, tmp_path, "--epochs", "2"))
