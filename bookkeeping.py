@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 
 from cli import UserError
 
-READ_EVERY = {"cpu": 1}  # steps between two reads of the losses, per device type (others: DEFAULT_READ_EVERY)
+_READ_EVERY = {"cpu": 1}  # steps between two reads of the losses, per device type (others: DEFAULT_READ_EVERY)
 DEFAULT_READ_EVERY = 16
 
 
@@ -65,7 +65,7 @@ class RunState:
 
     def watch(self, device, log=None):
         """Read the losses back at the pace `device` affords, and give each one to `log` (reports.RunLog)."""
-        self.read_every = READ_EVERY.get(device.type, DEFAULT_READ_EVERY)
+        self.read_every = _READ_EVERY.get(device.type, DEFAULT_READ_EVERY)
         self.log = log
 
     def count_step(self, loss, patches, lr):

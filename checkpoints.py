@@ -2,7 +2,7 @@
 
 A checkpoint is one dict saved with torch.save:
 
-    format          CHECKPOINT_FORMAT, refused if different
+    format          _CHECKPOINT_FORMAT, refused if different
     model           the UNet's state_dict (never a pickled model)
     model_config    UNetConfig as a dict: inference rebuilds the model from it
     signal          SignalConfig as a dict: the STFT the model was trained on
@@ -24,10 +24,10 @@ from device import memory_plan
 from files import atomic_path
 from unet_model import UNet, UNetConfig
 
-CHECKPOINT_FORMAT = 1
+_CHECKPOINT_FORMAT = 1
 REQUIRED_FIELDS = ("format", "model", "model_config", "signal", "epoch")  # what build_checkpoint always writes
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_CHECKPOINT = os.path.join("checkpoints", "best_model.pth")  # where `python train.py` writes it
+_DEFAULT_CHECKPOINT = os.path.join("checkpoints", "best_model.pth")  # where `python train.py` writes it
 
 
 class CheckpointError(UserError):
@@ -36,7 +36,7 @@ class CheckpointError(UserError):
 
 def build_checkpoint(model, model_config, signal_config, epoch, **training_state):
     """The dict that save_checkpoint writes; `training_state` adds train.py's resume fields."""
-    return {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "model_config": model_config.to_dict(),
+    return {"format": _CHECKPOINT_FORMAT, "model": model.state_dict(), "model_config": model_config.to_dict(),
             "signal": signal_config.to_dict(), "epoch": epoch, "torch_version": str(torch.__version__),
             **training_state}
 
@@ -44,19 +44,19 @@ def build_checkpoint(model, model_config, signal_config, epoch, **training_state
 def save_checkpoint(path, checkpoint):
     """torch.save to a temporary file in the same folder, then rename: the
     checkpoint under `path` is always either the old one or the new one."""
-    with atomic_path(path, size=tensor_bytes(checkpoint)) as tmp, open(tmp, "wb") as f:
+    with atomic_path(path, size=_tensor_bytes(checkpoint)) as tmp, open(tmp, "wb") as f:
         torch.save(checkpoint, f)
         f.flush()
         os.fsync(f.fileno())
 
 
-def tensor_bytes(value):
+def _tensor_bytes(value):
     """The bytes of the tensors in a checkpoint (nested dicts and lists): about its size on disk."""
     if isinstance(value, torch.Tensor):
         return value.numel() * value.element_size()
     if isinstance(value, dict):
         value = list(value.values())
-    return sum(tensor_bytes(v) for v in value) if isinstance(value, (list, tuple)) else 0
+    return sum(_tensor_bytes(v) for v in value) if isinstance(value, (list, tuple)) else 0
 
 
 def save_epoch(save_dir, checkpoint, epoch, epochs, improved, checkpoint_every):
@@ -99,43 +99,43 @@ def load_checkpoint(path, flag="--checkpoint"):
         raise CheckpointError(f"{path} is not a readable checkpoint (damaged, truncated or not a .pth file)") from err
     if not isinstance(state, dict) or ("model" not in state and "model_config" not in state):
         raise CheckpointError(f"{path} is not a checkpoint written by this project's train.py")
-    if "format" in state and state["format"] != CHECKPOINT_FORMAT:
+    if "format" in state and state["format"] != _CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} has checkpoint format {state['format']}, this version reads "
-                              f"format {CHECKPOINT_FORMAT}: retrain it with this train.py")
+                              f"format {_CHECKPOINT_FORMAT}: retrain it with this train.py")
     missing = [field for field in REQUIRED_FIELDS if field not in state]
     if missing:  # checked once here: everything after reads these fields as they are
         raise CheckpointError(f"{path} has no {' and no '.join(missing)} field (written by torch "
                               f"{state.get('torch_version', 'of an unknown version')} in checkpoint format "
-                              f"{state.get('format', 'unknown')}; this version reads format {CHECKPOINT_FORMAT}, "
+                              f"{state.get('format', 'unknown')}; this version reads format {_CHECKPOINT_FORMAT}, "
                               f"with {', '.join(REQUIRED_FIELDS)}): retrain it with this train.py")
     return state
 
 
 def find_checkpoint(path=None, quiet=False):
-    """The checkpoint to separate with: `path` if given, else DEFAULT_CHECKPOINT in the current
+    """The checkpoint to separate with: `path` if given, else _DEFAULT_CHECKPOINT in the current
     folder, else in this project's folder (train.py run from there, inference.py from elsewhere)."""
     if path is not None:
         return path
     places = list(dict.fromkeys([os.getcwd(), PROJECT_DIR]))  # one place when run from the project
     for folder in places:
-        found = os.path.join(folder, DEFAULT_CHECKPOINT)
+        found = os.path.join(folder, _DEFAULT_CHECKPOINT)
         if os.path.isfile(found):
             if folder != os.getcwd() and not quiet:
                 print(f"Using {found}")
             return found
-    raise CheckpointError(f"no trained model: {DEFAULT_CHECKPOINT} is not in {' nor in '.join(places)}; train one "
+    raise CheckpointError(f"no trained model: {_DEFAULT_CHECKPOINT} is not in {' nor in '.join(places)}; train one "
                           f"with `{runnable()} {pasteable(os.path.join(PROJECT_DIR, 'train.py'))}`, or give "
                           "--checkpoint the path of one")
 
 
 # Model settings that were measured, lost and removed: the last commit whose code reads such a checkpoint.
-REMOVED_SETTINGS = {("input_compression", "log"): "b6b7f75"}
+_REMOVED_SETTINGS = {("input_compression", "log"): "b6b7f75"}
 
 
 def model_config_of(state, path):
     """The UNetConfig of a loaded checkpoint, or one CheckpointError for settings this version no longer has."""
     config = dict(state["model_config"])
-    for (key, value), commit in REMOVED_SETTINGS.items():
+    for (key, value), commit in _REMOVED_SETTINGS.items():
         if config.get(key) == value:
             raise CheckpointError(f"{path} was trained with {key}={value!r}, an option measured, lost and removed "
                                   f"(docs/training.md): the code of commit {commit} reads it")

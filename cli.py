@@ -24,7 +24,7 @@ import sys
 # before their slow imports (torch alone takes seconds). torch and tqdm are imported where they are used.
 
 # The packages every script needs (requirements.txt), by the name they are imported under.
-REQUIRED = ("torch", "torchaudio", "numpy", "scipy", "soundfile", "musdb", "museval", "tqdm", "matplotlib",
+_REQUIRED = ("torch", "torchaudio", "numpy", "scipy", "soundfile", "musdb", "museval", "tqdm", "matplotlib",
             "tensorboard")
 
 
@@ -32,7 +32,7 @@ def require_installed():
     """Exit with one line if the project's packages are not installed for this Python: run from the
     system's Python instead of the project's virtual environment, every script would otherwise stop
     at its first import with a ModuleNotFoundError."""
-    missing = [name for name in REQUIRED if importlib.util.find_spec(name) is None]
+    missing = [name for name in _REQUIRED if importlib.util.find_spec(name) is None]
     if missing:
         sys.exit(f"error: {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed for "
                  f"{sys.executable}: run the scripts with the project's environment (.venv/bin/python, or "
@@ -43,7 +43,7 @@ def require_installed():
 require_installed()
 
 
-def reopen_closed_descriptors():
+def _reopen_closed_descriptors():
     """Open os.devnull onto whichever of file descriptors 0, 1 and 2 is closed (`python train.py >&-`).
 
     A file opened later would otherwise get the closed one's number, and what
@@ -59,14 +59,14 @@ def reopen_closed_descriptors():
             os.open(os.devnull, os.O_RDWR)
 
 
-reopen_closed_descriptors()  # on import: every script imports this module before it opens any file
+_reopen_closed_descriptors()  # on import: every script imports this module before it opens any file
 
 
 class UserError(Exception):
     """A problem the user can fix; the message is one sentence saying what to do."""
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """--help shows each flag's default, except where there is none to show
     (the flag's own text then says what happens when it is left out)."""
 
@@ -77,14 +77,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser with HelpFormatter, whose usage errors are one line.
+    """argparse's parser with _HelpFormatter, whose usage errors are one line.
 
     argparse prints the whole usage (15 lines for train.py) before the line
     that says what is wrong; here that line comes alone, with where to look.
     """
 
     def __init__(self, **kwargs):
-        super().__init__(formatter_class=HelpFormatter, **kwargs)
+        super().__init__(formatter_class=_HelpFormatter, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -139,7 +139,7 @@ def add_training_songs_flag(parser):
                              "used whole")
 
 
-class RenamedFlag(argparse.Action):
+class _RenamedFlag(argparse.Action):
     """An older spelling of a flag, kept working: it sets what the new one sets, and says the new name in one
     line (on stderr, apart from the command's output)."""
 
@@ -164,7 +164,7 @@ def add_song_flags(parser, count=False):
         parser.add_argument("--n-test-songs", type=positive_int_or_all, default=None, metavar="N",
                             help="only the first N test songs, or 'all' (default: all)")
         parser.add_argument("--n-songs", "--n-tracks", dest="n_test_songs", type=positive_int_or_all,
-                            action=RenamedFlag, new_name="--n-test-songs",
+                            action=_RenamedFlag, new_name="--n-test-songs",
                             why="it counts test songs, where train.py's counts training songs")
 
 
@@ -249,7 +249,7 @@ def printable_output():
             stream.reconfigure(errors="backslashreplace")
 
 
-PIPE_CLOSED = 141  # the exit status of a command that found its reader gone: 128 + SIGPIPE, as the shell's tools
+_PIPE_CLOSED = 141  # the exit status of a command that found its reader gone: 128 + SIGPIPE, as the shell's tools
 
 
 class ReaderEnd(io.FileIO):
@@ -261,7 +261,7 @@ class ReaderEnd(io.FileIO):
     and raises SIGINT: the command stops at its next safe point exactly as on
     Ctrl-C (train.py saves last_model.pth, inference.py keeps the songs it
     wrote and drops the one in progress), and run_command ends it with
-    PIPE_CLOSED. Line by line (line_buffering), so the request comes at once.
+    _PIPE_CLOSED. Line by line (line_buffering), so the request comes at once.
     """
 
     gone = False  # the reader left, in this process: run_command's exit status
@@ -302,33 +302,33 @@ def run_command(main):
     From here on Ctrl-C, SIGTERM (`kill`) and SIGHUP (the terminal closed) raise KeyboardInterrupt,
     which main() turns into one line after the temporary files are gone
     (files.atomic_path); so does a reader that leaves (ReaderEnd), and the
-    command then ends with PIPE_CLOSED. And the 160,000 objects the imports leave (nearly
+    command then ends with _PIPE_CLOSED. And the 160,000 objects the imports leave (nearly
     all torch's), which live until the end, are frozen: the garbage
     collector then skips them in its passes and at exit (about a second off
     every command: benchmarks/README.md, "Fast paths").
     """
-    for sig in STOP_SIGNALS:
+    for sig in _STOP_SIGNALS:
         signal.signal(sig, signal.default_int_handler)
     printable_output()  # before main() parses the flags: `--help | head -1` too
     gc.freeze()
     try:
         main()
     except KeyboardInterrupt:  # one that lands after main()'s own handling, in its last lines
-        sys.exit(PIPE_CLOSED if ReaderEnd.gone else 130)
+        sys.exit(_PIPE_CLOSED if ReaderEnd.gone else 130)
     except SystemExit as end:
         if ReaderEnd.gone and end.code in (None, 0, 130):  # stopped by the reader (an error keeps its own)
-            sys.exit(PIPE_CLOSED)
+            sys.exit(_PIPE_CLOSED)
         raise
     if ReaderEnd.gone:
-        sys.exit(PIPE_CLOSED)
+        sys.exit(_PIPE_CLOSED)
 
 
 # Ctrl-C; `kill` and a cluster's time limit; the terminal closed (SIGHUP: not on Windows).
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class StopRequests:
-    """Ctrl-C, SIGTERM or SIGHUP (STOP_SIGNALS) during long work: stop at the next safe point.
+    """Ctrl-C, SIGTERM or SIGHUP (_STOP_SIGNALS) during long work: stop at the next safe point.
 
     Python's own Ctrl-C raises KeyboardInterrupt wherever the program is; when
     that is inside a finalizer (a `__del__`), Python prints it and drops it,
@@ -339,7 +339,7 @@ class StopRequests:
 
     def __init__(self):
         self.requested = False
-        self.previous = {sig: signal.signal(sig, self._note) for sig in STOP_SIGNALS}
+        self.previous = {sig: signal.signal(sig, self._note) for sig in _STOP_SIGNALS}
 
     def release(self):
         """Give the signals back to their previous handlers (the long work is over)."""

@@ -62,14 +62,14 @@ from separation import SeparationOptions
 from songs import find_songs, find_songs_by_name, skipped_line
 from workers import available_bytes, each_result
 
-SCORES_VERSION = 1  # of the cached rows: raise it when what they hold changes
+_SCORES_VERSION = 1  # of the cached rows: raise it when what they hold changes
 
 
 # --------------------------------------------------------------------------
 # Scores kept per song: a second checkpoint pays for its own row only
 # --------------------------------------------------------------------------
 
-def score_keys(song, checkpoint, signal_config, options):
+def _score_keys(song, checkpoint, signal_config, options):
     """{"U-Net": key, "references": key}: the cache names of a song's two groups of rows.
 
     The references (mixture, both oracles) depend on the song's files, the
@@ -79,12 +79,12 @@ def score_keys(song, checkpoint, signal_config, options):
     """
     common = {"song": [file_identity(f) for f in song.files], "signal": signal_config.to_dict(),
               "reconstruction": options.reconstruction, "museval": importlib.metadata.version("museval"),
-              "version": SCORES_VERSION}
+              "version": _SCORES_VERSION}
     model = dict(common, checkpoint=file_identity(checkpoint), network_input=options.network_input)
     return {group: keyed_name(song.name, key, ".json") for group, key in (("U-Net", model), ("references", common))}
 
 
-def read_cached(cache_dir, name):
+def _read_cached(cache_dir, name):
     """The rows cached under `name`, or None (missing or unreadable: scored again)."""
     try:
         with open(os.path.join(cache_dir, name)) as f:
@@ -121,47 +121,47 @@ def workers_that_fit(workers, songs, quiet=False):
     return fits
 
 
-WORKER = {}  # in each worker: the model, its signal settings, and what to score
+_WORKER = {}  # in each worker: the model, its signal settings, and what to score
 
 
-def start_worker(checkpoint, threads, options, estimates_dir):
-    """A worker process: load the model for score_job. The network runs on the CPU there: each process
+def _start_worker(checkpoint, threads, options, estimates_dir):
+    """A worker process: load the model for _score_job. The network runs on the CPU there: each process
     on a GPU would hold a CUDA context and a model of its own, for the smallest part of the work
     (BSS Eval, on the CPU, takes nearly all of it)."""
     find_ffmpeg()  # the songs' audio is decoded here: stem files need ffmpeg
     torch.set_num_threads(threads)
     model, signal_config = load_model(checkpoint, torch.device("cpu"))
-    WORKER.update(model=model, signal_config=signal_config, options=options, estimates_dir=estimates_dir)
+    _WORKER.update(model=model, signal_config=signal_config, options=options, estimates_dir=estimates_dir)
 
 
-def score_job(job):
+def _score_job(job):
     """(index, scores, None) of one song: the rows asked (and the U-Net's estimates written, if wanted);
     scores None when a reference is silent; (index, None, reason) when the song cannot be read."""
     index, song, methods, model_key = job
     try:
-        scores, estimates = metrics.evaluate_track(song, WORKER["model"], WORKER["signal_config"],
-                                                   WORKER["options"], methods)
+        scores, estimates = metrics.evaluate_track(song, _WORKER["model"], _WORKER["signal_config"],
+                                                   _WORKER["options"], methods)
     except AudioError as err:
         return index, None, str(err)
-    if scores is not None and estimates is not None and WORKER["estimates_dir"]:
-        write_estimates(estimates_folder(WORKER["estimates_dir"], song), estimates, song.rate, model_key)
+    if scores is not None and estimates is not None and _WORKER["estimates_dir"]:
+        _write_estimates(_estimates_folder(_WORKER["estimates_dir"], song), estimates, song.rate, model_key)
     return index, scores, None
 
 
-ESTIMATES = tuple(f"{target}.wav" for target in TARGETS)  # a song's files under --estimates-dir
+_ESTIMATES = tuple(f"{target}.wav" for target in TARGETS)  # a song's files under --estimates-dir
 
 
-def estimates_folder(estimates_dir, song):
+def _estimates_folder(estimates_dir, song):
     return os.path.join(estimates_dir, "test", song.name)
 
 
-def estimates_record(model_key):
+def _estimates_record(model_key):
     """The record (files.RECORD) of a song's estimates, less its "files": they go with the U-Net's cached row
-    named `model_key` (score_keys), which names the song's files, the checkpoint and the settings."""
+    named `model_key` (_score_keys), which names the song's files, the checkpoint and the settings."""
     return {"made by": "evaluate.py", "scores": model_key}
 
 
-def write_estimates(folder, estimates, rate, model_key):
+def _write_estimates(folder, estimates, rate, model_key):
     """The U-Net's (vocals, accompaniment) into `folder`, with the record that lists them: one transaction.
 
     Wherever it stops (Ctrl-C, a full disk, a killed worker), the folder is
@@ -169,27 +169,27 @@ def write_estimates(folder, estimates, rate, model_key):
     the files about to come and vouching for no model, so that whichever of
     them is there is the project's (files.check_replaceable); once both are
     whole, the record is written again with `model_key`, which tells a rerun
-    that they are done (estimates_done). A record never lists a file that
-    someone else wrote there: refuse_to_overwrite checked before any song.
+    that they are done (_estimates_done). A record never lists a file that
+    someone else wrote there: _refuse_to_overwrite checked before any song.
     """
     os.makedirs(folder, exist_ok=True)
-    write_json(os.path.join(folder, RECORD), {"made by": "evaluate.py", "files": list(ESTIMATES)})
-    for name, audio in zip(ESTIMATES, estimates):
+    _write_json(os.path.join(folder, RECORD), {"made by": "evaluate.py", "files": list(_ESTIMATES)})
+    for name, audio in zip(_ESTIMATES, estimates):
         write_audio(os.path.join(folder, name), audio, rate)
-    write_json(os.path.join(folder, RECORD), dict(estimates_record(model_key), files=list(ESTIMATES)))
+    _write_json(os.path.join(folder, RECORD), dict(_estimates_record(model_key), files=list(_ESTIMATES)))
 
 
-def estimates_done(estimates_dir, song, model_key):
+def _estimates_done(estimates_dir, song, model_key):
     """True if the song's estimates under `estimates_dir` are whole and made as `model_key` says."""
-    return record_matches(estimates_folder(estimates_dir, song), estimates_record(model_key))
+    return record_matches(_estimates_folder(estimates_dir, song), _estimates_record(model_key))
 
 
-def median_over_tracks(per_track):
+def _median_over_tracks(per_track):
     return {method: {target: {m: finite_median([s[method][target][m] for s in per_track.values()])
                               for m in METRICS} for target in TARGETS} for method in METHODS}
 
 
-def format_tables(per_track, medians):
+def _format_tables(per_track, medians):
     lines = [f"{'song':32} {'method':12} " + " ".join(f"{'voc ' + m:>8}" for m in METRICS)
              + " " + " ".join(f"{'acc ' + m:>8}" for m in METRICS)]
     rows = [(name[:32], scores) for name, scores in per_track.items()] + [("MEDIAN over songs", medians)]
@@ -205,7 +205,7 @@ def format_tables(per_track, medians):
     return lines
 
 
-def write_json(path, content):
+def _write_json(path, content):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(content, f, indent=2)
@@ -250,14 +250,14 @@ def left_out(skipped):
     return "; ".join(f"{os.path.basename(path)}: {reason}" for path, reason in skipped.items())
 
 
-def cached_rows(songs, keys, cache_dir, estimates_dir):
+def _cached_rows(songs, keys, cache_dir, estimates_dir):
     """({index: the rows of songs[index] cached}, [(index, song, the methods to score, its U-Net key)])."""
     found, jobs = {}, []
     for i, song in enumerate(songs):
-        found[i] = read_cached(cache_dir, keys[i]["references"]) or {}
+        found[i] = _read_cached(cache_dir, keys[i]["references"]) or {}
         # With --estimates-dir, the U-Net's row is scored again unless its estimates are there, whole.
-        if not estimates_dir or estimates_done(estimates_dir, song, keys[i]["U-Net"]):
-            found[i].update(read_cached(cache_dir, keys[i]["U-Net"]) or {})
+        if not estimates_dir or _estimates_done(estimates_dir, song, keys[i]["U-Net"]):
+            found[i].update(_read_cached(cache_dir, keys[i]["U-Net"]) or {})
         missing = [m for m in METHODS if m not in found[i]]
         if found[i].get("silent"):
             print(skipped_line(song.name, SILENT))
@@ -266,7 +266,7 @@ def cached_rows(songs, keys, cache_dir, estimates_dir):
     return found, jobs
 
 
-def score_songs(songs, checkpoint, model, signal_config, args, write, skipped):
+def _score_songs(songs, checkpoint, model, signal_config, args, write, skipped):
     """{song: {method: scores}} of the songs, in their order, scoring only the rows not cached.
 
     The songs still to score go to --jobs worker processes; each song's rows
@@ -277,12 +277,12 @@ def score_songs(songs, checkpoint, model, signal_config, args, write, skipped):
     """
     cache_dir = os.path.join(args.cache_dir, "scores")
     os.makedirs(cache_dir, exist_ok=True)
-    keys = [score_keys(song, checkpoint, signal_config, args.options) for song in songs]
-    found, jobs = cached_rows(songs, keys, cache_dir, args.estimates_dir)
+    keys = [_score_keys(song, checkpoint, signal_config, args.options) for song in songs]
+    found, jobs = _cached_rows(songs, keys, cache_dir, args.estimates_dir)
     # At least one: where every row is cached, no job is left and the loop below has nothing to do.
     workers = workers_that_fit(max(1, min(args.jobs, len(jobs))), [job[1] for job in jobs], args.quiet)
     if workers == 1:  # here, with the model main() loaded
-        WORKER.update(model=model, signal_config=signal_config, options=args.options, estimates_dir=args.estimates_dir)
+        _WORKER.update(model=model, signal_config=signal_config, options=args.options, estimates_dir=args.estimates_dir)
     started, threads = time.time(), max(1, torch.get_num_threads() // workers)
 
     def died(death):
@@ -292,10 +292,10 @@ def score_songs(songs, checkpoint, model, signal_config, args, write, skipped):
                death.killed else "") + f"); the {len(complete(songs, found))} songs scored so far are kept, and the "
             "same command goes on from there (with --jobs 1 if memory is short)")
 
-    with each_result(score_job, jobs, workers, start_worker, (checkpoint, threads, args.options, args.estimates_dir),
+    with each_result(_score_job, jobs, workers, _start_worker, (checkpoint, threads, args.options, args.estimates_dir),
                      size=lambda job: job[1].duration, died=died) as results:
         for done, (_, (i, scores, reason)) in enumerate(results, 1):
-            if keep_rows(songs[i], found[i], scores, reason, keys[i], cache_dir, skipped):
+            if _keep_rows(songs[i], found[i], scores, reason, keys[i], cache_dir, skipped):
                 write(complete(songs, found))
                 if not args.quiet:
                     print(f"[{done}/{len(jobs)}] {songs[i].name}: U-Net vocals SDR "
@@ -313,8 +313,8 @@ def complete(songs, found):
             if all(m in rows for m in METHODS)}
 
 
-def keep_rows(song, rows, scores, reason, keys, cache_dir, skipped):
-    """What a worker gave for `song` (score_job): its new rows added to `rows` and cached under `keys`, or
+def _keep_rows(song, rows, scores, reason, keys, cache_dir, skipped):
+    """What a worker gave for `song` (_score_job): its new rows added to `rows` and cached under `keys`, or
     why it was left out (`skipped`, {path: reason}). True if the song now has scores."""
     if reason:
         skipped[song.location] = reason
@@ -327,12 +327,12 @@ def keep_rows(song, rows, scores, reason, keys, cache_dir, skipped):
     else:
         rows.update(scores)
     for group, methods in (("U-Net", ("U-Net",)), ("references", REFERENCE_METHODS)):
-        write_json(os.path.join(cache_dir, keys[group]), {"silent": True} if scores is None else
+        _write_json(os.path.join(cache_dir, keys[group]), {"silent": True} if scores is None else
                    {m: rows[m] for m in methods})
     return scores is not None
 
 
-def refuse_to_overwrite(args, root, songs, checkpoint):
+def _refuse_to_overwrite(args, root, songs, checkpoint):
     """Before any song is scored: --out and --estimates-dir never write inside the data root (an estimate
     named vocals.wav over the reference itself) nor over a file the command reads (the checkpoint, a song's
     file behind a link), and the estimates replace only files evaluate.py wrote."""
@@ -346,7 +346,7 @@ def refuse_to_overwrite(args, root, songs, checkpoint):
         raise EvaluationError(f"--out {args.out} is {reads[next(iter(out.keys() & reads.keys()))]}, an input of this "
                               "command, so it is not written over: give another --out")
     for song in songs if args.estimates_dir else []:
-        check_replaceable(estimates_folder(args.estimates_dir, song), [*ESTIMATES, RECORD],
+        check_replaceable(_estimates_folder(args.estimates_dir, song), [*_ESTIMATES, RECORD],
                           "give another --estimates-dir", reads)
 
 
@@ -358,7 +358,7 @@ def main(argv=None):
         checkpoint = find_checkpoint(args.checkpoint, args.quiet)
         model, signal_config = load_model(checkpoint, pick_device(args.cpu))  # a bad checkpoint stops here
         root, songs, skipped = pick_songs(args)
-        refuse_to_overwrite(args, root, songs, checkpoint)
+        _refuse_to_overwrite(args, root, songs, checkpoint)
         for path, reason in skipped.items():
             print(skipped_line(path, reason))
         settings = {"checkpoint": os.path.abspath(checkpoint), "root": root, "reconstruction": args.reconstruction,
@@ -367,11 +367,11 @@ def main(argv=None):
 
         def write(per_track):  # after every song: what is done so far, whole
             if per_track:
-                write_json(args.out, dict(settings, songs=len(songs), songs_scored=len(per_track),
-                                          median=median_over_tracks(per_track), tracks=per_track, skipped=skipped))
+                _write_json(args.out, dict(settings, songs=len(songs), songs_scored=len(per_track),
+                                          median=_median_over_tracks(per_track), tracks=per_track, skipped=skipped))
                 written.update(per_track)
 
-        per_track = score_songs(songs, checkpoint, model, signal_config, args, write, skipped)
+        per_track = _score_songs(songs, checkpoint, model, signal_config, args, write, skipped)
         if not per_track:
             raise EvaluationError("no song could be scored: " + (left_out(skipped) if skipped else
                                                                  "every one has a silent source"))
@@ -385,7 +385,7 @@ def main(argv=None):
             f"no scores written to {args.out}"
         print(f"Interrupted: {done}; the same command goes on where this one stopped.", file=sys.stderr)
         sys.exit(130)
-    print("\n".join(format_tables(per_track, median_over_tracks(per_track))))
+    print("\n".join(_format_tables(per_track, _median_over_tracks(per_track))))
     print(f"Scores of {len(per_track)} song{'' if len(per_track) == 1 else 's'} written to {args.out}"
           + (f"; estimates in {args.estimates_dir}" if args.estimates_dir else ""))
     if skipped:

@@ -25,8 +25,7 @@ from songs import DataError, skipped_line
 from workers import each_result
 
 
-
-CACHE_VERSION = 1
+_CACHE_VERSION = 1
 
 
 # Audio to decode per worker process, at least: starting one costs seconds (its imports), while
@@ -38,7 +37,7 @@ def cache_path(song, signal_config, cache_dir):
     """The cache file of a song: named after it, keyed by its files and the signal settings."""
     sources = [song.path] if song.is_stem_file else [song.path, song.file("vocals")]
     files = [list(file_identity(path).values()) for path in sources]  # the key of caches already made
-    key = {"files": files, "signal": signal_config.to_dict(), "version": CACHE_VERSION}
+    key = {"files": files, "signal": signal_config.to_dict(), "version": _CACHE_VERSION}
     return os.path.join(cache_dir, keyed_name(song.name, key, ".npy"))
 
 

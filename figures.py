@@ -14,10 +14,10 @@ import math
 
 import torch
 
-DB_RANGE = 80  # dB below the mix's loudest bin shown on the colour scale
+_DB_RANGE = 80  # dB below the mix's loudest bin shown on the colour scale
 
 
-def relative_db(magnitude, reference):
+def _relative_db(magnitude, reference):
     """20 log10(magnitude / reference): 0 dB at `reference`, -200 dB for silence."""
     return 20 * torch.log10(magnitude / reference + 1e-10)
 
@@ -68,7 +68,7 @@ def spectrogram_figure(mix, panels, seconds, max_hz, grid=False, title=None, int
             if kind == "mask":
                 data, style, unit = image, dict(vmin=0, vmax=1, cmap="magma"), "mask"
             else:
-                data, style = relative_db(image, reference), dict(vmin=-DB_RANGE, vmax=0, cmap="viridis")
+                data, style = _relative_db(image, reference), dict(vmin=-_DB_RANGE, vmax=0, cmap="viridis")
                 unit = "dB" if grid else "dB re loudest mix bin"
             im = ax.imshow(data.numpy(), origin="lower", aspect="auto", extent=[0, seconds, 0, max_hz / khz], **style)
             ax.set_title(name.split(" (")[0] if grid else name)

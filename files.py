@@ -66,12 +66,12 @@ def disk_full_error(err, path, size=None):
     """A DiskFullError for `err`, raised while writing `path` (`size` bytes, if known), if a full disk caused
     it; else None. Ask before deleting what the failed write left, which frees the space it measures."""
     if isinstance(err, Exception) and not isinstance(err, DiskFullError) and \
-            disk_is_full(err, os.path.dirname(os.path.abspath(path)), size):
-        return DiskFullError(full_disk_message(path, size))
+            _disk_is_full(err, os.path.dirname(os.path.abspath(path)), size):
+        return DiskFullError(_full_disk_message(path, size))
     return None
 
 
-def disk_is_full(err, folder, size=None):
+def _disk_is_full(err, folder, size=None):
     """Did `err`, raised while writing into `folder`, come from a full disk?
 
     ENOSPC says so itself; torch.save ("unexpected pos") and libsndfile
@@ -89,7 +89,7 @@ def disk_is_full(err, folder, size=None):
 
 
 def cannot_write(err, path, hint):
-    """The sentence for an OSError raised writing `path`: a full disk's (full_disk_message), else the
+    """The sentence for an OSError raised writing `path`: a full disk's (_full_disk_message), else the
     error's own reason and `hint`, what to do about it."""
     path = err.filename or path
     full = disk_full_error(err, path)
@@ -104,7 +104,7 @@ def readable_size(n):
     return f"{n / 1e3:.0f} kB"
 
 
-def full_disk_message(path, size=None):
+def _full_disk_message(path, size=None):
     """One sentence: which file did not fit, where, the room it needs and the room there is."""
     folder = os.path.dirname(os.path.abspath(path))
     try:

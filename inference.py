@@ -48,7 +48,6 @@ from checkpoints import load_model  # noqa: F401 (with separate: `from inference
 from separation import separate  # noqa: F401
 
 
-
 class InferenceError(cli.UserError):
     """A problem with what was asked to separate."""
 

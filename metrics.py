@@ -1,10 +1,10 @@
 """How well the vocals are separated: the SDR train.py logs every epoch, and BSS Eval's scores of a song.
 
-    global_sdr        the Music Demixing Challenge's SDR of a whole song
-    model_sdr         the median global SDR of the network's vocals over train.py's
-                      validation songs, from the feature cache: cheap enough for every epoch
-    reference_sdr     the same for the mixture (the floor) and the oracle mask (the ceiling)
-    ratio_mask        the ideal ratio mask |V| / (|V| + |A|): the oracle's
+    model_sdr         the median over train.py's validation songs of the global SDR of the
+                      network's vocals (the Music Demixing Challenge's SDR of a whole song,
+                      _global_sdr), from the feature cache: cheap enough for every epoch
+    reference_sdr     the same for the mixture (the floor) and the ideal ratio mask
+                      |V| / (|V| + |A|) (the ceiling, _ratio_mask)
     finite_median     the median that skips undefined (NaN) scores
     evaluate_track    BSS Eval v4 (museval, the MUSDB18 benchmark's scorer) of a song's
                       separation by the U-Net, the mixture and the two oracle masks:
@@ -25,10 +25,10 @@ from cli import UserError
 from separation import SeparationOptions, compute_mask, mix_magnitude, reconstruct, separate, synthesis_config
 from spectral import istft
 
-SDR_EPS = 1e-7  # global_sdr's floor on both energies (the Music Demixing Challenge's)
+_SDR_EPS = 1e-7  # _global_sdr's floor on both energies (the Music Demixing Challenge's)
 
 
-def global_sdr(reference, estimate, eps=SDR_EPS):
+def _global_sdr(reference, estimate, eps=_SDR_EPS):
     """The Music Demixing Challenge's SDR of a whole song, in dB: 10 log10(sum s^2 / sum (s - s_hat)^2).
 
     One number per song, no windows: thousands of times cheaper than BSS Eval,
@@ -51,12 +51,12 @@ def finite_median(values):
     return float(np.median(values)) if values.size else float("nan")
 
 
-def ratio_mask(vocals, accompaniment):
+def _ratio_mask(vocals, accompaniment):
     """The ideal ratio mask |V| / (|V| + |A|) from two magnitude spectrograms (freq_bins, frames)."""
     return vocals / (vocals + accompaniment).clamp(min=1e-8)
 
 
-def feature_sdr(features, signal_config, mask_of):
+def _feature_sdr(features, signal_config, mask_of):
     """The median over songs of the global SDR of the vocals of train.py's feature cache.
 
     The songs are rebuilt as the lab does, mono at the model's rate: the mask
@@ -77,24 +77,24 @@ def feature_sdr(features, signal_config, mask_of):
         mix_spec = vocals_spec + accompaniment_spec  # (F, T)
         mask = mask_of(vocals_spec, accompaniment_spec)  # (F, T)
         reference = istft(vocals_spec, signal_config, length)  # (samples,)
-        sdrs.append(global_sdr(reference, istft(mask * mix_spec, signal_config, length)))
+        sdrs.append(_global_sdr(reference, istft(mask * mix_spec, signal_config, length)))
     return finite_median(sdrs)
 
 
 def model_sdr(model, features, signal_config):
-    """feature_sdr of the network's mask, the network reading each whole song as inference.py does."""
+    """_feature_sdr of the network's mask, the network reading each whole song as inference.py does."""
     def mask_of(vocals_spec, accompaniment_spec):
         return compute_mask(model, (vocals_spec + accompaniment_spec).abs(), signal_config.patch_frames)
 
     model.eval()
-    return feature_sdr(features, signal_config, mask_of)
+    return _feature_sdr(features, signal_config, mask_of)
 
 
 def reference_sdr(features, signal_config):
-    """{"mixture": feature_sdr of the mix as the estimate (the floor), "oracle": of the ideal ratio
+    """{"mixture": _feature_sdr of the mix as the estimate (the floor), "oracle": of the ideal ratio
     mask at the model's STFT (the ceiling of any mask the model could predict)}."""
-    return {"mixture": feature_sdr(features, signal_config, lambda v, a: torch.ones(v.shape)),
-            "oracle": feature_sdr(features, signal_config, lambda v, a: ratio_mask(v.abs(), a.abs()))}
+    return {"mixture": _feature_sdr(features, signal_config, lambda v, a: torch.ones(v.shape)),
+            "oracle": _feature_sdr(features, signal_config, lambda v, a: _ratio_mask(v.abs(), a.abs()))}
 
 
 # --------------------------------------------------------------------------
@@ -117,18 +117,18 @@ class EvaluationError(UserError):
 
 def oracle_model_band(mix, vocals, accompaniment, rate, signal_config, reconstruction="full"):
     """(vocals, accompaniment) from the ideal mask at the model's STFT, rebuilt as the model's mask is."""
-    mask = ratio_mask(*(mix_magnitude(source, rate, signal_config) for source in (vocals, accompaniment)))  # (F, T)
+    mask = _ratio_mask(*(mix_magnitude(source, rate, signal_config) for source in (vocals, accompaniment)))  # (F, T)
     return reconstruct(mix, rate, mask, signal_config, SeparationOptions(reconstruction))
 
 
 def oracle_full_band(mix, vocals, accompaniment, rate):
     """(vocals, accompaniment) from the ideal mask of the mono mix over the full-band STFT at the input's rate."""
     synthesis = synthesis_config(rate)
-    mask = ratio_mask(*(mix_magnitude(source, rate, synthesis) for source in (vocals, accompaniment)))  # (F', T')
+    mask = _ratio_mask(*(mix_magnitude(source, rate, synthesis) for source in (vocals, accompaniment)))  # (F', T')
     return reconstruct(mix, rate, mask, synthesis)
 
 
-def import_museval():
+def _import_museval():
     """museval, imported once ffmpeg is on PATH: it imports musdb and stempeg, which refuse to load without
     ffmpeg, even to score WAV files (find_ffmpeg finds the system's or requirements.txt's)."""
     if not find_ffmpeg():
@@ -140,7 +140,7 @@ def import_museval():
 
 def bss_eval(references, estimates, rate):
     """{target: {metric: median over 1 s windows}} with museval's BSS Eval v4."""
-    museval = import_museval()
+    museval = _import_museval()
 
     n = min(references[0].shape[0], estimates[0].shape[0])
     refs = np.stack([r[:n] for r in references])  # (2, n, channels)
@@ -195,7 +195,7 @@ def references_correlated_once():
     to the last bit (tests/test_evaluate.py compares them). The 1 GB or so
     it keeps for a 4-minute song is what museval holds while scoring anyway.
     """
-    import_museval()
+    _import_museval()
     import museval.metrics
 
     original, kept = museval.metrics._compute_reference_correlations, {}

@@ -39,7 +39,7 @@ from cli import pasteable, runnable
 from figures import close_figure, loss_curve_figure, separation_panels, spectrogram_figure
 from files import DiskFullError, atomic_path
 
-LOSS_SCALE = 1000
+_LOSS_SCALE = 1000
 LINES = ("train", "valid", "constant_mask", "mixture", "oracle")
 LOSS_LINES = {"train": "train_loss", "valid": "valid_loss", "constant_mask": "constant_mask_loss"}
 SDR_LINES = {"valid": "valid_sdr", "mixture": "mixture_sdr", "oracle": "oracle_sdr"}
@@ -49,7 +49,7 @@ SDR_LINES = {"valid": "valid_sdr", "mixture": "mixture_sdr", "oracle": "oracle_s
 # without stopping it: a full or read-only disk, a logs folder deleted while the run trains. Such a
 # failure is one warning line (report_only), and training goes on; a checkpoint that cannot be written
 # ends the run instead (train.py), the last good one kept.
-REPORT_ERRORS = (OSError, DiskFullError, OpError)
+_REPORT_ERRORS = (OSError, DiskFullError, OpError)
 
 
 @contextlib.contextmanager
@@ -58,7 +58,7 @@ def report_only(what, warned):
     set `warned`) and the caller goes on."""
     try:
         yield
-    except REPORT_ERRORS as err:
+    except _REPORT_ERRORS as err:
         if what not in warned:
             warned.add(what)
             reason = str(err) if isinstance(err, DiskFullError) else getattr(err, "strerror", None) or str(err)
@@ -101,7 +101,7 @@ class RunLog:
                 self._open()
             try:
                 getattr(self.writers[line], method)(*args, **kwargs)
-            except REPORT_ERRORS:
+            except _REPORT_ERRORS:
                 self.close()
                 raise
 
@@ -113,7 +113,7 @@ class RunLog:
 
     def step(self, loss, lr, step):
         """One optimizer step's loss and learning rate (the train line, purged by step on resume)."""
-        self.add("train", "add_scalar", "step/loss (x 1e-3)", loss * LOSS_SCALE, step)
+        self.add("train", "add_scalar", "step/loss (x 1e-3)", loss * _LOSS_SCALE, step)
         self.add("train", "add_scalar", "step/learning rate", lr, step)
 
     def flush(self):
@@ -127,7 +127,7 @@ class RunLog:
         for writer in writers.values():
             try:
                 writer.close()
-            except REPORT_ERRORS:
+            except _REPORT_ERRORS:
                 pass
 
 
@@ -160,7 +160,7 @@ def log_epoch(log, row, loss_curve, with_figures):
     """
     epoch = row["epoch"]
     for line, key in LOSS_LINES.items():
-        log.add(line, "add_scalar", "epoch/loss (x 1e-3)", row[key] * LOSS_SCALE, epoch)
+        log.add(line, "add_scalar", "epoch/loss (x 1e-3)", row[key] * _LOSS_SCALE, epoch)
     for line, key in SDR_LINES.items():
         if math.isfinite(row[key]):  # undefined: no point rather than a NaN TensorBoard cannot draw
             log.add(line, "add_scalar", "epoch/vocals SDR (dB)", row[key], epoch)
@@ -225,15 +225,15 @@ def data_lines(split, train_patches, valid_patches, processes, batch_size):
     return line
 
 
-def sdr_text(value):
+def _sdr_text(value):
     """An SDR for a console line: '7.85 dB', or 'n/a' where it is undefined (silent vocals, not scored)."""
     return f"{value:.2f} dB" if math.isfinite(value) else "n/a"
 
 
 def reference_line(reference_sdr):
     """The line that introduces the SDR's floor and ceiling (bookkeeping.RunState.reference_sdr)."""
-    return (f"Validation vocals SDR (whole songs, 8192 Hz): mixture {sdr_text(reference_sdr['mixture'])} "
-            f"(the floor), oracle ratio mask {sdr_text(reference_sdr['oracle'])} (the ceiling)")
+    return (f"Validation vocals SDR (whole songs, 8192 Hz): mixture {_sdr_text(reference_sdr['mixture'])} "
+            f"(the floor), oracle ratio mask {_sdr_text(reference_sdr['oracle'])} (the ceiling)")
 
 
 def epoch_line(run, epochs):
@@ -249,7 +249,7 @@ def epoch_line(run, epochs):
     eta = "" if row["epoch"] >= epochs else f"  about {left:.0f} s left" if left < 90 else \
         f"  about {left / 60:.1f} min left"
     return (f"epoch {row['epoch']:3d}/{epochs}  train {row['train_loss']:.5f}  valid {row['valid_loss']:.5f}  "
-            f"SDR {sdr_text(row['valid_sdr'])}  best {run.best_valid_loss:.5f} (epoch {run.best_epoch})  "
+            f"SDR {_sdr_text(row['valid_sdr'])}  best {run.best_valid_loss:.5f} (epoch {run.best_epoch})  "
             f"{row['seconds']:5.1f} s  {row['patches_per_s']:5.1f} patches/s{eta}")
 
 
@@ -269,8 +269,8 @@ def run_summary(run, save_dir, seconds, lr, steps_per_epoch):
         ratio = run.best_valid_loss / run.constant_mask_loss
         baseline, learned = f"{ratio:.2f} x the constant-mask baseline", ratio <= 0.95
     reference = run.reference_sdr or {"mixture": math.nan, "oracle": math.nan}
-    sdr = f"best validation SDR {sdr_text(run.best_valid_sdr)} at epoch {run.best_sdr_epoch} (mixture " \
-          f"{sdr_text(reference['mixture'])}, oracle {sdr_text(reference['oracle'])})" if run.best_sdr_epoch else \
+    sdr = f"best validation SDR {_sdr_text(run.best_valid_sdr)} at epoch {run.best_sdr_epoch} (mixture " \
+          f"{_sdr_text(reference['mixture'])}, oracle {_sdr_text(reference['oracle'])})" if run.best_sdr_epoch else \
           "no validation SDR (the validation songs' vocals are silent)"
     lines = [f"Done in {seconds / 60:.1f} min: best validation loss {run.best_valid_loss:.5f} at epoch "
              f"{run.best_epoch} ({baseline}), saved as best_model.pth; {sdr}."]
@@ -283,15 +283,15 @@ def run_summary(run, save_dir, seconds, lr, steps_per_epoch):
     return "\n".join(lines)
 
 
-HIGH_LR = 1e-2  # 10 x the default: Adam's steps are then too large for this network to leave the constant mask
-FEW_STEPS = 200  # optimizer steps in all: fewer than this, and no learning rate has had the time to work
+_HIGH_LR = 1e-2  # 10 x the default: Adam's steps are then too large for this network to leave the constant mask
+_FEW_STEPS = 200  # optimizer steps in all: fewer than this, and no learning rate has had the time to work
 
 
 def not_learned_advice(lr, steps_per_epoch, epochs):
     """What to change when a run ends no better than the constant mask, by what its flags show."""
-    if lr >= HIGH_LR:
+    if lr >= _HIGH_LR:
         return f"--lr {lr:g} is high (the default is 1e-3): lower it."
-    if steps_per_epoch * epochs < FEW_STEPS:
+    if steps_per_epoch * epochs < _FEW_STEPS:
         return (f"it took only {steps_per_epoch * epochs} optimizer steps ({steps_per_epoch} per epoch): lower "
                 "--batch-size, or train longer; see docs/troubleshooting.md.")
     return "train longer, or see docs/troubleshooting.md."

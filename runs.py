@@ -31,11 +31,11 @@ from cli import UserError, pasteable
 from files import atomic_path
 
 RECORD = "run.json"
-LOCK = ".lock"
-RECORD_FORMAT = 1
+_LOCK = ".lock"
+_RECORD_FORMAT = 1
 # The flags that say how this process runs, not what the run is: never taken from a checkpoint on
 # --resume, and not compared when the same command comes again (a run may continue on another machine).
-MACHINE_FLAGS = ("cpu", "channels_last", "num_workers", "quiet", "decode_jobs", "cache_dir", "save_dir", "resume")
+_MACHINE_FLAGS = ("cpu", "channels_last", "num_workers", "quiet", "decode_jobs", "cache_dir", "save_dir", "resume")
 
 
 class RunError(UserError):
@@ -58,29 +58,29 @@ def read_record(save_dir):
     return record
 
 
-def new_record(flags, data):
+def _new_record(flags, data):
     """A new run's record: a fresh id, the start time, the flags that make it, its data (data_identity)."""
-    return {"format": RECORD_FORMAT, "id": uuid.uuid4().hex[:12],
+    return {"format": _RECORD_FORMAT, "id": uuid.uuid4().hex[:12],
             "started": _now(),
-            "flags": run_flags(flags), "data": data, "resumed": []}
+            "flags": _run_flags(flags), "data": data, "resumed": []}
 
 
-def write_record(save_dir, record):
+def _write_record(save_dir, record):
     with atomic_path(os.path.join(save_dir, RECORD)) as tmp, open(tmp, "w") as f:
         json.dump(record, f, indent=2)
 
 
-def run_flags(flags):
-    """The flags that make a run what it is (all but MACHINE_FLAGS), as a JSON-able dict."""
+def _run_flags(flags):
+    """The flags that make a run what it is (all but _MACHINE_FLAGS), as a JSON-able dict."""
     return {key: list(value) if isinstance(value, tuple) else value for key, value in sorted(flags.items())
-            if key not in MACHINE_FLAGS}
+            if key not in _MACHINE_FLAGS}
 
 
-def checkpoints_in(save_dir):
+def _checkpoints_in(save_dir):
     return sorted(glob.glob(os.path.join(glob.escape(save_dir), "*.pth")))
 
 
-def checkpoint_to_resume(save_dir, load):
+def _checkpoint_to_resume(save_dir, load):
     """The checkpoint that continues the run of `save_dir`, or None if it has none.
 
     The newest epoch among the checkpoints of the folder's run (a kill
@@ -96,7 +96,7 @@ def checkpoint_to_resume(save_dir, load):
     if record is None and os.path.isfile(last):
         return last
     best, best_epoch = None, -1
-    for path in checkpoints_in(save_dir):
+    for path in _checkpoints_in(save_dir):
         try:
             state = load(path)
         except UserError:
@@ -109,20 +109,20 @@ def checkpoint_to_resume(save_dir, load):
     return best
 
 
-def holds_this_run(save_dir, flags):
+def _holds_this_run(save_dir, flags):
     """True if `save_dir` holds checkpoints of the run that `flags` make (the same command again: it goes
     on), False if it holds none; a RunError if it holds another run's, which a new run would mix with."""
-    if not checkpoints_in(save_dir):
+    if not _checkpoints_in(save_dir):
         return False
     record, where = read_record(save_dir), pasteable(save_dir)
     if record is None:
         raise RunError(f"{save_dir} holds checkpoints of an earlier run: --resume --save-dir {where} continues it, "
                        "or give another --save-dir to start a new run")
-    wanted, theirs = run_flags(flags), record["flags"]
+    wanted, theirs = _run_flags(flags), record["flags"]
     differ = [key for key in sorted(set(wanted) | set(theirs)) if wanted.get(key) != theirs.get(key)]
     if not differ:
         return True
-    shown = ", ".join(f"{flag_text(key, theirs.get(key))} (now {flag_text(key, wanted.get(key))})"
+    shown = ", ".join(f"{_flag_text(key, theirs.get(key))} (now {_flag_text(key, wanted.get(key))})"
                       for key in differ[:3]) + (", ..." if len(differ) > 3 else "")
     raise RunError(f"{save_dir} holds another run, started {record['started']} with {shown}: --resume --save-dir "
                    f"{where} continues that run (the flags typed then replace its own), or give another --save-dir "
@@ -134,7 +134,7 @@ def parse_flags(parser, argv, load):
 
     A run goes on when --resume asks, or when the save folder holds the run
     these very flags make (the same command again). Its checkpoint's flags are
-    then the starting point (but MACHINE_FLAGS) and those typed now replace
+    then the starting point (but _MACHINE_FLAGS) and those typed now replace
     them; args.resume is the checkpoint's path. `--resume PATH` without
     --save-dir goes on in PATH's folder. `load` reads a checkpoint.
     """
@@ -142,14 +142,14 @@ def parse_flags(parser, argv, load):
     if args.resume not in (None, "latest") and parser.parse_args(argv, argparse.Namespace(save_dir=None)).save_dir \
             is None:
         args.save_dir = os.path.dirname(os.path.abspath(args.resume))
-    if args.resume is None and not holds_this_run(args.save_dir, vars(args)):
+    if args.resume is None and not _holds_this_run(args.save_dir, vars(args)):
         return args  # a new run
-    path = args.resume if args.resume not in (None, "latest") else checkpoint_to_resume(args.save_dir, load)
+    path = args.resume if args.resume not in (None, "latest") else _checkpoint_to_resume(args.save_dir, load)
     if path is None:
         raise RunError(f"--resume found no checkpoint in {args.save_dir}; train without --resume first")
     flags = vars(parser.parse_args([]))  # every flag, to skip what an older version stored
     stored = {key: value for key, value in load(path, flag="--resume")["args"].items()
-              if key in flags and key not in MACHINE_FLAGS}
+              if key in flags and key not in _MACHINE_FLAGS}
     args = parser.parse_args(argv, namespace=argparse.Namespace(**stored, save_dir=args.save_dir))  # typed win
     args.resume = path
     return args
@@ -160,7 +160,7 @@ def resuming_line(args, resumed, parser):
     are its own (stored in its checkpoint) and not the defaults, so that a smoke test's limits never go on
     unseen."""
     defaults, stored = vars(parser.parse_args([])), resumed["args"]
-    kept = [flag_text(key, value) for key, value in run_flags(vars(args)).items()
+    kept = [_flag_text(key, value) for key, value in _run_flags(vars(args)).items()
             if key in stored and _same(stored[key], value) and not _same(value, defaults.get(key))]
     return (f"Resuming from {args.resume} (epoch {resumed['epoch']}, step {resumed['step']})"
             + (f"; it keeps {', '.join(kept)} (a flag typed now replaces the run's own)" if kept else ""))
@@ -186,20 +186,20 @@ def begin(save_dir, held, flags, data, resumed):
         os.unlink(stale)
     record = read_record(save_dir)
     if resumed is None:
-        if checkpoints_in(save_dir):
+        if _checkpoints_in(save_dir):
             raise RunError(f"another run started into {save_dir} meanwhile: give another --save-dir")
-        record, changed = new_record(flags, data), None
+        record, changed = _new_record(flags, data), None
     else:
         run_id = resumed.get("run_id")  # None: written before runs had an id
         if record is not None and run_id not in (None, record["id"]):
             raise RunError(f"that checkpoint belongs to another run than the one in {save_dir}: give another "
                            "--save-dir to continue it there")
         if record is None:  # a folder of before run records, or a run going on in a new folder
-            record = dict(new_record(flags, data), id=run_id or uuid.uuid4().hex[:12])
-        changed = data_changes(record["data"], data)
+            record = dict(_new_record(flags, data), id=run_id or uuid.uuid4().hex[:12])
+        changed = _data_changes(record["data"], data)
         record["resumed"].append({"at": _now(), "epoch": resumed["epoch"], "data changed": changed})
-        record.update(flags=run_flags(flags), data=data)
-    write_record(save_dir, record)
+        record.update(flags=_run_flags(flags), data=data)
+    _write_record(save_dir, record)
     return record["id"], changed and (f"The data changed since this run last trained: {changed}; its baselines "
                                       "are measured again, and best_model.pth is chosen on these songs from here on.")
 
@@ -208,7 +208,7 @@ def _now():
     return datetime.datetime.now().isoformat(timespec="seconds")
 
 
-def flag_text(key, value):
+def _flag_text(key, value):
     """How a flag is typed: --seed 2, --no-augment, --channels 32 64."""
     name = "--" + key.replace("_", "-")
     if isinstance(value, bool):
@@ -227,7 +227,7 @@ def data_identity(split):
     return {"root": os.path.realpath(split.root), "train": sizes(split.train), "valid": sizes(split.valid)}
 
 
-def data_changes(before, now):
+def _data_changes(before, now):
     """What changed between two data_identity()s, as one phrase, or None."""
     changes = []
     if before.get("root") != now["root"]:
@@ -253,7 +253,7 @@ class FolderLock:
     """
 
     def __init__(self, save_dir):
-        self.path = os.path.join(save_dir, LOCK)
+        self.path = os.path.join(save_dir, _LOCK)
         self.file = None
 
     def __enter__(self):

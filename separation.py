@@ -131,7 +131,7 @@ def predict_mask(model, signal_config, audio, sample_rate, network_input="whole"
     return mix, compute_mask(model, mix * scale, signal_config.patch_frames, network_input)
 
 
-def patch_hop(patch_frames):
+def _patch_hop(patch_frames):
     """Frames between the starts of two patches (OVERLAP of them shared): 64 for 128-frame patches.
 
     The one place it is derived: compute_mask tiles with it, and plan_blocks
@@ -155,7 +155,7 @@ def compute_mask(model, magnitude, patch_frames, network_input="whole", batch_si
     if network_input == "whole":
         x = torch.nn.functional.pad(magnitude, (0, padded - frames))  # (F, T')
         return model(x[None].to(device)).float().cpu()[0, :, :frames]  # (F, T)
-    hop = patch_hop(patch_frames)
+    hop = _patch_hop(patch_frames)
     starts = list(range(0, padded - patch_frames + 1, hop))
     if starts[-1] + patch_frames < padded:
         starts.append(padded - patch_frames)  # the last patch ends on the last frame
@@ -327,7 +327,7 @@ def plan_blocks(n, sample_rate, signal_config):
     levels see frames in groups of 16, and the hop is 64 frames) when it
     reads a whole block in one pass.
     """
-    hop_seconds = patch_hop(signal_config.patch_frames) * signal_config.hop_length / signal_config.sample_rate  # 6 s
+    hop_seconds = _patch_hop(signal_config.patch_frames) * signal_config.hop_length / signal_config.sample_rate  # 6 s
     unit = hop_seconds * sample_rate  # samples
     block = int(unit * max(1, -(-BLOCK_SECONDS * sample_rate // unit)))
     margin = int(unit * max(1, -(-MARGIN_SECONDS * sample_rate // unit)))

@@ -36,7 +36,7 @@ from toy_set import ensure_toy_musdb
 # frame), and a song must be longer than one window, or the STFT has no frame to give.
 _SIGNAL = SignalConfig()
 FRAME_SECONDS = _SIGNAL.hop_length / _SIGNAL.sample_rate
-MIN_SECONDS = _SIGNAL.n_fft / _SIGNAL.sample_rate
+_MIN_SECONDS = _SIGNAL.n_fft / _SIGNAL.sample_rate
 
 
 class DataError(UserError):
@@ -50,7 +50,7 @@ class DataError(UserError):
 
 @dataclass
 class Song:
-    """One song of a data set, checked when it was found (find_in_subset).
+    """One song of a data set, checked when it was found (_find_in_subset).
 
     `path` is its mixture: the song folder's mixture.wav (MUSDB18-HQ), or
     the .stem.mp4 file (MUSDB18), whose first stream is the mixture.
@@ -119,12 +119,12 @@ class Song:
 # Finding the songs and checking each one
 # --------------------------------------------------------------------------
 
-def toy_note(root):
+def _toy_note(root):
     return (f"Using the generated toy data set in {root}; for real music point --root "
             "(or MUSDB_PATH) at MUSDB18 or MUSDB18-HQ.")
 
 
-def resolve_root(root=None, quiet=False):
+def _resolve_root(root=None, quiet=False):
     """Return (root, is_toy): --root, else MUSDB_PATH, else the toy set (built if needed)."""
     if root:
         return os.path.abspath(os.path.expanduser(root)), False
@@ -133,7 +133,7 @@ def resolve_root(root=None, quiet=False):
     return ensure_toy_musdb(quiet=quiet), True
 
 
-def detect_layout(root):
+def _detect_layout(root):
     """{subset: True for WAV folders (MUSDB18-HQ), False for .stem.mp4 files (MUSDB18)}.
 
     Each of train/ and test/ is looked at on its own, so a folder may hold WAV
@@ -186,7 +186,7 @@ def _song_kinds(folder):
             any(os.path.isfile(os.path.join(folder, e, name)) for e in entries for name in names))
 
 
-def find_in_subset(root, subset, is_wav):
+def _find_in_subset(root, subset, is_wav):
     """(songs, skipped) of root/subset, sorted by name: [Song] that passed every check, and
     [(path, reason)] of the entries left out (folders that are not songs, songs that fail a check)."""
     folder = os.path.join(root, subset)
@@ -260,8 +260,8 @@ def _inconsistency(headers, mixture):
             return f"{name} has {c} channel{'s' if c > 1 else ''} and {mixture} {channels}"
         if abs(n - frames) > FRAME_SECONDS * rate:
             return f"{name} lasts {n / r:.2f} s and {mixture} {frames / rate:.2f} s: one of them is cut short"
-    if frames < MIN_SECONDS * rate:
-        return f"it lasts {1000 * frames / rate:.0f} ms, less than one STFT window ({1000 * MIN_SECONDS:.0f} ms)"
+    if frames < _MIN_SECONDS * rate:
+        return f"it lasts {1000 * frames / rate:.0f} ms, less than one STFT window ({1000 * _MIN_SECONDS:.0f} ms)"
     return None
 
 
@@ -291,14 +291,14 @@ class DataSplit:
 def find_songs(root=None, subsets=("test", "train"), quiet=False):
     """(root, songs, skipped) of the data in use, test songs first: for inference and evaluation.
     `skipped` lists (path, reason) of the songs left out."""
-    root, is_toy = resolve_root(root, quiet=quiet)
-    layouts = detect_layout(root)
+    root, is_toy = _resolve_root(root, quiet=quiet)
+    layouts = _detect_layout(root)
     if is_toy and not quiet:
-        print(toy_note(root))
+        print(_toy_note(root))
     songs, skipped = [], []
     for subset in subsets:
         if subset in layouts:
-            found, left_out = find_in_subset(root, subset, layouts[subset])
+            found, left_out = _find_in_subset(root, subset, layouts[subset])
             songs += found
             skipped += left_out
     return root, songs, skipped
@@ -349,13 +349,13 @@ def split_data(root=None, n_songs=DEFAULT_N_SONGS, quiet=False, strict=None):
     being an error. strict=None: strict unless n_songs is DEFAULT_N_SONGS,
     the --n-songs default, which must work on any data set.
     """
-    root, is_toy = resolve_root(root, quiet=quiet)
-    layouts = detect_layout(root)
+    root, is_toy = _resolve_root(root, quiet=quiet)
+    layouts = _detect_layout(root)
     is_wav = layouts.get("train", layouts.get("test"))
-    found = {subset: find_in_subset(root, subset, layouts[subset]) if subset in layouts else ([], [])
+    found = {subset: _find_in_subset(root, subset, layouts[subset]) if subset in layouts else ([], [])
              for subset in ("train", "test")}
     skipped = found["train"][1] + found["test"][1]
-    notes = [toy_note(root)] if is_toy else []
+    notes = [_toy_note(root)] if is_toy else []
     notes += [skipped_line(path, reason) for path, reason in skipped]
     official = set(musdb_setup()["validation_tracks"])
     train = [song for song in found["train"][0] if song.name not in official]

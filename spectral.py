@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 
-WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window, "blackman": torch.blackman_window}
+_WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window, "blackman": torch.blackman_window}
 
 
 @dataclass
@@ -35,8 +35,8 @@ class SignalConfig:
     window: str = "hann"
 
     def __post_init__(self):
-        if self.window not in WINDOWS:
-            raise ValueError(f"window must be one of {', '.join(WINDOWS)}, got {self.window!r}")
+        if self.window not in _WINDOWS:
+            raise ValueError(f"window must be one of {', '.join(_WINDOWS)}, got {self.window!r}")
 
     @property
     def freq_bins(self):
@@ -44,7 +44,7 @@ class SignalConfig:
 
     def window_tensor(self, device=None):
         """The analysis and synthesis window, (n_fft,)."""
-        return WINDOWS[self.window](self.n_fft, device=device)
+        return _WINDOWS[self.window](self.n_fft, device=device)
 
     def to_dict(self):
         return asdict(self)

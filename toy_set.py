@@ -20,7 +20,7 @@ import soundfile as sf
 from cli import UserError, progress_bar
 from files import STEMS, data_folder, disk_full_error, make_readable
 
-DEFAULT_TOY_ROOT = os.path.join(data_folder(), "toy_musdb")
+_DEFAULT_TOY_ROOT = os.path.join(data_folder(), "toy_musdb")
 
 
 class ToySetError(UserError):
@@ -78,9 +78,9 @@ def build_toy_musdb(root, settings=TOY_SETTINGS, quiet=False):
 
 
 def ensure_toy_musdb(root=None, quiet=False):
-    """Build the toy set (default: DEFAULT_TOY_ROOT) unless a complete one with the same settings is there;
+    """Build the toy set (default: _DEFAULT_TOY_ROOT) unless a complete one with the same settings is there;
     a ToySetError if it cannot be written."""
-    root = root or DEFAULT_TOY_ROOT
+    root = root or _DEFAULT_TOY_ROOT
     marker = os.path.join(root, "toy.json")
     try:
         with open(marker) as f:

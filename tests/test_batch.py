@@ -172,3 +172,84 @@ def test_a_folder_of_good_and_broken_files_separates_every_good_song_and_changes
     written = sorted(str(p.relative_to(music / "outputs").parent) for p in (music / "outputs").rglob("vocals.wav"))
     assert written == sorted([f"good {i}" if not nested or i == 0 else f"disc/good {i}" for i in range(good)])
     assert inputs() == before
+
+
+def test_a_folder_is_separated_song_by_song_and_same_names_never_collide(tiny_checkpoint, tmp_path, capsys):
+    songs = tmp_path / "songs"
+    (songs / "live").mkdir(parents=True)
+    for path in (songs / "a.wav", songs / "a.flac", songs / "live" / "a.wav", songs / "b.ogg"):
+        sf.write(path, noisy_song(1.0, 16000, 2), 16000)
+    (songs / "notes.txt").write_text("not audio")
+    flags = ["--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot"]
+    inference.main([str(songs), *flags])
+    assert sorted(os.listdir(tmp_path / "out")) == ["a", "a (wav)", "b"]  # a.flac first, then a.wav
+    out = capsys.readouterr().out
+    assert "shares its name with another input" in out
+    assert "left out the 1 audio file of its subfolders; add --recursive (-r)" in out
+    inference.main([str(songs), "--recursive", "--quiet", *flags])  # again: the same names, plus live/a.wav
+    assert sorted(os.listdir(tmp_path / "out")) == ["a", "a (wav)", "b", "live"]  # the input's subfolder
+    assert sorted(os.listdir(tmp_path / "out" / "live" / "a")) == ["accompaniment.wav", "separation.json",
+                                                                  "vocals.wav"]
+
+
+def test_a_folder_of_discs_keeps_its_subfolders_and_a_musdb_song_folder_gives_its_mixture(tiny_checkpoint, tmp_path):
+    music = tmp_path / "music"
+    for disc in ("disc1", "disc2", "disc3"):
+        (music / disc).mkdir(parents=True)
+        sf.write(music / disc / "01.wav", noisy_song(1.0, 16000, 2), 16000)
+    song = music / "musdb" / "Some Song"  # MUSDB18-HQ: the mix beside its stems
+    song.mkdir(parents=True)
+    for stem in ("mixture", "vocals", "drums", "bass", "other"):
+        sf.write(song / f"{stem}.wav", noisy_song(1.0, 16000, 2), 16000)
+    inference.main([str(music), "-r", "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"),
+                    "--no-plot", "--quiet"])
+    written = sorted(os.path.relpath(folder, tmp_path / "out") for folder, _, files in os.walk(tmp_path / "out")
+                     if "vocals.wav" in files)
+    assert written == ["disc1/01", "disc2/01", "disc3/01", "musdb/Some Song"]
+
+
+def test_a_batch_skips_an_unreadable_file_goes_on_and_says_which_failed(tiny_checkpoint, tmp_path, capsys):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for name in ("a.wav", "c.wav"):
+        sf.write(songs / name, noisy_song(1.0, 16000, 2), 16000)
+    (songs / "b.wav").write_bytes(b"RIFF, but not audio")
+    with pytest.raises(SystemExit) as stop:
+        inference.main([str(songs), "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot"])
+    assert stop.value.code == "error: 1 of the songs could not be separated (see above)"
+    out, err = capsys.readouterr()
+    assert f"{songs / 'b.wav'}" in err and "skipped it" in err
+    assert f"2 songs separated, 0 already done, 1 failed ({songs / 'b.wav'})" in out
+    assert "[3/3]" in out and "left)" in out  # progress over the batch, with the time it still needs
+    assert sorted(os.listdir(tmp_path / "out")) == ["a", "c"]
+
+
+def test_a_rerun_skips_the_songs_already_separated_so_and_redoes_the_others(tiny_checkpoint, tmp_path, capsys):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for name in ("a.wav", "b.wav"):
+        sf.write(songs / name, noisy_song(1.0, 16000, 2), 16000)
+    flags = [str(songs), "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot"]
+    inference.main(flags)
+    record = json.loads((tmp_path / "out" / "a" / "separation.json").read_text())
+    assert record["checkpoint"]["path"] == os.path.abspath(tiny_checkpoint) and record["reconstruction"] == "full"
+    capsys.readouterr()
+
+    os.remove(tmp_path / "out" / "b" / "vocals.wav")  # b is incomplete now
+    inference.main(flags)
+    out = capsys.readouterr().out
+    assert "a.wav: already separated" in out and "b.wav: wrote" in out
+    assert "1 songs separated, 1 already done, 0 failed" in out
+    inference.main(flags + ["--reconstruction", "lab"])  # other settings: both again
+    assert "2 songs separated, 0 already done" in capsys.readouterr().out
+    inference.main(flags + ["--reconstruction", "lab", "--force"])
+    assert "2 songs separated, 0 already done" in capsys.readouterr().out
+
+
+def test_a_missing_file_is_reported_before_any_song_is_separated(tiny_checkpoint, tmp_path):
+    sf.write(tmp_path / "good.wav", noisy_song(1.0, 16000, 2), 16000)
+    with pytest.raises(SystemExit) as exit_info:
+        inference.main([str(tmp_path / "good.wav"), str(tmp_path / "typo.wav"), "--checkpoint", tiny_checkpoint,
+                        "--out-dir", str(tmp_path / "out"), "--no-plot", "--quiet"])
+    assert str(exit_info.value.code) == f"error: audio file not found: {tmp_path / 'typo.wav'}"
+    assert not (tmp_path / "out").exists()  # good.wav, first in line, was not separated either

@@ -10,7 +10,6 @@ import soundfile as sf
 import torch
 
 import data
-import feature_cache
 from spectral import SignalConfig
 from data import PatchDataset, load_features
 from songs import DataError, split_data
@@ -18,19 +17,6 @@ from toy_music import synth_song
 
 SIGNAL = SignalConfig()
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def test_toy_set_is_musdb_hq_shaped_and_mixture_is_exact_sum(toy_root):
-    songs = sorted(os.listdir(os.path.join(toy_root, "train")))
-    assert len(songs) == 4 and len(os.listdir(os.path.join(toy_root, "test"))) == 2
-    folder = os.path.join(toy_root, "train", songs[0])
-    assert sorted(os.listdir(folder)) == ["bass.wav", "drums.wav", "mixture.wav", "other.wav", "vocals.wav"]
-    stems = {name: sf.read(os.path.join(folder, f"{name}.wav"), dtype="int16")[0].astype(np.int32)
-             for name in ("mixture", "vocals", "drums", "bass", "other")}
-    assert stems["mixture"].shape[1] == 2  # stereo
-    assert np.array_equal(stems["mixture"], stems["vocals"] + stems["drums"] + stems["bass"] + stems["other"])
-    info = sf.info(os.path.join(folder, "mixture.wav"))
-    assert info.samplerate == 11025 and info.duration == pytest.approx(14.0, abs=0.01)
 
 
 def test_toy_song_is_deterministic_and_has_vocal_rests():
@@ -104,64 +90,6 @@ def test_real_musdb_excerpt_from_stempeg(stem_root, tmp_path):
     assert mix.shape == vocals.shape == (513, 128)
     assert vocals.max() > 0.05 and vocals.mean() > 1e-4  # the real vocals are there
     assert torch.all(mix[:, 80:] == 0)
-
-
-def test_second_load_reads_the_cache_only(toy_root, tmp_path, monkeypatch):
-    split = split_data(toy_root, n_songs=2, quiet=True)
-    first = load_features(split.train, SIGNAL, str(tmp_path), quiet=True)
-
-    def no_decoding(*args):
-        raise AssertionError("audio was decoded although it is cached")
-
-    monkeypatch.setattr(data, "compute_features", no_decoding)  # what every decoded song goes through
-    second = load_features(split.train, SIGNAL, str(tmp_path), quiet=True)
-    assert all(np.array_equal(a, b) for a, b in zip(first, second))
-
-
-def test_songs_decoded_in_parallel_give_the_serial_cache_files(toy_root, tmp_path, monkeypatch):
-    monkeypatch.setattr(feature_cache, "PARALLEL_SECONDS", 1)  # in parallel, short songs and all
-    split = split_data(toy_root, n_songs=None, quiet=True)
-    tracks = split.train + split.valid + split.test
-    load_features(tracks, SIGNAL, str(tmp_path / "serial"), quiet=True, jobs=1)
-    load_features(tracks, SIGNAL, str(tmp_path / "parallel"), quiet=True, jobs=2)
-    names = sorted(os.listdir(tmp_path / "serial"))
-    assert len(names) == len(tracks) and sorted(os.listdir(tmp_path / "parallel")) == names
-    for name in names:  # the same bytes, file for file
-        assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "parallel" / name).read_bytes(), name
-
-
-def test_an_interrupted_first_run_keeps_the_songs_it_decoded(toy_root, tmp_path, monkeypatch):
-    split = split_data(toy_root, n_songs=None, quiet=True)
-    real, calls = data.compute_features, []
-
-    def ctrl_c_on_the_third_song(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(data, "compute_features", ctrl_c_on_the_third_song)
-    with pytest.raises(KeyboardInterrupt):
-        load_features(split.train, SIGNAL, str(tmp_path), quiet=True)
-    kept = sorted(os.listdir(tmp_path))
-    assert len(kept) == 2 and not [name for name in kept if name.startswith(".tmp-")]
-    monkeypatch.setattr(data, "compute_features", real)
-    load_features(split.train, SIGNAL, str(tmp_path), quiet=True)
-    assert set(kept) < set(os.listdir(tmp_path))  # the rest, the first two left as they were
-
-
-def test_cache_key_follows_signal_settings_and_torn_files_are_rebuilt(toy_root, tmp_path):
-    split = split_data(toy_root, n_songs=1, quiet=True)
-    track = split.train[0]
-    other = SignalConfig(hop_length=512)
-    assert feature_cache.cache_path(track, SIGNAL, str(tmp_path)) != \
-        feature_cache.cache_path(track, other, str(tmp_path))
-    good = np.array(load_features([track], SIGNAL, str(tmp_path), quiet=True)[0])  # off the map
-    path = feature_cache.cache_path(track, SIGNAL, str(tmp_path))
-    with open(path, "r+b") as f:
-        f.truncate(os.path.getsize(path) // 2)
-    rebuilt = load_features([track], SIGNAL, str(tmp_path), quiet=True)[0]
-    assert np.array_equal(good, rebuilt)
 
 
 def test_random_gain_stays_in_range():

@@ -46,7 +46,6 @@ def test_a_gpu_is_told_apart_by_native_bf16_and_auto_follows_its_row(monkeypatch
     assert line.endswith(f"(as auto picks here: {why})")
 
 
-
 def test_an_explicit_precision_other_than_auto_s_is_said_with_auto_s_reason(monkeypatch):
     fake_gpu(monkeypatch, 7, 5)
     assert describe_device(CUDA, torch.bfloat16).endswith(

@@ -1,7 +1,6 @@
 """inference.py: files of any shape in, WAVs and a figure out."""
 
 import glob
-import json
 import os
 import signal
 import subprocess
@@ -145,87 +144,6 @@ def test_a_failed_separation_keeps_the_old_outputs(tiny_checkpoint, tmp_path, mo
     assert (out / "vocals.wav").read_bytes() == b"previous result"
 
 
-def test_a_folder_is_separated_song_by_song_and_same_names_never_collide(tiny_checkpoint, tmp_path, capsys):
-    songs = tmp_path / "songs"
-    (songs / "live").mkdir(parents=True)
-    for path in (songs / "a.wav", songs / "a.flac", songs / "live" / "a.wav", songs / "b.ogg"):
-        sf.write(path, noisy_song(1.0, 16000, 2), 16000)
-    (songs / "notes.txt").write_text("not audio")
-    flags = ["--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot"]
-    inference.main([str(songs), *flags])
-    assert sorted(os.listdir(tmp_path / "out")) == ["a", "a (wav)", "b"]  # a.flac first, then a.wav
-    out = capsys.readouterr().out
-    assert "shares its name with another input" in out
-    assert "left out the 1 audio file of its subfolders; add --recursive (-r)" in out
-    inference.main([str(songs), "--recursive", "--quiet", *flags])  # again: the same names, plus live/a.wav
-    assert sorted(os.listdir(tmp_path / "out")) == ["a", "a (wav)", "b", "live"]  # the input's subfolder
-    assert sorted(os.listdir(tmp_path / "out" / "live" / "a")) == ["accompaniment.wav", "separation.json",
-                                                                  "vocals.wav"]
-
-
-def test_a_folder_of_discs_keeps_its_subfolders_and_a_musdb_song_folder_gives_its_mixture(tiny_checkpoint, tmp_path):
-    music = tmp_path / "music"
-    for disc in ("disc1", "disc2", "disc3"):
-        (music / disc).mkdir(parents=True)
-        sf.write(music / disc / "01.wav", noisy_song(1.0, 16000, 2), 16000)
-    song = music / "musdb" / "Some Song"  # MUSDB18-HQ: the mix beside its stems
-    song.mkdir(parents=True)
-    for stem in ("mixture", "vocals", "drums", "bass", "other"):
-        sf.write(song / f"{stem}.wav", noisy_song(1.0, 16000, 2), 16000)
-    inference.main([str(music), "-r", "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"),
-                    "--no-plot", "--quiet"])
-    written = sorted(os.path.relpath(folder, tmp_path / "out") for folder, _, files in os.walk(tmp_path / "out")
-                     if "vocals.wav" in files)
-    assert written == ["disc1/01", "disc2/01", "disc3/01", "musdb/Some Song"]
-
-
-def test_a_batch_skips_an_unreadable_file_goes_on_and_says_which_failed(tiny_checkpoint, tmp_path, capsys):
-    songs = tmp_path / "songs"
-    songs.mkdir()
-    for name in ("a.wav", "c.wav"):
-        sf.write(songs / name, noisy_song(1.0, 16000, 2), 16000)
-    (songs / "b.wav").write_bytes(b"RIFF, but not audio")
-    with pytest.raises(SystemExit) as stop:
-        inference.main([str(songs), "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot"])
-    assert stop.value.code == "error: 1 of the songs could not be separated (see above)"
-    out, err = capsys.readouterr()
-    assert f"{songs / 'b.wav'}" in err and "skipped it" in err
-    assert f"2 songs separated, 0 already done, 1 failed ({songs / 'b.wav'})" in out
-    assert "[3/3]" in out and "left)" in out  # progress over the batch, with the time it still needs
-    assert sorted(os.listdir(tmp_path / "out")) == ["a", "c"]
-
-
-def test_a_rerun_skips_the_songs_already_separated_so_and_redoes_the_others(tiny_checkpoint, tmp_path, capsys):
-    songs = tmp_path / "songs"
-    songs.mkdir()
-    for name in ("a.wav", "b.wav"):
-        sf.write(songs / name, noisy_song(1.0, 16000, 2), 16000)
-    flags = [str(songs), "--checkpoint", tiny_checkpoint, "--out-dir", str(tmp_path / "out"), "--no-plot"]
-    inference.main(flags)
-    record = json.loads((tmp_path / "out" / "a" / "separation.json").read_text())
-    assert record["checkpoint"]["path"] == os.path.abspath(tiny_checkpoint) and record["reconstruction"] == "full"
-    capsys.readouterr()
-
-    os.remove(tmp_path / "out" / "b" / "vocals.wav")  # b is incomplete now
-    inference.main(flags)
-    out = capsys.readouterr().out
-    assert "a.wav: already separated" in out and "b.wav: wrote" in out
-    assert "1 songs separated, 1 already done, 0 failed" in out
-    inference.main(flags + ["--reconstruction", "lab"])  # other settings: both again
-    assert "2 songs separated, 0 already done" in capsys.readouterr().out
-    inference.main(flags + ["--reconstruction", "lab", "--force"])
-    assert "2 songs separated, 0 already done" in capsys.readouterr().out
-
-
-def test_a_missing_file_is_reported_before_any_song_is_separated(tiny_checkpoint, tmp_path):
-    sf.write(tmp_path / "good.wav", noisy_song(1.0, 16000, 2), 16000)
-    with pytest.raises(SystemExit) as exit_info:
-        inference.main([str(tmp_path / "good.wav"), str(tmp_path / "typo.wav"), "--checkpoint", tiny_checkpoint,
-                        "--out-dir", str(tmp_path / "out"), "--no-plot", "--quiet"])
-    assert str(exit_info.value.code) == f"error: audio file not found: {tmp_path / 'typo.wav'}"
-    assert not (tmp_path / "out").exists()  # good.wav, first in line, was not separated either
-
-
 @pytest.mark.parametrize("audio_format, bit_depth", [("wav", "16"), ("flac", "16"), ("wav", "24"), ("flac", "24"),
                                                      ("wav", "32f")])
 def test_every_format_sums_back_to_the_input_within_one_step(tiny_checkpoint, tmp_path, audio_format, bit_depth):
@@ -310,23 +228,3 @@ def test_the_figure_of_a_long_song_shows_the_span_its_title_names(tiny_checkpoin
     assert drawn["mask"][-1] == round(drawn["seconds"] * signal.sample_rate / signal.hop_length)
 
 
-def test_without_checkpoint_flag_the_projects_own_model_is_found_from_another_folder(tmp_path, monkeypatch,
-                                                                                      capsys):
-    import checkpoints
-
-    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.setattr(checkpoints, "PROJECT_DIR", str(project))
-    monkeypatch.chdir(elsewhere)
-    with pytest.raises(checkpoints.CheckpointError) as error:
-        checkpoints.find_checkpoint()
-    assert str(error.value).startswith(f"no trained model: checkpoints/best_model.pth is not in {elsewhere} nor "
-                                       f"in {project}; train one with ")
-    (project / "checkpoints").mkdir(parents=True)
-    (project / "checkpoints" / "best_model.pth").write_bytes(b"")
-    assert checkpoints.find_checkpoint() == str(project / "checkpoints" / "best_model.pth")
-    assert capsys.readouterr().out == f"Using {project / 'checkpoints' / 'best_model.pth'}\n"
-    (elsewhere / "checkpoints").mkdir()
-    (elsewhere / "checkpoints" / "best_model.pth").write_bytes(b"")
-    assert checkpoints.find_checkpoint() == os.path.join(str(elsewhere), "checkpoints", "best_model.pth")
-    assert checkpoints.find_checkpoint("mine.pth") == "mine.pth"

@@ -111,20 +111,6 @@ def test_lab_self_check_runs(capsys):
     assert "2,410,913" in out and "(2, 513, 128)" in out
 
 
-def test_a_checkpoint_of_a_removed_option_names_the_commit_that_reads_it(tiny_checkpoint, tmp_path):
-    from checkpoints import CheckpointError, load_model
-
-    state = torch.load(tiny_checkpoint, weights_only=True)
-    for value, loads in (("none", True), ("log", False)):  # "none", the lab's, was the default: the same model
-        path = tmp_path / f"{value}.pth"
-        torch.save({**state, "model_config": {**state["model_config"], "input_compression": value}}, path)
-        if loads:
-            assert load_model(str(path))[0].config == UNetConfig(channels=(4, 8))
-        else:
-            with pytest.raises(CheckpointError, match="input_compression='log'.*commit b6b7f75"):
-                load_model(str(path))
-
-
 def test_print_shows_the_labs_layers_in_order_ending_with_the_sigmoid():
     """What a student sees with print(model): the 4 encoder blocks, the 3 decoder blocks, the head (the lab's
     fourth transposed convolution) and the sigmoid, last."""

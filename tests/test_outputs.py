@@ -53,21 +53,6 @@ def test_an_output_never_replaces_a_file_the_project_did_not_write(tiny_checkpoi
     assert sorted(os.listdir(song)) == ["mixture.wav", "vocals.wav"] and (song / "vocals.wav").read_bytes() == reference
 
 
-def test_check_replaceable_lets_through_only_what_the_record_lists(tmp_path):
-    from files import OverwriteError, check_replaceable
-
-    check_replaceable(tmp_path / "new", ["vocals.wav", "separation.json"], "hint")  # nothing there yet
-    (tmp_path / "vocals.wav").write_bytes(b"ours")
-    (tmp_path / "notes.txt").write_text("the user's")
-    (tmp_path / "separation.json").write_text(json.dumps({"files": ["vocals.wav"]}))
-    check_replaceable(tmp_path, ["vocals.wav", "accompaniment.wav", "separation.json"], "hint")
-    with pytest.raises(OverwriteError, match=r"notes.txt was not written by this project .*: hint$"):
-        check_replaceable(tmp_path, ["vocals.wav", "notes.txt"], "hint")
-    (tmp_path / "separation.json").write_text("not a record")  # then nothing here is known to be ours
-    with pytest.raises(OverwriteError, match="vocals.wav"):
-        check_replaceable(tmp_path, ["vocals.wav"], "hint")
-
-
 def ctrl_c_after_the_first_temporary_file(monkeypatch, where):
     """Ctrl-C where a signal can land between a temporary file's creation and its clean-up being registered:
     as open() creates it inside files.atomic_path, or in ExitStack.enter_context after atomic_path yielded."""

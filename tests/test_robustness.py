@@ -9,22 +9,16 @@ cases nobody listed; these are the ones somebody did.
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 import data
-import feature_cache
 import songs
 import train
-from spectral import SignalConfig
-from reports import not_learned_advice
-from workers import WorkerDied, run_jobs
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--channels", "4", "8", "--batch-size", "4", "--samples-per-track", "2", "--epochs", "1", "--quiet",
@@ -174,44 +168,7 @@ def test_a_split_with_no_usable_song_left_is_one_line(toy_root, tmp_path, capsys
     assert capsys.readouterr().out.count("Skipping ") == 3
 
 
-def test_a_damaged_cache_file_is_rebuilt_never_trusted(toy_root, tmp_path, capsys):
-    split = songs.split_data(toy_root, n_songs=1, quiet=True)
-    good = np.array(data.load_features(split.train, songs.SignalConfig(), str(tmp_path), quiet=True)[0])
-    path = feature_cache.cache_path(split.train[0], SignalConfig(), str(tmp_path))
-    for damage in (b"", b"\x93NUMPY\x01\x00garbage", open(path, "rb").read()[:200]):  # power cut, foreign, short
-        open(path, "wb").write(damage)
-        assert np.array_equal(data.load_features(split.train, songs.SignalConfig(), str(tmp_path), quiet=True)[0],
-                              good)
-        assert "is damaged; rebuilding it" in capsys.readouterr().out
-
-
 # --- Worker processes that die ---
-
-def die_on_two(job):
-    if job == 2:
-        os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer does
-    return job * 10
-
-
-def test_a_worker_that_dies_is_named_at_once_and_the_jobs_done_before_are_kept():
-    done, start = [], time.time()
-    with pytest.raises(WorkerDied) as died:
-        for job, result in run_jobs(die_on_two, [1, 3, 2, 4, 5], workers=2):
-            done.append((job, result))
-    assert died.value.job == 2 and died.value.killed and died.value.exitcode == -signal.SIGKILL
-    assert done and all(result == 10 * job != 20 for job, result in done) and time.time() - start < 60
-
-
-def raise_on_two(job):
-    if job == 2:
-        raise songs.DataError("song 2 is bad")
-    return job
-
-
-def test_an_exception_in_a_worker_is_raised_here_with_its_message():
-    with pytest.raises(songs.DataError, match="song 2 is bad"):
-        list(run_jobs(raise_on_two, [1, 2, 3], workers=2))
-    assert [result for _, result in run_jobs(raise_on_two, [1, 3], workers=1)] == [1, 3]
 
 
 # --- Advice that fits the cause ---
@@ -220,15 +177,6 @@ def test_a_batch_larger_than_an_epoch_is_a_warning_with_the_steps_per_epoch(toy_
     train_on(toy_root, tmp_path, "--batch-size", "1000")
     out = capsys.readouterr().out
     assert "Warning: --batch-size 1000 is more than the 6 patches of an epoch, so each epoch is a single step" in out
-
-
-@pytest.mark.parametrize("lr, steps, epochs, advice", [
-    (1.0, 30, 20, "--lr 1 is high (the default is 1e-3): lower it."),
-    (1e-3, 1, 20, "it took only 20 optimizer steps (1 per epoch): lower --batch-size"),
-    (1e-3, 30, 20, "train longer"),
-])
-def test_a_run_that_did_not_learn_gets_the_advice_its_flags_point_to(lr, steps, epochs, advice):
-    assert not_learned_advice(lr, steps, epochs).startswith(advice)
 
 
 def test_a_run_at_lr_1_ends_at_the_constant_mask_and_is_told_to_lower_it(toy_root, tmp_path, capsys):

@@ -201,12 +201,3 @@ def test_a_read_only_project_keeps_the_toy_set_and_caches_in_the_users_cache_fol
     assert files.data_folder() == project_data
 
 
-def test_a_toy_set_that_cannot_be_written_is_one_sentence(tmp_path, monkeypatch):
-    import toy_set
-
-    def read_only(*args, **kwargs):
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-
-    monkeypatch.setattr(toy_set.tempfile, "mkdtemp", read_only)
-    with pytest.raises(toy_set.ToySetError, match="cannot write the toy data set to .* \\(Read-only file system\\)"):
-        toy_set.ensure_toy_musdb(str(tmp_path / "toy"), quiet=True)

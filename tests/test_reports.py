@@ -1,0 +1,23 @@
+"""reports.py: what a run says when it ends, and the advice when it has not learned."""
+
+import pytest
+
+import train
+from reports import not_learned_advice
+
+def test_the_summary_of_a_run_whose_constant_mask_is_perfect_has_no_ratio():
+    from reports import run_summary
+
+    run = train.RunState(run_dir="", best_valid_loss=0.0, best_epoch=3, constant_mask_loss=0.0)  # an a cappella set
+    assert "the constant-mask baseline is 0 here, so no ratio" in run_summary(run, "ckpt", 60.0, 1e-3, 30)
+    run.constant_mask_loss = 0.002
+    assert "(0.00 x the constant-mask baseline)" in run_summary(run, "ckpt", 60.0, 1e-3, 30)
+
+
+@pytest.mark.parametrize("lr, steps, epochs, advice", [
+    (1.0, 30, 20, "--lr 1 is high (the default is 1e-3): lower it."),
+    (1e-3, 1, 20, "it took only 20 optimizer steps (1 per epoch): lower --batch-size"),
+    (1e-3, 30, 20, "train longer"),
+])
+def test_a_run_that_did_not_learn_gets_the_advice_its_flags_point_to(lr, steps, epochs, advice):
+    assert not_learned_advice(lr, steps, epochs).startswith(advice)
