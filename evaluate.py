@@ -50,14 +50,12 @@ import time
 
 import torch
 
+import checkpoints
+import files
 import metrics
 from audio import AudioError, find_ffmpeg, write_audio
-from checkpoints import add_checkpoint_flag, find_checkpoint, load_model
-from cli import UserError, add_root_flag, add_separation_flags, add_song_flags, bounded_number, time_left
 from device import pick_device
-from files import (DEFAULT_CACHE_DIR, RECORD, atomic_path, cannot_write, check_replaceable, file_identity, identities,
-                   inside, keyed_name, record_matches)
-from metrics import METHODS, METRICS, REFERENCE_METHODS, SILENT, TARGETS, EvaluationError, finite_median
+from metrics import METHODS, METRICS, TARGETS, EvaluationError
 from separation import SeparationOptions
 from songs import find_songs, find_songs_by_name, skipped_line
 from workers import available_bytes, each_result
@@ -77,11 +75,12 @@ def _score_keys(song, checkpoint, signal_config, options):
     U-Net row also on the checkpoint (its path, size and time: retraining
     changes it) and every separation setting.
     """
-    common = {"song": [file_identity(f) for f in song.files], "signal": signal_config.to_dict(),
+    common = {"song": [files.file_identity(f) for f in song.files], "signal": signal_config.to_dict(),
               "reconstruction": options.reconstruction, "museval": importlib.metadata.version("museval"),
               "version": _SCORES_VERSION}
-    model = dict(common, checkpoint=file_identity(checkpoint), network_input=options.network_input)
-    return {group: keyed_name(song.name, key, ".json") for group, key in (("U-Net", model), ("references", common))}
+    model = dict(common, checkpoint=files.file_identity(checkpoint), network_input=options.network_input)
+    return {group: files.keyed_name(song.name, key, ".json")
+            for group, key in (("U-Net", model), ("references", common))}
 
 
 def _read_cached(cache_dir, name):
@@ -130,7 +129,7 @@ def _start_worker(checkpoint, threads, options, estimates_dir):
     (BSS Eval, on the CPU, takes nearly all of it)."""
     find_ffmpeg()  # the songs' audio is decoded here: stem files need ffmpeg
     torch.set_num_threads(threads)
-    model, signal_config = load_model(checkpoint, torch.device("cpu"))
+    model, signal_config = checkpoints.load_model(checkpoint, torch.device("cpu"))
     _WORKER.update(model=model, signal_config=signal_config, options=options, estimates_dir=estimates_dir)
 
 
@@ -173,19 +172,19 @@ def _write_estimates(folder, estimates, rate, model_key):
     someone else wrote there: _refuse_to_overwrite checked before any song.
     """
     os.makedirs(folder, exist_ok=True)
-    _write_json(os.path.join(folder, RECORD), {"made by": "evaluate.py", "files": list(_ESTIMATES)})
+    _write_json(os.path.join(folder, files.RECORD), {"made by": "evaluate.py", "files": list(_ESTIMATES)})
     for name, audio in zip(_ESTIMATES, estimates):
         write_audio(os.path.join(folder, name), audio, rate)
-    _write_json(os.path.join(folder, RECORD), dict(_estimates_record(model_key), files=list(_ESTIMATES)))
+    _write_json(os.path.join(folder, files.RECORD), dict(_estimates_record(model_key), files=list(_ESTIMATES)))
 
 
 def _estimates_done(estimates_dir, song, model_key):
     """True if the song's estimates under `estimates_dir` are whole and made as `model_key` says."""
-    return record_matches(_estimates_folder(estimates_dir, song), _estimates_record(model_key))
+    return files.record_matches(_estimates_folder(estimates_dir, song), _estimates_record(model_key))
 
 
 def _median_over_tracks(per_track):
-    return {method: {target: {m: finite_median([s[method][target][m] for s in per_track.values()])
+    return {method: {target: {m: metrics.finite_median([s[method][target][m] for s in per_track.values()])
                               for m in METRICS} for target in TARGETS} for method in METHODS}
 
 
@@ -207,24 +206,24 @@ def _format_tables(per_track, medians):
 
 def _write_json(path, content):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
+    with files.atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(content, f, indent=2)
 
 
 def get_args(argv=None):
     p = cli.ArgumentParser(description="BSS Eval v4 scores (museval) of the U-Net, the mixture and the oracle "
                                        "ratio mask on the test songs.")
-    add_checkpoint_flag(p)
-    add_root_flag(p)
-    add_song_flags(p, count=True)
+    checkpoints.add_checkpoint_flag(p)
+    cli.add_root_flag(p)
+    cli.add_song_flags(p, count=True)
     p.add_argument("--out", default=os.path.join("outputs", "scores.json"), help="JSON file of the scores")
     p.add_argument("--estimates-dir", default=None,
                    help="also write the model's estimates as DIR/test/<song>/{vocals,accompaniment}.wav")
-    add_separation_flags(p)
-    p.add_argument("--jobs", type=bounded_number(int, 1, 256), default=min(os.cpu_count() or 1, 4),
+    cli.add_separation_flags(p)
+    p.add_argument("--jobs", type=cli.bounded_number(int, 1, 256), default=min(os.cpu_count() or 1, 4),
                    help="songs scored at once, each in a process of its own (fewer if the free memory cannot hold "
                         "them: about 5 GB each)")
-    p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR,
+    p.add_argument("--cache-dir", default=files.DEFAULT_CACHE_DIR,
                    help="each song's scores are kept in CACHE_DIR/scores: the mixture and oracle rows for any "
                         "checkpoint, the U-Net's for this one (a rerun or an interrupted run goes on from there)")
     p.add_argument("--cpu", action="store_true", help="run on the CPU even if a GPU is available")
@@ -260,7 +259,7 @@ def _cached_rows(songs, keys, cache_dir, estimates_dir):
             found[i].update(_read_cached(cache_dir, keys[i]["U-Net"]) or {})
         missing = [m for m in METHODS if m not in found[i]]
         if found[i].get("silent"):
-            print(skipped_line(song.name, SILENT))
+            print(skipped_line(song.name, metrics.SILENT))
         elif missing:
             jobs.append((i, song, missing, keys[i]["U-Net"]))
     return found, jobs
@@ -300,7 +299,7 @@ def _score_songs(songs, checkpoint, model, signal_config, args, write, skipped):
                 if not args.quiet:
                     print(f"[{done}/{len(jobs)}] {songs[i].name}: U-Net vocals SDR "
                           f"{found[i]['U-Net']['vocals']['SDR']:.2f} dB"
-                          + time_left(done, len(jobs), time.time() - started), flush=True)
+                          + cli.time_left(done, len(jobs), time.time() - started), flush=True)
     if not args.quiet and len(jobs) < len(songs):
         print(f"{len(songs) - len(jobs)} of {len(songs)} songs were scored before (cached in {cache_dir}); "
               f"{len(jobs)} scored now")
@@ -323,30 +322,30 @@ def _keep_rows(song, rows, scores, reason, keys, cache_dir, skipped):
     if scores is None:
         rows.clear()
         rows["silent"] = True
-        print(skipped_line(song.name, SILENT))
+        print(skipped_line(song.name, metrics.SILENT))
     else:
         rows.update(scores)
-    for group, methods in (("U-Net", ("U-Net",)), ("references", REFERENCE_METHODS)):
+    for group, methods in (("U-Net", ("U-Net",)), ("references", metrics.REFERENCE_METHODS)):
         _write_json(os.path.join(cache_dir, keys[group]), {"silent": True} if scores is None else
                    {m: rows[m] for m in methods})
     return scores is not None
 
 
 def _refuse_to_overwrite(args, root, songs, checkpoint):
-    """Before any song is scored: --out and --estimates-dir never write inside the data root (an estimate
+    """Before any song is scored: --out and --estimates-dir never write files.inside the data root (an estimate
     named vocals.wav over the reference itself) nor over a file the command reads (the checkpoint, a song's
     file behind a link), and the estimates replace only files evaluate.py wrote."""
     for flag, path in (("--out", args.out), ("--estimates-dir", args.estimates_dir)):
-        if path and inside(path, root):
-            raise EvaluationError(f"{flag} {path} is inside the data root {root}, whose files it could replace: "
+        if path and files.inside(path, root):
+            raise EvaluationError(f"{flag} {path} is files.inside the data root {root}, whose files it could replace: "
                                   "pick a place outside it")
-    reads = identities([checkpoint, *(file for song in songs for file in song.files)])
-    out = identities([args.out])
+    reads = files.identities([checkpoint, *(file for song in songs for file in song.files)])
+    out = files.identities([args.out])
     if out.keys() & reads.keys():
         raise EvaluationError(f"--out {args.out} is {reads[next(iter(out.keys() & reads.keys()))]}, an input of this "
                               "command, so it is not written over: give another --out")
     for song in songs if args.estimates_dir else []:
-        check_replaceable(_estimates_folder(args.estimates_dir, song), [*_ESTIMATES, RECORD],
+        files.check_replaceable(_estimates_folder(args.estimates_dir, song), [*_ESTIMATES, files.RECORD],
                           "give another --estimates-dir", reads)
 
 
@@ -355,8 +354,8 @@ def main(argv=None):
     args = get_args(argv)
     written = {}  # the songs in args.out so far
     try:
-        checkpoint = find_checkpoint(args.checkpoint, args.quiet)
-        model, signal_config = load_model(checkpoint, pick_device(args.cpu))  # a bad checkpoint stops here
+        checkpoint = checkpoints.find_checkpoint(args.checkpoint, args.quiet)
+        model, signal_config = checkpoints.load_model(checkpoint, pick_device(args.cpu))  # a bad checkpoint stops here
         root, songs, skipped = pick_songs(args)
         _refuse_to_overwrite(args, root, songs, checkpoint)
         for path, reason in skipped.items():
@@ -376,10 +375,10 @@ def main(argv=None):
             raise EvaluationError("no song could be scored: " + (left_out(skipped) if skipped else
                                                                  "every one has a silent source"))
         write(per_track)
-    except UserError as err:
+    except cli.UserError as err:
         sys.exit(f"error: {err}")
     except OSError as err:
-        sys.exit(f"error: {cannot_write(err, args.out, 'pick another --out, --estimates-dir or --cache-dir')}")
+        sys.exit(f"error: {files.cannot_write(err, args.out, 'pick another --out, --estimates-dir or --cache-dir')}")
     except KeyboardInterrupt:  # every file is written whole or not at all (files.atomic_path)
         done = f"{args.out} holds the {len(written)} songs scored so far" if written else \
             f"no scores written to {args.out}"
