@@ -77,7 +77,7 @@ OTHER_PROGRAMS = {"--logdir", "--standalone", "--nproc_per_node", "--nnodes", "-
 FILE_EXTENSIONS = {"py", "png", "json", "csv", "wav", "flac", "pth", "md", "txt", "npy", "mp3", "mp4", "yaml"}
 # The page that keeps the measurements of the options measured and removed may name their flags.
 REMOVED_OPTIONS_PAGE = "docs/training.md"
-ISSUE = re.compile(r"\bissues? \d+", re.I)
+ISSUE = re.compile(r"\bissues?\s+\d+", re.I)
 
 
 def page(name):
