@@ -223,7 +223,7 @@ def test_the_figure_of_a_long_song_shows_the_span_its_title_names(tiny_checkpoin
         seconds=mix.shape[-1] * signal.hop_length / signal.sample_rate, title=title, mask=mask.shape))
     model, signal = load_model(tiny_checkpoint)
     separate_file(model, signal, str(tmp_path / "long.wav"), str(tmp_path / "out"), quiet=True)
-    assert drawn["title"] == "out (first 6 s of 45 s)"
+    assert drawn["title"] == "out (first 6 s of 45 s) \N{EM DASH} tiny.pth (epoch 0)"  # the model's checkpoint too
     assert 6 <= drawn["seconds"] < 6 + signal.hop_length / signal.sample_rate  # the first block, not its margin
     assert drawn["mask"][-1] == round(drawn["seconds"] * signal.sample_rate / signal.hop_length)
 
