@@ -337,7 +337,7 @@ def _refuse_to_overwrite(args, root, songs, checkpoint):
     file behind a link), and the estimates replace only files evaluate.py wrote."""
     for flag, path in (("--out", args.out), ("--estimates-dir", args.estimates_dir)):
         if path and files.inside(path, root):
-            raise EvaluationError(f"{flag} {path} is files.inside the data root {root}, whose files it could replace: "
+            raise EvaluationError(f"{flag} {path} is inside the data root {root}, whose files it could replace: "
                                   "pick a place outside it")
     reads = files.identities([checkpoint, *(file for song in songs for file in song.files)])
     out = files.identities([args.out])

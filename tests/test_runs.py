@@ -161,7 +161,7 @@ def test_a_deleted_log_folder_is_one_warning_made_again_and_training_goes_on(toy
         if row["epoch"] == 1:  # cleaning old runs while this one trains
             shutil.rmtree(tmp_path / "ckpt" / "logs")
 
-    monkeypatch.setattr(train, "log_epoch", then_delete)
+    monkeypatch.setattr(reports, "log_epoch", then_delete)
     train.main(flags(toy_root, tmp_path, "--epochs", "3"))
     err = capsys.readouterr().err
     assert "Traceback" not in err and "Exception in thread" not in err
