@@ -36,6 +36,19 @@ def cpu_only(monkeypatch):
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
 
 
+@pytest.fixture
+def quick_figures(monkeypatch):
+    """Training runs whose figures no test here looks at: a blank loss curve and no example figure or audio
+    (drawing them is most of a tiny run's time: about 1.5 s of its first epoch). test_train.py and
+    test_docs.py keep the real ones and check them."""
+    import matplotlib.pyplot as plt
+
+    import reports
+
+    monkeypatch.setattr(reports, "loss_curve_figure", lambda history, best_epoch=None: plt.figure(figsize=(1, 1)))
+    monkeypatch.setattr(reports, "log_example", lambda *args, **kwargs: None)
+
+
 def noisy_song(seconds, rate, channels, seed=0):
     """A 220 Hz tone, swelling and fading every 2 s, over white noise: float32 (samples, channels)."""
     rng = np.random.default_rng(seed)

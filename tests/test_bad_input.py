@@ -277,6 +277,7 @@ def no_temporary_files(folder):
     return not [f for _, _, files in os.walk(folder) for f in files if f.startswith(".tmp-")]
 
 
+@pytest.mark.usefixtures("quick_figures")
 def test_a_full_disk_while_saving_a_checkpoint_keeps_the_earlier_ones(toy_root, tmp_path, monkeypatch):
     import checkpoints
 
@@ -301,6 +302,7 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_earlier_ones(toy_root, 
     assert no_temporary_files(tmp_path / "ckpt")
 
 
+@pytest.mark.usefixtures("quick_figures")
 def test_a_full_disk_while_caching_features_keeps_the_songs_already_cached(toy_root, tmp_path, monkeypatch):
     import errno
 

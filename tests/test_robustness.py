@@ -20,6 +20,8 @@ import data
 import songs
 import train
 
+pytestmark = pytest.mark.usefixtures("quick_figures")  # no test here looks at the figures
+
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--channels", "4", "8", "--batch-size", "4", "--samples-per-track", "2", "--epochs", "1", "--quiet",
         "--figure-every", "100"]

@@ -33,6 +33,8 @@ import songs
 import train
 from checkpoints import load_checkpoint
 
+pytestmark = pytest.mark.usefixtures("quick_figures")  # no test here looks at the figures
+
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "3"))
 TINY = ["--channels", "4", "8", "--batch-size", "4", "--samples-per-track", "2", "--quiet", "--figure-every", "100",
         "--cpu"]  # 2 patches a song, 4 a batch

@@ -14,6 +14,8 @@ import runs
 import train
 from checkpoints import load_checkpoint
 
+pytestmark = pytest.mark.usefixtures("quick_figures")  # no test here looks at the figures
+
 TINY = ["--channels", "4", "8", "--batch-size", "4", "--samples-per-track", "2", "--quiet", "--figure-every", "100",
         "--cpu"]  # figures cost most of a tiny run: test_train.py draws them
 

@@ -69,6 +69,7 @@ def test_bad_flags_are_refused_with_a_message(flags, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("quick_figures")
 def test_bad_model_flags_are_one_sentence(toy_root, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         train.main(tiny_args(toy_root, tmp_path, "--kernel-size", "4"))
@@ -216,6 +217,7 @@ def test_torchrun_two_processes_train_and_resume(toy_root, tmp_path):
     assert load_checkpoint(str(save_dir / "final_model.pth"))["epoch"] == 3
 
 
+@pytest.mark.usefixtures("quick_figures")
 def test_same_seed_gives_same_losses_and_weights(toy_root, tmp_path):
     histories, weights = [], []
     for run in ("a", "b"):
@@ -263,6 +265,7 @@ def test_sigkill_at_random_moments_never_loses_the_run(toy_root, tmp_path):
     assert not glob.glob(str(save_dir / ".tmp-*"))
 
 
+@pytest.mark.usefixtures("quick_figures")
 def test_output_to_a_log_file_has_no_progress_frames_and_says_device_and_time_left(toy_root, tmp_path, capsys):
     """Not a terminal: no tqdm carriage returns, every epoch on a line of its own, an estimate of the rest."""
     args = [a for a in tiny_args(toy_root, tmp_path, "--epochs", "2") if a != "--quiet"]
@@ -277,6 +280,7 @@ def test_output_to_a_log_file_has_no_progress_frames_and_says_device_and_time_le
 
 @pytest.mark.parametrize("flags, message", [(["--resume"], "--resume found no checkpoint"),
                                             (["--root", "train"], "point --root one level up")])
+@pytest.mark.usefixtures("quick_figures")
 def test_a_failed_start_leaves_no_save_folder(toy_root, tmp_path, flags, message):
     flags = [os.path.join(toy_root, "train") if flag == "train" else flag for flag in flags]
     with pytest.raises(SystemExit) as stop:
@@ -286,6 +290,7 @@ def test_a_failed_start_leaves_no_save_folder(toy_root, tmp_path, flags, message
     assert not (tmp_path / "ckpt").exists()
 
 
+@pytest.mark.usefixtures("quick_figures")
 def test_ctrl_c_in_the_middle_of_an_epoch_resumes_on_the_same_step(toy_root, tmp_path, monkeypatch):
     """Ctrl-C after the first step of epoch 2 (of 3, 2 steps each), then --resume: the checkpoint's step,
     weights, optimizer and scheduler belong together, so the per-step axis never goes back and the
@@ -318,6 +323,7 @@ def test_ctrl_c_in_the_middle_of_an_epoch_resumes_on_the_same_step(toy_root, tmp
     assert steps == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.usefixtures("quick_figures")
 def test_a_resumed_run_hides_what_a_killed_run_logged_past_its_checkpoint(toy_root, tmp_path):
     """kill -9 after TensorBoard got steps the last checkpoint does not have: the resumed run logs those steps
     again, and TensorBoard shows each step once, in order."""
@@ -384,6 +390,7 @@ def history_of(save_dir):
         return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(f)]
 
 
+@pytest.mark.usefixtures("quick_figures")
 def test_an_a_cappella_set_trains_to_the_end_with_a_perfect_oracle(toy_root, tmp_path, capsys):
     train.main(tiny_args(edited_toy(toy_root, tmp_path, a_cappella), tmp_path, "--epochs", "2"))
     assert "the constant-mask baseline is 0 here, so no ratio" in capsys.readouterr().out
@@ -393,6 +400,7 @@ def test_an_a_cappella_set_trains_to_the_end_with_a_perfect_oracle(toy_root, tmp
         assert math.isfinite(row["valid_sdr"])
 
 
+@pytest.mark.usefixtures("quick_figures")
 def test_silent_vocals_in_a_validation_song_leave_it_out_of_the_median(toy_root, tmp_path):
     def edit(folder, validation):
         if validation == 0:
@@ -406,6 +414,7 @@ def test_silent_vocals_in_a_validation_song_leave_it_out_of_the_median(toy_root,
     assert (tmp_path / "ckpt" / "best_model.pth").is_file()
 
 
+@pytest.mark.usefixtures("quick_figures")
 def test_all_validation_vocals_silent_and_a_song_shorter_than_a_patch_train_to_the_end(toy_root, tmp_path, capsys):
     def edit(folder, validation):
         if validation is not None:
@@ -430,6 +439,7 @@ class MaskOfOnes(UNet):
 
 
 @pytest.mark.parametrize("edit", [None, a_cappella])
+@pytest.mark.usefixtures("quick_figures")
 def test_the_sdr_written_for_the_mixture_is_the_mixture_row_and_for_an_exact_estimate_very_high(
         toy_root, tmp_path, monkeypatch, edit):
     monkeypatch.setattr(train, "UNet", MaskOfOnes)
