@@ -285,8 +285,9 @@ class AudioWriter:
     def __enter__(self):
         with self.stack:
             tmp = self.stack.enter_context(atomic_path(self.path, self.size))
-            self.file = self.stack.enter_context(sf.SoundFile(_soundfile_name(tmp), "w", self.rate, self.channels,
-                                                              subtype=self.subtype, format=self.format.upper()))
+            with libsndfile_write_errors(self.path):
+                self.file = self.stack.enter_context(sf.SoundFile(_soundfile_name(tmp), "w", self.rate, self.channels,
+                                                                  subtype=self.subtype, format=self.format.upper()))
             self.stack = self.stack.pop_all()  # opened: closed and renamed by __exit__
         return self
 
@@ -294,10 +295,26 @@ class AudioWriter:
         if self.bits:
             block, over = quantize(block, self.bits)
             self.clipped += over
-        self.file.write(block)
+        with libsndfile_write_errors(self.path):
+            self.file.write(block)
 
     def __exit__(self, *exc):
-        return self.stack.__exit__(*exc)
+        with libsndfile_write_errors(self.path):  # the close writes the header
+            return self.stack.__exit__(*exc)
+
+
+@contextlib.contextmanager
+def libsndfile_write_errors(path):
+    """libsndfile's failures to write `path` raised as the OSError every command answers in one line.
+
+    libsndfile says "System error." for a full disk, a refused file and an
+    I/O error alike, with no error number: the OSError keeps none either, so
+    files.disk_full_error still measures the disk to tell a full one apart.
+    """
+    try:
+        yield
+    except sf.LibsndfileError as err:
+        raise OSError(None, f"libsndfile: {err.error_string}", os.fspath(path)) from err
 
 
 def write_audio(path, audio, sample_rate, audio_format="wav", bit_depth="16"):

@@ -206,8 +206,7 @@ def _format_tables(per_track, medians):
 
 def _write_json(path, content):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with files.atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(content, f, indent=2)
+    files.write_json(path, content)
 
 
 def get_args(argv=None):

@@ -62,6 +62,12 @@ def atomic_path(path, size=None):
         raise
 
 
+def write_json(path, content):
+    """`content` as indented JSON into `path`, whole or not at all (atomic_path): records, run records, scores."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(content, f, indent=2)
+
+
 def disk_full_error(err, path, size=None):
     """A DiskFullError for `err`, raised while writing `path` (`size` bytes, if known), if a full disk caused
     it; else None. Ask before deleting what the failed write left, which frees the space it measures."""

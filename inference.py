@@ -30,7 +30,6 @@ if __name__ == "__main__":  # Ctrl-C while the imports below load ends in one li
 # The imports come after the handler on purpose: they are the slow part it covers.
 import contextlib
 import functools
-import json
 import math
 import os
 import sys
@@ -41,7 +40,7 @@ import figures
 from audio import SUBTYPES, AudioError, AudioWriter, check_output_format, open_audio, read_block
 from device import pick_device
 from files import (RECORD, atomic_path, cannot_write, check_replaceable, identities, known_vocals, removed_on_failure,
-                   still_listed)
+                   still_listed, write_json)
 from separation import SeparationOptions, mix_magnitude, plan_blocks, predict_mask, reconstruct, song_scale
 from songs import find_songs, find_songs_by_name, skipped_line
 from checkpoints import load_model  # noqa: F401 (with separate: `from inference import load_model, separate`)
@@ -59,36 +58,37 @@ def separate_file(model, signal_config, path, out_dir, options=SeparationOptions
     Outputs appear only once complete: a failure or Ctrl-C leaves older files
     in place and no new folder behind, and they replace only files this
     project wrote (files.check_replaceable). `bit_depth`: "16", "24" or "32f"
-    (float, WAV only: never clipped). separation.json holds `record` and the
-    files it vouches for, renamed into place after them. The figure's title
-    names the model's checkpoint (checkpoints.load_model's label). Returns (files written, samples clipped).
+    (float, WAV only: never clipped). separation.json lists the files it
+    vouches for, first alone (a stop anywhere leaves files a rerun replaces),
+    then with `record` once every one is whole. The figure's title names the
+    model's checkpoint (checkpoints.load_model's label). Returns (files written, samples clipped).
     """
     names = output_names(audio_format, plot)
     check_replaceable(out_dir, names + [RECORD], "give another --out-dir", identities([path]))
-    paths = [os.path.join(out_dir, name) for name in names]
-    with removed_on_failure(out_dir), open_audio(path) as f, contextlib.ExitStack() as outputs:
+    paths, record_path = [os.path.join(out_dir, name) for name in names], os.path.join(out_dir, RECORD)
+    listed = still_listed(out_dir, names)
+    with removed_on_failure(out_dir), open_audio(path) as f:
         if f.frames <= 0:
             raise AudioError(f"{path} holds no audio samples")
         check_output_format(path, f.channels, f.samplerate, audio_format, SUBTYPES[bit_depth][0])
         try:
             os.makedirs(out_dir, exist_ok=True)
-            # Entered first, so renamed into place last: after every output it vouches for.
-            record_path = outputs.enter_context(atomic_path(os.path.join(out_dir, RECORD)))
-            # Each output is written under a temporary name: leaving `outputs` closes it and
-            # renames it into place, or deletes it if anything failed.
-            writers = [outputs.enter_context(AudioWriter(p, f.samplerate, f.channels, audio_format, bit_depth,
-                                                         f.frames)) for p in paths[:2]]
-        except OSError as err:
+            # The record first, vouching for no settings: whichever output a stop leaves, a rerun replaces it.
+            write_json(record_path, {"files": listed})
+            with contextlib.ExitStack() as outputs:  # each output under a temporary name, renamed at the end
+                writers = [outputs.enter_context(AudioWriter(p, f.samplerate, f.channels, audio_format, bit_depth,
+                                                             f.frames)) for p in paths[:2]]
+                (mix, mask), (_, span, _, read_to) = write_blocks(model, signal_config, path, f, writers, options,
+                                                                  quiet)
+                if plot:  # inside `outputs` too: the song's files appear together, or none of them
+                    title = figures.separation_title(os.path.basename(out_dir.rstrip(os.sep)), span / f.samplerate,
+                                                     f.frames / f.samplerate, getattr(model, "label", None))
+                    vocals = true_vocals(path, signal_config, read_to / f.samplerate, mix.shape[-1])
+                    plot_separation(mix, mask, signal_config, title, outputs.enter_context(atomic_path(paths[2])),
+                                    show, vocals=vocals)
+            write_json(record_path, dict(record or {}, files=listed))  # every output whole: the record says how
+        except OSError as err:  # reading fails as AudioError: this is a write
             raise InferenceError(cannot_write(err, out_dir, "pick another --out-dir")) from err
-        (mix, mask), (_, span, _, read_to) = write_blocks(model, signal_config, path, f, writers, options, quiet)
-        if plot:  # inside `outputs` too: the song's files appear together, or none of them
-            title = figures.separation_title(os.path.basename(out_dir.rstrip(os.sep)), span / f.samplerate,
-                                     f.frames / f.samplerate, getattr(model, "label", None))
-            vocals = true_vocals(path, signal_config, read_to / f.samplerate, mix.shape[-1])
-            plot_separation(mix, mask, signal_config, title, outputs.enter_context(atomic_path(paths[2])), show,
-                            vocals=vocals)
-        with open(record_path, "w") as out:
-            json.dump(dict(record or {}, files=still_listed(out_dir, names)), out, indent=2)
     return paths, sum(writer.clipped for writer in writers)
 
 

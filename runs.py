@@ -28,7 +28,7 @@ import os
 import uuid
 
 from cli import UserError, pasteable
-from files import atomic_path
+from files import write_json
 
 RECORD = "run.json"
 _LOCK = ".lock"
@@ -66,8 +66,7 @@ def _new_record(flags, data):
 
 
 def _write_record(save_dir, record):
-    with atomic_path(os.path.join(save_dir, RECORD)) as tmp, open(tmp, "w") as f:
-        json.dump(record, f, indent=2)
+    write_json(os.path.join(save_dir, RECORD), record)
 
 
 def _run_flags(flags):

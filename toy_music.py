@@ -19,8 +19,6 @@ import soundfile as sf
 from scipy import signal
 from scipy.ndimage import uniform_filter1d
 
-SOURCES = ("vocals", "drums", "bass", "other")
-
 # (F1, F2, F3) in Hz for the vowels a, e, i, o, u; scaled per singer.
 VOWELS = np.array([[800, 1200, 2600], [450, 1900, 2600], [300, 2300, 3000],
                    [480, 820, 2600], [330, 720, 2400]], float)
@@ -311,7 +309,7 @@ def synth_song(seed: int, seconds: float, sample_rate: int) -> dict[str, np.ndar
     active = voc_amp > 0.05
     if active.any():
         vocals *= _rms((drums + bass + other)[active]) * 10 ** (rng.uniform(-2, 2) / 20) / _rms(vocals[active])
-    stems = dict(zip(SOURCES, (vocals, drums, bass, other)))
+    stems = {"vocals": vocals, "drums": drums, "bass": bass, "other": other}
     gain = rng.uniform(0.5, 0.85) / max(np.abs(sum(stems.values())).max(), 1e-9)
     return {name: np.nan_to_num(x * gain).astype(np.float32) for name, x in stems.items()}
 

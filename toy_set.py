@@ -17,6 +17,7 @@ import time
 import numpy as np
 import soundfile as sf
 
+from audio import libsndfile_write_errors
 from cli import UserError, progress_bar
 from files import STEMS, data_folder, disk_full_error, make_readable
 
@@ -59,7 +60,9 @@ def build_toy_musdb(root, settings=TOY_SETTINGS, quiet=False):
             ints["mixture"] = sum(ints[name] for name in STEMS)
             for name, x in ints.items():
                 x = np.clip(x, -32768, 32767).astype(np.int16)
-                sf.write(os.path.join(folder, f"{name}.wav"), x, settings["sample_rate"], subtype="PCM_16")
+                path = os.path.join(folder, f"{name}.wav")
+                with libsndfile_write_errors(path):
+                    sf.write(path, x, settings["sample_rate"], subtype="PCM_16")
         with open(os.path.join(tmp, "toy.json"), "w") as f:
             json.dump(settings, f, indent=2)
         if os.path.exists(root):

@@ -123,3 +123,13 @@ def tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.pth"
     save_checkpoint(path, build_checkpoint(UNet(config), config, SignalConfig(), epoch=0))
     return str(path)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault-injection summary of each command tested (tests/test_faults.py), passed or failed: the
+    operations counted, the runs, and what misbehaved, grouped by cause."""
+    faults = sys.modules.get("faults")
+    if faults is not None and faults.SUMMARY:
+        terminalreporter.section("fault injection")
+        for summary in faults.SUMMARY:
+            terminalreporter.write_line(summary)
