@@ -80,19 +80,36 @@ class RunLog:
     folder again.
     """
 
-    def __init__(self, run_dir, step=0, epoch=0):
+    def __init__(self, run_dir, step=0, epoch=0, config=None):
         self.run_dir, self.writers, self.warned = run_dir, {}, set()
+        self.config = config  # config.json's content (write_config)
         threading.excepthook = _quiet_tensorboard_threads
         with report_only(f"the TensorBoard log in {run_dir}", self.warned):
             self._open(step, epoch)
 
     def _open(self, step=0, epoch=0):
+        """Open every writer, or none: one that fails to open closes those made before it, and the next
+        `add` tries again (a half-open set would have no writer for some line)."""
         def writer(folder, done):
             return SummaryWriter(folder, purge_step=done + 1 if done else None)
 
-        self.writers = {"run": writer(self.run_dir, epoch)}
-        self.writers.update({name: writer(os.path.join(self.run_dir, name), step if name == "train" else epoch)
-                             for name in LINES})
+        try:
+            self.writers["run"] = writer(self.run_dir, epoch)
+            for name in LINES:
+                self.writers[name] = writer(os.path.join(self.run_dir, name), step if name == "train" else epoch)
+        except _REPORT_ERRORS:
+            self.close()
+            raise
+
+    def write_config(self):
+        """config.json (the run's flags, model and signal) in the run's folder if it is not there: a failed
+        write is one warning, and log_epoch tries again every epoch."""
+        path = os.path.join(self.run_dir, "config.json")
+        if self.config is None or os.path.exists(path):
+            return
+        with report_only(f"config.json in {self.run_dir}", self.warned):
+            with atomic_path(path) as tmp, open(tmp, "w") as f:
+                json.dump(self.config, f, indent=2)
 
     def add(self, line, method, *args, **kwargs):
         """writers[line].method(*args, **kwargs): `line` is one of LINES, or "run" for the run's own folder."""
@@ -139,14 +156,12 @@ def _quiet_tensorboard_threads(args, previous=threading.excepthook):
 
 
 def open_run_log(save_dir, run, run_config, model_config, signal_config, resumed):
-    """The run's TensorBoard log (run: bookkeeping.RunState, whose run_dir is relative to `save_dir`); a new
-    run also gets config.json and its flags as text."""
-    log = RunLog(os.path.join(save_dir, run.run_dir), run.step, run.epoch)
+    """The run's TensorBoard log (run: bookkeeping.RunState, whose run_dir is relative to `save_dir`) with
+    its config.json; a new run also gets its flags as text."""
+    config = {"args": run_config, "model": model_config.to_dict(), "signal": signal_config.to_dict()}
+    log = RunLog(os.path.join(save_dir, run.run_dir), run.step, run.epoch, config)
+    log.write_config()
     if not resumed:
-        with report_only(f"config.json in {log.run_dir}", log.warned):
-            with atomic_path(os.path.join(log.run_dir, "config.json")) as tmp, open(tmp, "w") as f:
-                json.dump({"args": run_config, "model": model_config.to_dict(), "signal": signal_config.to_dict()},
-                          f, indent=2)
         log.add("run", "add_text", "config", "```\n" + json.dumps(run_config, indent=2) + "\n```", 0)
     return log
 
@@ -159,6 +174,7 @@ def log_epoch(log, row, loss_curve, with_figures):
     here, since pyplot keeps every figure alive until then.
     """
     epoch = row["epoch"]
+    log.write_config()  # if an earlier try failed
     for line, key in LOSS_LINES.items():
         log.add(line, "add_scalar", "epoch/loss (x 1e-3)", row[key] * _LOSS_SCALE, epoch)
     for line, key in SDR_LINES.items():

@@ -662,7 +662,8 @@ def plan(count, sample=None, seed=0):
     operations, often the steps of one file's write, get different ones).
     Unset (CI): `sample` k (every k if None) drawn with a fixed seed, the
     same in every run (from 3 on, the first and the last operation among
-    them), the error number rotating. FAULTS=N: N k drawn so, per command.
+    them), the error number rotating. FAULTS=N: N k drawn so, per command;
+    FAULTS=51,58: those k.
     """
     ks = list(range(1, count + 1))
     mode = os.environ.get("FAULTS", "").lower()
@@ -670,6 +671,8 @@ def plan(count, sample=None, seed=0):
         return [(k, e) for k in ks for e in ERRNOS]
     if mode.isdigit():
         sample = int(mode)
+    elif re.fullmatch(r"\d+(,\d+)+", mode):  # FAULTS=51,58: these k, to see a finding again
+        return [(k, ERRNOS[k % len(ERRNOS)]) for k in map(int, mode.split(",")) if k <= count]
     if mode != "k" and sample is not None and sample < count:
         ends = [1, count] if sample >= 3 else []
         inner = np.random.default_rng(seed).choice(ks[1:-1], size=sample - len(ends), replace=False).tolist()

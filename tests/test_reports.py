@@ -1,7 +1,10 @@
 """reports.py: what a run says when it ends, and the advice when it has not learned."""
 
+import errno
+
 import pytest
 
+import reports
 import train
 from reports import not_learned_advice
 
@@ -21,3 +24,26 @@ def test_the_summary_of_a_run_whose_constant_mask_is_perfect_has_no_ratio():
 ])
 def test_a_run_that_did_not_learn_gets_the_advice_its_flags_point_to(lr, steps, epochs, advice):
     assert not_learned_advice(lr, steps, epochs).startswith(advice)
+
+
+def test_a_tensorboard_writer_that_fails_to_open_leaves_none_and_the_next_write_opens_them_all(tmp_path, monkeypatch,
+                                                                                               capsys):
+    """Found by the fault injection: a writer failing to open left a half-open set, and the next write to a
+    line without its writer was a KeyError traceback. Now: one warning, and the next write opens every writer."""
+    real, calls = reports.SummaryWriter, []
+
+    def flaky(folder, **kwargs):
+        calls.append(folder)
+        if len(calls) == 3:  # the third writer of the first set
+            raise OSError(errno.EIO, "Input/output error", folder)
+        return real(folder, **kwargs)
+
+    monkeypatch.setattr(reports, "SummaryWriter", flaky)
+    log = reports.RunLog(str(tmp_path / "run"), config={"args": {}})
+    assert log.writers == {}
+    assert capsys.readouterr().err.count("warning: could not write the TensorBoard log") == 1
+    log.step(0.001, 1e-3, 1)  # opens them all, and writes
+    log.write_config()
+    assert set(log.writers) == {"run", *reports.LINES}
+    assert (tmp_path / "run" / "config.json").is_file()
+    log.close()
