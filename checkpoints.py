@@ -59,15 +59,21 @@ def _tensor_bytes(value):
     return sum(_tensor_bytes(v) for v in value) if isinstance(value, (list, tuple)) else 0
 
 
-def save_epoch(save_dir, checkpoint, epoch, epochs, improved, checkpoint_every):
-    """Write an epoch's checkpoints under the lab's names: best_model.pth if it improved,
+def epoch_files(epoch, epochs, improved, checkpoint_every):
+    """The checkpoints an epoch writes, under the lab's names: best_model.pth if it improved,
     checkpoint_epoch_N.pth every `checkpoint_every` epochs, final_model.pth after the last,
-    and always last_model.pth (where --resume starts). In that order: whichever a kill
-    interrupts, the files already written stay whole."""
+    and always last_model.pth (where --resume starts)."""
     names = ["best_model.pth"] if improved else []
     names += [f"checkpoint_epoch_{epoch}.pth"] if epoch % checkpoint_every == 0 else []
     names += ["final_model.pth"] if epoch == epochs else []
-    for name in names + ["last_model.pth"]:
+    return names + ["last_model.pth"]
+
+
+def save_epoch(save_dir, checkpoint, epoch, epochs, improved, checkpoint_every):
+    """Write an epoch's checkpoints (epoch_files), one after the other: whichever a kill or a full
+    disk interrupts, the files already written stay whole, and --resume writes the others
+    (runs.begin)."""
+    for name in epoch_files(epoch, epochs, improved, checkpoint_every):
         save_checkpoint(os.path.join(save_dir, name), checkpoint)
 
 

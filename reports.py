@@ -138,14 +138,12 @@ class RunLog:
             self.add(line, "flush")
 
     def close(self):
-        """Close every writer; one that cannot write what it still holds is dropped without a word (the
-        failure was or will be warned about by `add`)."""
+        """Close every writer; one that cannot write what it still holds is dropped, with the log's one
+        warning (report_only: none if `add` has warned already)."""
         writers, self.writers = self.writers, {}
         for writer in writers.values():
-            try:
+            with report_only(f"the TensorBoard log in {self.run_dir}", self.warned):
                 writer.close()
-            except _REPORT_ERRORS:
-                pass
 
 
 def _quiet_tensorboard_threads(args, previous=threading.excepthook):

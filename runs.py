@@ -5,7 +5,8 @@ started, the flags that make it, the songs it trains and validates on), and
 every checkpoint carries the same id. So:
 
     - `--resume` continues the run of the folder, from its newest checkpoint,
-      never a checkpoint another run left there;
+      never a checkpoint another run left there, and first writes what a stop
+      between that epoch's files left out (final_model.pth, history.csv...);
     - the same command again continues its own run (a finished one has
       nothing left to do), while a new run with other flags into a folder
       holding a run is refused, before anything is written: the older run's
@@ -21,13 +22,17 @@ file of its own (.lock), so it never blocks reading a checkpoint.
 """
 
 import argparse
+import csv
 import datetime
 import glob
 import json
 import os
 import uuid
 
+import checkpoints
+import reports
 from cli import UserError, pasteable
+from figures import close_figure
 from files import write_json
 
 RECORD = "run.json"
@@ -198,9 +203,36 @@ def begin(save_dir, held, flags, data, resumed):
         changed = _data_changes(record["data"], data)
         record["resumed"].append({"at": _now(), "epoch": resumed["epoch"], "data changed": changed})
         record.update(flags=_run_flags(flags), data=data)
+        _complete_epoch(save_dir, resumed, flags)
     _write_record(save_dir, record)
     return record["id"], changed and (f"The data changed since this run last trained: {changed}; its baselines "
                                       "are measured again, and best_model.pth is chosen on these songs from here on.")
+
+
+def _complete_epoch(save_dir, resumed, flags):
+    """Write the files of the epoch the checkpoint `resumed` ended that a stop between them (a kill, a full
+    disk) left missing or older: its checkpoints (checkpoints.epoch_files), history.csv and loss_curve.png.
+    Without this, a run stopped after best_model.pth of its last epoch would resume from it with nothing
+    left to do, and no final_model.pth. A checkpoint of an interrupted epoch (Ctrl-C) ended none."""
+    epoch = resumed["epoch"]
+    if not epoch or resumed.get("epoch_batches"):
+        return
+    improved = resumed.get("best_epoch") == epoch
+    for name in checkpoints.epoch_files(epoch, flags["epochs"], improved, flags["checkpoint_every"]):
+        path = os.path.join(save_dir, name)
+        try:
+            behind = checkpoints.load_checkpoint(path)["epoch"] < epoch
+        except UserError:  # missing, or half-written by a version before atomic writes
+            behind = True
+        if behind:
+            checkpoints.save_checkpoint(path, resumed)
+    try:
+        with open(os.path.join(save_dir, "history.csv"), newline="") as f:
+            rows = sum(1 for _ in csv.DictReader(f))
+    except OSError:
+        rows = None
+    if rows != len(resumed["history"]):
+        close_figure(reports.write_history(save_dir, resumed["history"], resumed.get("best_epoch", 0), set()))
 
 
 def _now():

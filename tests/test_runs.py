@@ -203,3 +203,26 @@ def test_a_read_only_project_keeps_the_toy_set_and_caches_in_the_users_cache_fol
     assert files.data_folder() == project_data
 
 
+
+
+def test_a_stop_between_the_last_epochs_checkpoints_is_completed_by_the_same_command(toy_root, tmp_path,
+                                                                                     monkeypatch):
+    """Found by the fault injection: a full disk after best_model.pth of the last epoch left final_model.pth
+    unwritten and last_model.pth an epoch behind; the same command then resumed from best_model.pth, found
+    nothing to do, and the run never got its final_model.pth. Now the resume writes what the epoch lacked."""
+    argv = flags(toy_root, tmp_path, "--epochs", "2")
+    real = train.checkpoints.save_checkpoint
+
+    def full_disk_at_the_final_model(path, checkpoint):
+        if os.path.basename(path) == "final_model.pth":
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        real(path, checkpoint)
+
+    monkeypatch.setattr(train.checkpoints, "save_checkpoint", full_disk_at_the_final_model)
+    assert "the disk is full" in stops(argv)
+    monkeypatch.setattr(train.checkpoints, "save_checkpoint", real)
+    save_dir = tmp_path / "ckpt"
+    assert load_checkpoint(str(save_dir / "last_model.pth"))["epoch"] == 1
+    train.main(argv)
+    assert [load_checkpoint(str(save_dir / name))["epoch"] for name in ("final_model.pth", "last_model.pth")] == [2, 2]
+    assert len((save_dir / "history.csv").read_text().splitlines()) == 3  # the header and two epochs
