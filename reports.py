@@ -37,7 +37,7 @@ from torch.utils.tensorboard import SummaryWriter
 from spectral import istft
 from cli import pasteable, runnable
 from figures import close_figure, loss_curve_figure, separation_panels, spectrogram_figure
-from files import DiskFullError, atomic_path
+from files import DiskFullError, atomic_path, write_json
 
 _LOSS_SCALE = 1000
 LINES = ("train", "valid", "constant_mask", "mixture", "oracle")
@@ -108,8 +108,7 @@ class RunLog:
         if self.config is None or os.path.exists(path):
             return
         with report_only(f"config.json in {self.run_dir}", self.warned):
-            with atomic_path(path) as tmp, open(tmp, "w") as f:
-                json.dump(self.config, f, indent=2)
+            write_json(path, self.config)
 
     def add(self, line, method, *args, **kwargs):
         """writers[line].method(*args, **kwargs): `line` is one of LINES, or "run" for the run's own folder."""
