@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -82,6 +83,25 @@ def joined_files(folder, codec=("libmp3lame", "-q:a", "4"), extension="mp3"):
 # 4 training songs and 2 test songs of 14 s at 11025 Hz: long enough for more
 # than one 128-frame patch at 8192 Hz, small enough to build in about a second.
 TINY_TOY = {"version": 1, "n_train": 4, "n_test": 2, "seconds": 14.0, "sample_rate": 11025, "seed": 7}
+
+
+SHORT_TEST_SONGS = 3
+
+
+@pytest.fixture(scope="session")
+def short_test_root(tmp_path_factory):
+    """A MUSDB18-HQ root of 3 test songs of 1 s at 8 kHz for evaluate.py, whose BSS Eval is the slow part, every
+    stem audible (BSS Eval is undefined for a silent one): noise over a tone, the mixture their sum. Mono: for
+    stereo BSS Eval solves a system four times larger, eight times slower."""
+    root = tmp_path_factory.mktemp("short") / "musdb"
+    for i in range(SHORT_TEST_SONGS):
+        folder = root / "test" / f"song {i}"
+        folder.mkdir(parents=True)
+        stems = {name: 0.25 * noisy_song(1.0, 8000, 1, seed=10 * i + j)
+                 for j, name in enumerate(("vocals", "drums", "bass", "other"))}
+        for name, audio in [*stems.items(), ("mixture", sum(stems.values()))]:
+            sf.write(folder / f"{name}.wav", audio, 8000, subtype="FLOAT")
+    return str(root)
 
 
 @pytest.fixture(scope="session")

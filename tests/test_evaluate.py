@@ -212,10 +212,13 @@ def test_a_second_checkpoint_scores_only_its_own_row(toy_root, tiny_checkpoint, 
 
 
 @pytest.mark.slow
-def test_songs_scored_in_parallel_give_the_serial_scores(toy_root, tiny_checkpoint, tmp_path):
+def test_songs_scored_in_parallel_give_the_serial_scores(short_test_root, tiny_checkpoint, tmp_path):
     """The same to float rounding: a worker computes with 1 thread, the serial run with all of them."""
-    serial = json.loads(evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "serial.json", "cache1", "--jobs", "1"))
-    parallel = json.loads(evaluate_runs(toy_root, tiny_checkpoint, tmp_path, "parallel.json", "cache2", "--jobs", "2"))
+    serial = json.loads(evaluate_runs(short_test_root, tiny_checkpoint, tmp_path, "serial.json", "cache1", "--jobs",
+                                      "1"))
+    parallel = json.loads(evaluate_runs(short_test_root, tiny_checkpoint, tmp_path, "parallel.json", "cache2",
+                                        "--jobs", "2"))
+    assert len(serial["tracks"]) == 3
     assert list(parallel["tracks"]) == list(serial["tracks"])  # the songs' order, whichever finished first
     for song, methods in serial["tracks"].items():
         for method, targets in methods.items():

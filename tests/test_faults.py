@@ -62,13 +62,12 @@ import faults
 import inference
 import toy_set
 import train
-from conftest import TINY_TOY, noisy_song
+from conftest import SHORT_TEST_SONGS, TINY_TOY, noisy_song
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 2
 TRAIN_FLAGS = ["--channels", "4", "8", "--batch-size", "4", "--samples-per-track", "2", "--epochs", str(EPOCHS),
                "--quiet", "--figure-every", "1", "--cpu", "--decode-jobs", "1"]
-EVAL_SONGS, EVAL_SECONDS = 3, 1.0  # evaluate.py's test songs: short, BSS Eval is the slow part
 # train.py's songs: the tiny toy set at the model's own rate, 8192 Hz, so that building the cache spends no time
 # resampling (a second per song on a loaded 2-core machine), and without test songs, which training never reads.
 TRAIN_TOY = dict(TINY_TOY, sample_rate=8192, n_test=0)
@@ -141,7 +140,7 @@ def scored_fully(ws):
         scored = json.loads((ws / "scores.json").read_text())["songs_scored"]
     except (OSError, ValueError, KeyError) as err:
         return [f"scores.json unreadable: {err}"]
-    return [] if scored == EVAL_SONGS else [f"scores.json holds {scored} songs, not {EVAL_SONGS}"]
+    return [] if scored == SHORT_TEST_SONGS else [f"scores.json holds {scored} songs, not {SHORT_TEST_SONGS}"]
 
 
 def data_command(monkeypatch):
@@ -175,27 +174,11 @@ def three_songs(tmp_path_factory):
     return folder
 
 
-@pytest.fixture(scope="module")
-def eval_root(tmp_path_factory):
-    """A MUSDB18-HQ root of EVAL_SONGS test songs of EVAL_SECONDS at 8 kHz, every stem audible (BSS Eval is
-    undefined for a silent one): noise over a tone, the mixture their sum. Mono: for stereo BSS Eval solves
-    a system four times larger, eight times slower."""
-    root = tmp_path_factory.mktemp("eval") / "musdb"
-    for i in range(EVAL_SONGS):
-        folder = root / "test" / f"song {i}"
-        folder.mkdir(parents=True)
-        stems = {name: 0.25 * noisy_song(EVAL_SECONDS, 8000, 1, seed=10 * i + j)
-                 for j, name in enumerate(("vocals", "drums", "bass", "other"))}
-        for name, audio in [*stems.items(), ("mixture", sum(stems.values()))]:
-            sf.write(folder / f"{name}.wav", audio, 8000, subtype="FLOAT")
-    return str(root)
-
-
 @pytest.fixture
-def command(request, train_root, three_songs, eval_root, tiny_checkpoint, monkeypatch):
+def command(request, train_root, three_songs, short_test_root, tiny_checkpoint, monkeypatch):
     make = {"train": lambda: train_command(train_root),
             "inference": lambda: inference_command(three_songs, tiny_checkpoint),
-            "evaluate": lambda: evaluate_command(eval_root, tiny_checkpoint),
+            "evaluate": lambda: evaluate_command(short_test_root, tiny_checkpoint),
             "data": lambda: data_command(monkeypatch)}
     return make[request.param]()
 
@@ -342,8 +325,9 @@ def data_summary_command(toy_root):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stdout", ["closed", "broken"])
-@pytest.mark.parametrize("command", COMMANDS, indirect=True)
+@pytest.mark.parametrize("command, stdout", [(name, "broken") for name in COMMANDS] + [("train", "closed"),
+                                                                                      ("evaluate", "closed")],
+                         indirect=["command"])  # inference.py and data.py with >&-: tests/test_cli.py
 def test_a_closed_or_broken_stdout_is_the_reader_leaving(command, stdout, tmp_path, toy_root, monkeypatch):
     """`python SCRIPT ... >&-` (fd 1 closed) and `python SCRIPT ... | head -0` (a pipe whose reader has gone
     before the first line): whatever the exit code (the reader left: stopping is as right as going on), no
