@@ -104,11 +104,16 @@ def short_test_root(tmp_path_factory):
     return str(root)
 
 
+def built_toy_set(tmp_path_factory, name, settings):
+    """The toy set of `settings`, built in a fresh temporary folder named `name`; its root."""
+    root = str(tmp_path_factory.mktemp(name) / "musdb")
+    toy_set.build_toy_musdb(root, settings=settings, quiet=True)
+    return root
+
+
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("toy") / "musdb")
-    toy_set.build_toy_musdb(root, settings=TINY_TOY, quiet=True)
-    return root
+    return built_toy_set(tmp_path_factory, "toy", TINY_TOY)
 
 
 @pytest.fixture(scope="session")

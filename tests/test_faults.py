@@ -62,7 +62,7 @@ import faults
 import inference
 import toy_set
 import train
-from conftest import SHORT_TEST_SONGS, TINY_TOY, noisy_song
+from conftest import SHORT_TEST_SONGS, TINY_TOY, built_toy_set, noisy_song
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 2
@@ -161,9 +161,7 @@ def data_command(monkeypatch):
 
 @pytest.fixture(scope="module")
 def train_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("train") / "musdb")
-    toy_set.build_toy_musdb(root, settings=TRAIN_TOY, quiet=True)
-    return root
+    return built_toy_set(tmp_path_factory, "train", TRAIN_TOY)
 
 
 @pytest.fixture(scope="module")
