@@ -153,8 +153,8 @@ def tiny_checkpoint(tmp_path_factory):
 def pytest_terminal_summary(terminalreporter):
     """The fault-injection summary of each command tested (tests/test_faults.py), passed or failed: the
     operations counted, the runs, and what misbehaved, grouped by cause."""
-    faults = sys.modules.get("faults")
-    if faults is not None and faults.SUMMARY:
+    checks = sys.modules.get("fault_checks")
+    if checks is not None and checks.SUMMARY:
         terminalreporter.section("fault injection")
-        for summary in faults.SUMMARY:
+        for summary in checks.SUMMARY:
             terminalreporter.write_line(summary)

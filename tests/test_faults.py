@@ -10,21 +10,17 @@ for every run:
     data        python data.py, building its (tiny) toy set
 
 For each: a clean run counts N, the write-side operations it performs, and
-the outputs it leaves. Then for each k chosen (faults.plan), a run whose k-th
-operation fails must either succeed with every output whole and the outputs
-of a clean run, or exit non-zero with one closing "error:" line, no
-traceback anywhere, nothing half-written, and no input changed
-(faults.check_run); and the same command run again without faults must
-complete (exit 0) with the same outputs, all whole. "Again" as a user would
-type it: train.py with --resume where a checkpoint was left, the others the
-same command.
+the outputs it leaves. Then for each k chosen (fault_checks.plan), a run whose
+k-th operation fails must either succeed with every output whole and the
+outputs of a clean run, or exit non-zero with one closing "error:" line, no
+traceback, nothing half-written, no input changed (fault_checks.check_run);
+and the same command typed again without faults (train.py with --resume where
+a checkpoint was left) must complete with the same outputs, all whole.
 
-The misbehaving runs are collected over every k and the test fails once at
-the end, with them grouped by cause (faults.report): one run of the test
-lists every finding. The summaries of all commands are printed at the end of
-the session (conftest.py). A train.py run whose report (TensorBoard,
-history.csv, loss_curve.png) fails to be written once must also go on, with
-a warning (report_policy).
+The misbehaving runs are collected over every k, grouped by cause
+(fault_checks.report), and the test fails once at the end; conftest.py prints
+every command's summary. A train.py report (TensorBoard, history.csv,
+loss_curve.png) failing once must be a warning, and the run goes on.
 
 Everything runs in this process (no interpreter start per run); spawned
 workers would run without the fault injection, so train.py decodes with
@@ -58,6 +54,7 @@ import torch
 
 import data
 import evaluate
+import fault_checks
 import faults
 import inference
 import toy_set
@@ -71,8 +68,7 @@ TRAIN_FLAGS = ["--channels", "4", "8", "--batch-size", "4", "--samples-per-track
 # train.py's songs: the tiny toy set at the model's own rate, 8192 Hz, so that building the cache spends no time
 # resampling (a second per song on a loaded 2-core machine), and without test songs, which training never reads.
 TRAIN_TOY = dict(TINY_TOY, sample_rate=8192, n_test=0)
-# python data.py builds the toy set where none is: a tiny one here (three songs of 2 s).
-DATA_TOY = dict(TINY_TOY, n_train=2, n_test=1, seconds=2.0, sample_rate=8000)
+DATA_TOY = dict(TINY_TOY, n_train=2, n_test=1, seconds=2.0, sample_rate=8000)  # what python data.py builds here
 
 
 @dataclass
@@ -92,7 +88,7 @@ class Command:
 
 def train_command(train_root):
     def prepare(ws):
-        faults.copy_tree(train_root, ws / "musdb")
+        fault_checks.copy_tree(train_root, ws / "musdb")
         return ["--root", str(ws / "musdb"), "--cache-dir", str(ws / "cache"), "--save-dir", str(ws / "ckpt"),
                 *TRAIN_FLAGS]
     return Command("train", "train.py", train.main, prepare, ("musdb",), trained_fully, resume=True, sample=1,
@@ -119,7 +115,7 @@ def trained_fully(ws):
 
 def inference_command(songs_folder, checkpoint):
     def prepare(ws):
-        faults.copy_tree(songs_folder, ws / "songs")
+        fault_checks.copy_tree(songs_folder, ws / "songs")
         shutil.copy(checkpoint, ws / "model.pth")
         return [str(ws / "songs"), "--checkpoint", str(ws / "model.pth"), "--out-dir", str(ws / "out"), "--cpu"]
     return Command("inference", "inference.py", inference.main, prepare, ("songs", "model.pth"), sample=2)
@@ -127,7 +123,7 @@ def inference_command(songs_folder, checkpoint):
 
 def evaluate_command(eval_root, checkpoint):
     def prepare(ws):
-        faults.copy_tree(eval_root, ws / "musdb")
+        fault_checks.copy_tree(eval_root, ws / "musdb")
         shutil.copy(checkpoint, ws / "model.pth")
         return ["--root", str(ws / "musdb"), "--checkpoint", str(ws / "model.pth"), "--out", str(ws / "scores.json"),
                 "--estimates-dir", str(ws / "estimates"), "--cache-dir", str(ws / "cache"), "--jobs", "1", "--cpu"]
@@ -201,7 +197,7 @@ def run_in(command, ws, argv, injector, monkeypatch):
         m.setattr(tempfile, "tempdir", str(ws / "tmp"))
         m.chdir(ws)  # a relative default (outputs/, checkpoints/) lands in the workspace
         try:
-            return faults.run_main(command.main, argv, injector)
+            return fault_checks.run_main(command.main, argv, injector)
         finally:
             plt.close("all")  # a figure a failed run left open would stay for the rest of the session
 
@@ -242,9 +238,9 @@ def warned_about(problem, result):
 
 def check_rerun(command, ws, result, baseline, before, excused=frozenset()):
     """The rerun without faults: exit 0, warnings only, every output whole, the clean run's outputs, a
-    complete result, the inputs unchanged (`excused`: faults.check_outputs)."""
-    problems = [] if result.code == 0 else [f"exit {result.code}: {faults.last_line(result.stderr)}"]
-    problems += faults.check_run(result, baseline, outputs_of(command, ws), str(ws), before,
+    complete result, the inputs unchanged (`excused`: fault_checks.check_outputs)."""
+    problems = [] if result.code == 0 else [f"exit {result.code}: {fault_checks.last_line(result.stderr)}"]
+    problems += fault_checks.check_run(result, baseline, outputs_of(command, ws), str(ws), before,
                                  [str(ws / name) for name in command.inputs], excused)
     if result.code == 0 and command.complete:
         problems += command.complete(ws)
@@ -262,11 +258,11 @@ def clean_run(command, tmp_path, monkeypatch):
         argv = command.prepare(ws)
         counting = faults.Injector()
         clean = run_in(command, ws, argv, counting, monkeypatch)
-        assert clean.code == 0 and not faults.stream_problems(clean, True), \
+        assert clean.code == 0 and not fault_checks.stream_problems(clean, True), \
             f"the clean run of {command.name} fails: {clean.stderr[-2000:]} {clean.tracebacks}"
-        assert not faults.check_outputs(outputs_of(command, ws), str(ws))
+        assert not fault_checks.check_outputs(outputs_of(command, ws), str(ws))
         assert not command.complete or not command.complete(ws), command.complete(ws)
-        CLEAN[command.name] = faults.output_names(outputs_of(command, ws), str(ws)), counting.operations
+        CLEAN[command.name] = fault_checks.output_names(outputs_of(command, ws), str(ws)), counting.operations
         shutil.rmtree(ws)
     return CLEAN[command.name]
 
@@ -276,15 +272,15 @@ def explore(command, tmp_path, monkeypatch):
     without faults; returns (operations counted, runs, findings, seconds)."""
     started = time.time()
     baseline, operations = clean_run(command, tmp_path, monkeypatch)
-    findings, runs = [], faults.plan(len(operations), command.sample)
+    findings, runs = [], fault_checks.plan(len(operations), command.sample)
     for k, errno in runs:
         ws = workspace(tmp_path, f"k{k}-{faults.errnos.errorcode[errno]}")
         argv = command.prepare(ws)
         inputs = [str(ws / name) for name in command.inputs]
-        before = faults.checksums(inputs)
+        before = fault_checks.checksums(inputs)
         injector = faults.Injector(fail_at=k, errno=errno)
         result = run_in(command, ws, argv, injector, monkeypatch)
-        problems = faults.check_run(result, baseline, outputs_of(command, ws), str(ws), before, inputs)
+        problems = fault_checks.check_run(result, baseline, outputs_of(command, ws), str(ws), before, inputs)
         problems += report_policy(command, result)
         if result.code == 0 and command.complete:
             problems += [p for p in command.complete(ws) if not warned_about(p, result)]
@@ -292,8 +288,8 @@ def explore(command, tmp_path, monkeypatch):
         rerun_problems = check_rerun(command, ws, again, baseline, before, injector.refused_removals())
         if problems or rerun_problems:
             failed = injector.first_failed or faults.Operation(k, "(nothing failed)", "", "MainThread")
-            findings.append(faults.Finding(command.name, k, errno, failed, problems, rerun_problems))
-            faults.log(findings[-1])
+            findings.append(fault_checks.Finding(command.name, k, errno, failed, problems, rerun_problems))
+            fault_checks.log(findings[-1])
         shutil.rmtree(ws, ignore_errors=True)
     return len(operations), len(runs), findings, time.time() - started
 
@@ -308,8 +304,8 @@ def test_every_write_failing_in_turn_ends_well(command, tmp_path, monkeypatch):
     changed; and the command run again completes with the same outputs."""
     torch.manual_seed(0)
     operations, runs, findings, seconds = explore(command, tmp_path, monkeypatch)
-    summary = faults.report(command.name, operations, runs, findings, seconds)
-    faults.SUMMARY.append(summary)
+    summary = fault_checks.report(command.name, operations, runs, findings, seconds)
+    fault_checks.SUMMARY.append(summary)
     assert not findings, summary
 
 
@@ -317,7 +313,7 @@ def data_summary_command(toy_root):
     """python data.py --root: a summary of a copy of the toy set (in a subprocess data.py cannot be pointed at
     a toy set of the test's own: without --root it builds the default one, in the project's data/ folder)."""
     def prepare(ws):
-        faults.copy_tree(toy_root, ws / "musdb")
+        fault_checks.copy_tree(toy_root, ws / "musdb")
         return ["--root", str(ws / "musdb"), "--cache-dir", str(ws / "cache")]
     return Command("data --root", "data.py", data.main, prepare, ("musdb",))
 
@@ -338,7 +334,7 @@ def test_a_closed_or_broken_stdout_is_the_reader_leaving(command, stdout, tmp_pa
     ws = workspace(tmp_path, stdout)
     argv = command.prepare(ws)
     inputs = [str(ws / name) for name in command.inputs]
-    before = faults.checksums(inputs)
+    before = fault_checks.checksums(inputs)
     args = [sys.executable, os.path.join(PROJECT, command.script), *argv]
     env = dict(os.environ, TMPDIR=str(ws / "tmp"))
     if stdout == "closed":
@@ -352,12 +348,13 @@ def test_a_closed_or_broken_stdout_is_the_reader_leaving(command, stdout, tmp_pa
             os.close(writer)
     # An error line is allowed, whatever the exit; so is the line that says where an interrupted command stopped.
     stderr = "\n".join(line for line in done.stderr.splitlines() if not line.startswith("Interrupted"))
-    problems = [p for p in faults.stream_problems(faults.Result(done.returncode, "", stderr), succeeded=True)
+    result = fault_checks.Result(done.returncode, "", stderr)
+    problems = [p for p in fault_checks.stream_problems(result, succeeded=True)
                 if not p.startswith("exit 0 with an error line")]
     problems += [f"an error line blames a file for the reader leaving @ {line}" for line in done.stderr.splitlines()
                  if line.startswith("error:") and ("Broken pipe" in line or str(ws) in line)]
-    problems += faults.check_outputs(outputs_of(command, ws), str(ws))
-    if faults.checksums(inputs) != before:
+    problems += fault_checks.check_outputs(outputs_of(command, ws), str(ws))
+    if fault_checks.checksums(inputs) != before:
         problems.append("an input changed")
     again = run_in(command, ws, rerun_argv(command, ws, argv), faults.Injector(), monkeypatch)
     problems += [f"rerun: {p}" for p in check_rerun(command, ws, again, baseline, before)]
@@ -387,7 +384,7 @@ def test_the_injector_sees_every_kind_of_write_and_fails_the_one_asked(tmp_path)
 
     (tmp_path / "outside.txt").write_text("not counted")
     counting = faults.Injector()
-    assert faults.run_main(command, [], counting).code == 0
+    assert fault_checks.run_main(command, [], counting).code == 0
     names = [op.name for op in counting.operations]
     assert names == ["open(w)", "write", "close", "os.mkdir", "os.replace", "SoundFile(w)", "SoundFile.write",
                      "SoundFile.close", "open(wb)", "write", "flush", "os.fsync", "os.mkdir", "os.rmdir",
@@ -395,7 +392,7 @@ def test_the_injector_sees_every_kind_of_write_and_fails_the_one_asked(tmp_path)
     for k, op in enumerate(counting.operations, 1):
         shutil.rmtree(tmp_path)
         tmp_path.mkdir()
-        result = faults.run_main(command, [], faults.Injector(fail_at=k, errno=faults.errnos.EIO))
+        result = fault_checks.run_main(command, [], faults.Injector(fail_at=k, errno=faults.errnos.EIO))
         assert result.injector.first_failed.name == op.name and result.code == 1, (k, op)
         expected = "LibsndfileError" if op.name.startswith("SoundFile") else "OSError"
         assert result.tracebacks[0].summary.startswith(expected), (k, op, result.tracebacks[0].summary)
