@@ -3,13 +3,14 @@
 Why: SQLite's "anomaly tests" fail every I/O call in turn and then check that
 nothing is corrupt; the cases a person thinks of (a full disk while saving a
 checkpoint) are a handful of the hundreds of places where a write can fail.
-This module does the same for the project's commands, run in-process:
+This module does the same for the project's commands, run in-process by
+fault_checks.py, which also judges what each run left:
 
     counting = Injector()                       # fails nothing, counts
-    baseline = run_main(train.main, argv, counting)
+    baseline = fault_checks.run_main(train.main, argv, counting)
     for k in range(1, len(counting.operations) + 1):
-        result = run_main(train.main, argv, Injector(fail_at=k, errno=ERRNOS[k % 4]))
-        ... check_run(result, ...) ...
+        result = fault_checks.run_main(train.main, argv, Injector(fail_at=k, errno=ERRNOS[k % 4]))
+        ... fault_checks.check_run(result, ...) ...
 
 What counts as a write-side operation, and why these: everything through
 which a Python program changes a file system, caught where Python (or a
