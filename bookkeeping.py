@@ -102,11 +102,13 @@ class RunState:
         self.read_losses()
         return self.epoch_loss / max(self.epoch_patches, 1)
 
-    def end_epoch(self, train_loss, valid_loss, valid_sdr, lr, seconds, speed):
+    def end_epoch(self, train_loss, valid_loss, valid_sdr, lr, seconds, speed, trained_loss):
         """Count the epoch (history row, bests so far); True if its validation loss is the best yet.
 
-        valid_sdr is NaN for an epoch not scored (--sdr-every) or whose songs all have silent
-        vocals: it is then never the best, and history.csv says nan."""
+        valid_loss and valid_sdr are the model kept's (averaging.py), trained_loss the validation loss
+        of the weights as trained (the same with --average-weights 0). valid_sdr is NaN for an epoch not
+        scored (--sdr-every) or whose songs all have silent vocals: it is then never the best, and
+        history.csv says nan."""
         self.epoch += 1
         improved = valid_loss < self.best_valid_loss
         if improved:
@@ -114,7 +116,8 @@ class RunState:
         if valid_sdr > self.best_valid_sdr:
             self.best_valid_sdr, self.best_sdr_epoch = valid_sdr, self.epoch
         self.history.append({"epoch": self.epoch, "train_loss": train_loss, "valid_loss": valid_loss,
-                             "constant_mask_loss": self.constant_mask_loss, "valid_sdr": valid_sdr,
+                             "trained_valid_loss": trained_loss, "constant_mask_loss": self.constant_mask_loss,
+                             "valid_sdr": valid_sdr,
                              "mixture_sdr": self.reference_sdr["mixture"], "oracle_sdr": self.reference_sdr["oracle"],
                              "lr": lr, "seconds": round(seconds, 2), "patches_per_s": round(speed, 2)})
         self.epoch_batches, self.epoch_loss, self.epoch_patches = 0, 0.0, 0

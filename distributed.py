@@ -88,18 +88,18 @@ class Distributed:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def agree(self, train_loss, valid_loss, speed):
+    def agree(self, train_loss, speed, valid_losses):
         """The epoch's figures every process uses: the mean training loss over the
-        processes, the total speed, and rank 0's validation loss, so that every
-        process steps its learning-rate scheduler alike. The figures travel on
+        processes, the total speed, and rank 0's validation losses (a tuple), so that
+        every process steps its learning-rate scheduler alike. The figures travel on
         this process's device: nccl carries CUDA tensors only."""
         if self.world == 1:
-            return train_loss, valid_loss, speed
+            return train_loss, speed, valid_losses
         summed = torch.tensor([train_loss, speed], dtype=torch.float64, device=self.local_device)
         dist.all_reduce(summed)
-        valid = torch.tensor([valid_loss], dtype=torch.float64, device=self.local_device)
+        valid = torch.tensor(valid_losses, dtype=torch.float64, device=self.local_device)
         dist.broadcast(valid, src=0)
-        return summed[0].item() / self.world, valid.item(), summed[1].item()
+        return summed[0].item() / self.world, summed[1].item(), tuple(valid.tolist())
 
     def close(self, finished=True):
         """Tear the process group down; after a finished run, wait for rank 0's last writes first."""

@@ -104,8 +104,9 @@ def loss_curve_figure(history, best_epoch=None):
     vocals SDR between its floor (the mixture) and its ceiling (the oracle mask).
 
     Args:
-        history: train.py's rows, dicts with epoch, train_loss, valid_loss,
-            constant_mask_loss, and valid_sdr, mixture_sdr, oracle_sdr (NaN
+        history: train.py's rows, dicts with epoch, train_loss, valid_loss
+            (the model kept: the moving average of the weights), trained_valid_loss
+            (the weights as trained), constant_mask_loss, and valid_sdr, mixture_sdr, oracle_sdr (NaN
             where undefined or not scored; rows of an older run may lack them).
         best_epoch: the epoch saved as best_model.pth, starred on both panels
             (default: the lowest validation loss).
@@ -123,6 +124,9 @@ def loss_curve_figure(history, best_epoch=None):
     fig, (loss_ax, sdr_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     loss_ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
     loss_ax.plot(epochs, valid, "s-", label="validation")
+    trained = [h.get("trained_valid_loss", math.nan) for h in history]  # the moving average's run: averaging.py
+    if any(t != v for t, v in zip(trained, valid) if math.isfinite(t)):
+        loss_ax.plot(epochs, trained, ".:", color="tab:green", label="validation, the weights as trained")
     loss_ax.plot(epochs[best], valid[best], "*", markersize=16, color="tab:red",
                  label=f"best_model.pth (epoch {epochs[best]})")
     loss_ax.axhline(history[0]["constant_mask_loss"], color="gray", linestyle="--",

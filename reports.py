@@ -40,8 +40,10 @@ from figures import close_figure, loss_curve_figure, separation_panels, spectrog
 from files import DiskFullError, atomic_path, write_json
 
 _LOSS_SCALE = 1000
-LINES = ("train", "valid", "constant_mask", "mixture", "oracle")
-LOSS_LINES = {"train": "train_loss", "valid": "valid_loss", "constant_mask": "constant_mask_loss"}
+# TensorBoard's runs (a folder each): "valid" is the model kept (averaging.py), "valid_trained" the weights as trained
+LINES = ("train", "valid", "valid_trained", "constant_mask", "mixture", "oracle")
+LOSS_LINES = {"train": "train_loss", "valid": "valid_loss", "valid_trained": "trained_valid_loss",
+              "constant_mask": "constant_mask_loss"}
 SDR_LINES = {"valid": "valid_sdr", "mixture": "mixture_sdr", "oracle": "oracle_sdr"}
 
 
@@ -173,7 +175,8 @@ def log_epoch(log, row, loss_curve, with_figures):
     epoch = row["epoch"]
     log.write_config()  # if an earlier try failed
     for line, key in LOSS_LINES.items():
-        log.add(line, "add_scalar", "epoch/loss (x 1e-3)", row[key] * _LOSS_SCALE, epoch)
+        if key in row:  # not trained_valid_loss in the rows of a run resumed from an older version
+            log.add(line, "add_scalar", "epoch/loss (x 1e-3)", row[key] * _LOSS_SCALE, epoch)
     for line, key in SDR_LINES.items():
         if math.isfinite(row[key]):  # undefined: no point rather than a NaN TensorBoard cannot draw
             log.add(line, "add_scalar", "epoch/vocals SDR (dB)", row[key], epoch)

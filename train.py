@@ -17,6 +17,7 @@ It reads top to bottom: the loss, the flags, setup() (data, model, optimizer:
 all the loop needs), then train(), the lab's loop: per epoch the training
 steps (patches X -> mask -> mask * X -> L1 loss against Y -> backward ->
 step), validation (the loss, then the vocals SDR), save, report. Elsewhere:
+the model saved, the moving average of the weights (averaging.py),
 what a run counts (bookkeeping.py), the checkpoint files (checkpoints.py),
 what the run shows (reports.py), several processes (distributed.py: in one
 process its calls do nothing, and `dist.print` prints on rank 0 only).
@@ -43,6 +44,7 @@ from torch.utils.data import DataLoader
 import checkpoints
 import reports
 import runs
+from averaging import DEFAULT_DECAY, WeightAverage, tiling_patches
 from bookkeeping import RunState, TrainingError
 from data import PatchDataset, best_constant_mask_loss, crop, training_features
 from device import describe_device, memory_plan, pick_device, pick_precision
@@ -77,6 +79,9 @@ def build_parser():
                    help="random patches drawn from each training song per epoch")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="random gain per "
                    "source (0.25-1.25) and, half the time, the vocals over another song's accompaniment")
+    g.add_argument("--average-weights", type=cli.bounded_number(float, 0.0, 0.9999), default=DEFAULT_DECAY,
+                   metavar="DECAY", help="validate and save the moving average of the weights, DECAY per step "
+                   "(averaging.py); 0: the weights as trained, the lab's recipe")
     g.add_argument("--seed", type=cli.bounded_number(int, 0, 2**32 - 1), default=42,
                    help="seed for python, numpy and torch")
     g.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is available")
@@ -138,8 +143,9 @@ def get_args(argv=None):
 class Run:
     """What train() works with, made by setup()."""
 
-    unet: nn.Module  # the U-Net itself: validated and saved
+    unet: nn.Module  # the U-Net whose weights train
     model: nn.Module  # what trains: the U-Net, or under torchrun its DistributedDataParallel wrapper
+    average: WeightAverage  # the model kept, validated and saved: the moving average of unet's weights
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
     device: torch.device
@@ -163,7 +169,10 @@ def setup(args, dist, held):
         raise TrainingError(f"{args.resume} holds a model with {model_config}; drop the model flags to resume it")
     signal_config = SignalConfig(**resumed["signal"]) if resumed else SignalConfig()
     # Each process draws its own random patches; a resumed run draws new ones.
-    seed_everything(args.seed + (resumed["epoch"] if resumed else 0) + 1000 * dist.rank)
+    seed = args.seed + (resumed["epoch"] if resumed else 0) + 1000 * dist.rank
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     device = dist.device(pick_device(args.cpu))
     amp_dtype = pick_precision(args.precision, device)
     if resumed:
@@ -179,8 +188,10 @@ def setup(args, dist, held):
     optimizer = torch.optim.Adam(unet.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=3)
     state = RunState(run_dir=datetime.now().strftime("%Y%m%d_%H%M%S"))
+    tiling = PatchDataset(train_loader.dataset.features, signal_config.patch_frames)  # fixed, for BatchNorm
+    average = WeightAverage(unet, args.average_weights, tiling_patches(tiling), args.batch_size)
     if resumed:
-        unet.load_state_dict(resumed["model"])
+        average.resume(resumed)  # the weights as trained, and their average
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
         state = RunState(**{key: resumed[key] for key in state.to_dict() if key in resumed})
@@ -193,8 +204,8 @@ def setup(args, dist, held):
     dist.print(f"Model: {count_parameters(unet):,} parameters, {model_config}")
     measure_baselines(state, valid_loader.dataset, signal_config, dist)
     steps = min(len(train_loader), args.max_batches or len(train_loader))
-    return Run(unet, dist.wrap(unet, device), optimizer, scheduler, device, amp_dtype, train_loader, valid_loader,
-               sampler, state, run_id, model_config, signal_config, steps)
+    return Run(unet, dist.wrap(unet, device), average, optimizer, scheduler, device, amp_dtype, train_loader,
+               valid_loader, sampler, state, run_id, model_config, signal_config, steps)
 
 
 def model_config_from_flags(args):
@@ -203,12 +214,6 @@ def model_config_from_flags(args):
                           decoder_activation=args.decoder_activation, dropout=args.dropout)
     except ValueError as err:
         raise TrainingError(f"bad model flags: {err}") from err
-
-
-def seed_everything(seed):
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def prepare_data(args, signal_config, dist, device):
@@ -274,20 +279,27 @@ def train(args):
                     run.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     run.optimizer.step()
+                    run.average.update(run.unet)  # averaging.py
                     state.count_step(loss, len(mix_mag), run.optimizer.param_groups[0]["lr"])  # counted at once
                     stop.check()  # Ctrl-C or SIGTERM: raises KeyboardInterrupt here, between two steps
                 speed = (state.epoch_patches - patches_before) / max(time.time() - start, 1e-9)
-                # Validate: the loss on the fixed tiling, then what a report gives, the vocals SDR of the
-                # whole validation songs (median; every --sdr-every epochs and after the last).
-                valid_loss = validate(run.unet, run.valid_loader, loss_fn, run.device)
-                valid_sdr = model_sdr(run.unet, run.valid_loader.dataset.features, run.signal_config) \
+                # Validate: the loss on the fixed tiling of the weights as trained (the learning rate follows
+                # it), then of the model kept, their moving average, and what a report gives, its vocals SDR
+                # on the whole validation songs (median; every --sdr-every epochs and after the last).
+                trained_loss = validate(run.unet, run.valid_loader, loss_fn, run.device)
+                kept = run.average.kept(run.device)  # run.unet itself with --average-weights 0
+                with torch.random.fork_rng(devices=[]):  # draws nothing: the run trains as without the average
+                    valid_loss = trained_loss if kept is run.unet else validate(kept, run.valid_loader, loss_fn,
+                                                                                run.device)
+                valid_sdr = model_sdr(kept, run.valid_loader.dataset.features, run.signal_config) \
                     if epoch % args.sdr_every == 0 or epoch == args.epochs else math.nan
                 stop.check()
                 # Count the epoch: every process agrees on the figures and steps its scheduler alike.
-                train_loss, valid_loss, speed = dist.agree(state.mean_epoch_loss, valid_loss, speed)
-                run.scheduler.step(valid_loss)
+                train_loss, speed, (valid_loss, trained_loss) = dist.agree(state.mean_epoch_loss, speed,
+                                                                           (valid_loss, trained_loss))
+                run.scheduler.step(trained_loss)
                 improved = state.end_epoch(train_loss, valid_loss, valid_sdr, run.optimizer.param_groups[0]["lr"],
-                                           time.time() - start, speed)
+                                           time.time() - start, speed, trained_loss)
                 if dist.is_main:
                     checkpoints.save_epoch(args.save_dir, checkpoint_of(run, args), epoch, args.epochs, improved,
                                args.checkpoint_every)
@@ -331,12 +343,13 @@ def validate(unet, loader, loss_fn, device):
 
 
 def checkpoint_of(run, args):
-    """What every checkpoint holds: the model (weights, model and signal configs; checkpoints.py), and
-    what --resume needs: the optimizer, the scheduler, the random state, the flags, the RunState's fields."""
-    return checkpoints.build_checkpoint(run.unet, run.model_config, run.signal_config,
-                                        optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
-                                        rng=torch.get_rng_state(), args=vars(args), run_id=run.run_id,
-                                        **run.state.to_dict())
+    """What every checkpoint holds: the model kept (its weights, model and signal configs; checkpoints.py),
+    and what --resume needs: the weights as trained and their average's count (averaging.py), the optimizer,
+    the scheduler, the random state, the flags, the RunState's fields."""
+    return checkpoints.build_checkpoint(run.average.kept(run.device), run.model_config, run.signal_config,
+                                        **run.average.resume_fields(), optimizer=run.optimizer.state_dict(),
+                                        scheduler=run.scheduler.state_dict(), rng=torch.get_rng_state(),
+                                        args=vars(args), run_id=run.run_id, **run.state.to_dict())
 
 
 def report(run, args, epoch, log):
@@ -347,7 +360,7 @@ def report(run, args, epoch, log):
     reports.log_epoch(log, run.state.history[-1], loss_curve, with_figures)
     if with_figures:
         example = crop(run.valid_loader.dataset.features[0], 0, run.signal_config.patch_frames)  # a fixed patch
-        reports.log_example(log, run.unet, example, run.signal_config, run.device, epoch)
+        reports.log_example(log, run.average.kept(run.device), example, run.signal_config, run.device, epoch)
     print(reports.epoch_line(run.state, args.epochs))
 
 

@@ -130,5 +130,5 @@ def test_agree_sends_its_figures_on_the_process_device(monkeypatch):
     monkeypatch.setattr(distributed.dist, "all_reduce", lambda tensor: sent.append(tensor.device))
     monkeypatch.setattr(distributed.dist, "broadcast", broadcast)
     with pytest.raises(Sent):
-        processes.agree(1e-3, 2e-3, 30.0)
+        processes.agree(1e-3, 30.0, (2e-3, 2.5e-3))
     assert sent == [device, device]

@@ -89,7 +89,8 @@ def test_loss_decreases_when_overfitting_one_batch():
 
 
 def check_tensorboard(run_dir, epochs):
-    """The lab-report layout: three loss lines on one chart and three SDR lines on the next, each with a
+    """The lab-report layout: four loss lines (train, the model kept, the weights as trained, the constant
+    mask) on one chart and three SDR lines on the next, each with a
     point per epoch (no single-dot cards, nothing twice after a resume), the learning rate per step, the
     figures, the audio, the flags once."""
     every = list(range(1, epochs + 1))
