@@ -3,6 +3,7 @@
     python benchmarks/bench_selection.py --seeds 42 43 44            # train (once), score, report
     python benchmarks/bench_selection.py --seeds 42 43 44 --every 2  # score every 2nd epoch (and the chosen ones)
     python benchmarks/bench_selection.py --seeds 42 43 44 --train-args --precision bf16 --runs-dir runs/bf16
+    python benchmarks/bench_selection.py --every 100 --other-seed 20261207   # a fresh other set: chose nothing
 
 For each seed it trains the default recipe once (`python train.py --seed S
 --checkpoint-every 1`, which keeps every epoch's weights; skipped when the
@@ -28,8 +29,11 @@ It reports:
    (min..max) over seeds.
 
 Scores are kept in RUNS_DIR/seedS/scores.json, so a second call scores only
-what is missing. The figures name the device train.py trains on, the precision
-it computes in there, and the CPU class.
+what is missing. --toy-root scores on the test songs of another version's toy
+set, --other-seed on another set of the other synthesiser (one that chose
+nothing); the tables and the cache name the sets they scored. The figures
+name the device train.py trains on, the precision it computes in there, and
+the CPU class.
 """
 
 import argparse
@@ -45,7 +49,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_quality import cell, score, test_sets, train_seeds  # noqa: E402
+from bench_quality import add_set_flags, cell, score, set_labels, test_sets, train_seeds  # noqa: E402
 
 SETS = ("toy", "real", "other")
 RULES = ("lowest validation loss", "highest validation SDR", "last epoch")
@@ -103,6 +107,7 @@ def main():
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                    help="more train.py flags (must come last)")
+    add_set_flags(p)
     args = p.parse_args()
 
     import torch
@@ -115,7 +120,9 @@ def main():
     signal_config = SignalConfig()
     runs = {}
     with tempfile.TemporaryDirectory(prefix="bench-selection-") as workdir:
-        sets = test_sets(SETS, workdir)
+        sets = test_sets(SETS, workdir, args.toy_root, args.other_seed)
+        labels = set_labels(sets, args.toy_root, args.other_seed)  # "toy v1", "other 90210": the cache's keys
+        sets = {labels[name]: songs for name, songs in sets.items()}
         features = {name: song_features(songs, signal_config) for name, songs in sets.items()}
         for seed in args.seeds:
             save_dir = os.path.join(args.runs_dir, f"seed{seed}")
@@ -125,14 +132,15 @@ def main():
             scores = json.load(open(cache)) if os.path.exists(cache) else {}
             wanted = sorted(set(range(args.every, len(history["epoch"]) + 1, args.every)) | set(chosen.values()))
             for epoch in wanted:
-                if str(epoch) not in scores:
-                    scores[str(epoch)] = score_epoch(os.path.join(save_dir, f"checkpoint_epoch_{epoch}.pth"),
-                                                     sets, features)
+                missing = {name: songs for name, songs in sets.items() if name not in scores.get(str(epoch), {})}
+                if missing:
+                    scores.setdefault(str(epoch), {}).update(score_epoch(
+                        os.path.join(save_dir, f"checkpoint_epoch_{epoch}.pth"), missing, features))
                     with open(cache, "w") as f:
                         json.dump(scores, f, indent=2)
                     print(f"seed {seed} epoch {epoch:2d}  " + "  ".join(
-                        f"{s} museval {v['museval']:6.2f} global {v['global']:6.2f}"
-                        for s, v in scores[str(epoch)].items()), flush=True)
+                        f"{s} museval {scores[str(epoch)][s]['museval']:6.2f} global "
+                        f"{scores[str(epoch)][s]['global']:6.2f}" for s in sets), flush=True)
             runs[seed] = {"history": history, "picks": chosen, "scores": scores, "scored": wanted}
     flags = args.train_args
     precision = flags[flags.index("--precision") + 1] if "--precision" in flags else "auto"
@@ -140,26 +148,26 @@ def main():
     computed = "bf16" if pick_precision(precision, device) else "fp32"
     print(f"\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), train.py --precision {precision} "
           f"({computed} on {device.type} here), CPU {describe_cpu()}; songs per set: "
-          + ", ".join(f"{s} {len(sets[s])}" for s in SETS))
+          + ", ".join(f"{s} {len(sets[s])}" for s in sets))
 
     print("\n1. Vocals SDR (museval, full band, dB) of the epoch each rule picks: mean (min..max) over seeds\n")
-    print("| rule | epochs picked | " + " | ".join(SETS) + " |\n|---|---|" + "---|" * len(SETS))
+    print("| rule | epochs picked | " + " | ".join(sets) + " |\n|---|---|" + "---|" * len(sets))
     for rule in RULES:
         epochs = [runs[s]["picks"][rule] for s in args.seeds]
         cells = [cell([{"v": runs[s]["scores"][str(runs[s]["picks"][rule])][name]["museval"]} for s in args.seeds],
-                      "v") for name in SETS]
+                      "v") for name in sets]
         print(f"| {rule} | {', '.join(map(str, epochs))} | " + " | ".join(cells) + " |")
 
     print(f"\n2. Spearman rank correlation with museval's SDR on each test set, over the scored epochs "
           f"(every {args.every}, plus the picked ones) of each run: mean (min..max) over seeds\n")
-    print("| what training watches | " + " | ".join(SETS) + " |\n|---|" + "---|" * len(SETS))
+    print("| what training watches | " + " | ".join(sets) + " |\n|---|" + "---|" * len(sets))
     watched = {"global SDR, same test songs": lambda run, e, name: run["scores"][str(e)][name]["global"],
                "validation SDR (history.csv)": lambda run, e, name: run["history"]["valid_sdr"][e - 1],
                "minus validation loss (history.csv)": lambda run, e, name: -run["history"]["valid_loss"][e - 1]}
     correlations = {}
     for label, value in watched.items():
         cells = []
-        for name in SETS:
+        for name in sets:
             rhos = [{"v": spearman([value(runs[s], e, name) for e in runs[s]["scored"]],
                                    [runs[s]["scores"][str(e)][name]["museval"] for e in runs[s]["scored"]])}
                     for s in args.seeds]

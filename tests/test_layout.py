@@ -38,3 +38,23 @@ def test_no_import_runs_in_a_circle():
 
 def test_the_command_line_module_imports_no_other_room():
     assert imports()["cli"] == set()
+
+
+def test_every_name_imported_from_a_room_exists_there():
+    """`from room import name` anywhere, inside functions too (the benchmarks import late): a room that lost a
+    name in a move breaks the import only when that function runs, so it is checked here, for every file."""
+    import importlib
+    import sys
+
+    rooms = {os.path.basename(p)[:-3] for p in glob.glob(os.path.join(PROJECT, "*.py"))}
+    sys.path.insert(0, os.path.join(PROJECT, "benchmarks"))
+    missing = []
+    for path in glob.glob(os.path.join(PROJECT, "*.py")) + glob.glob(os.path.join(PROJECT, "benchmarks", "*.py")):
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module in rooms:
+                module = importlib.import_module(node.module)
+                missing += [f"{os.path.relpath(path, PROJECT)}:{node.lineno} {node.module}.{alias.name}"
+                            for alias in node.names if not hasattr(module, alias.name)]
+    assert not missing
