@@ -47,3 +47,23 @@ def test_a_tensorboard_writer_that_fails_to_open_leaves_none_and_the_next_write_
     assert set(log.writers) == {"run", *reports.LINES}
     assert (tmp_path / "run" / "config.json").is_file()
     log.close()
+
+
+def test_the_loss_curve_draws_the_weights_as_trained_only_where_the_model_kept_is_another():
+    """With the moving average (averaging.py) the validation loss of the weights is a line of its own; with
+    --average-weights 0 (both columns equal) or a run of an older version (no column) there is none."""
+    from figures import close_figure, loss_curve_figure
+
+    def labels(history):
+        fig = loss_curve_figure(history)
+        names = [line.get_label() for line in fig.axes[0].get_lines()]
+        close_figure(fig)
+        return names
+
+    row = {"epoch": 1, "train_loss": 2e-3, "valid_loss": 1e-3, "constant_mask_loss": 2e-3, "valid_sdr": 5.0,
+           "mixture_sdr": -1.0, "oracle_sdr": 15.0}
+    history = [dict(row, trained_valid_loss=1.2e-3), dict(row, epoch=2, valid_loss=9e-4, trained_valid_loss=1e-3)]
+    assert "validation, the weights as trained" in labels(history)
+    assert "validation, the weights as trained" not in labels([dict(r, trained_valid_loss=r["valid_loss"])
+                                                                for r in history])
+    assert "validation, the weights as trained" not in labels([row])
