@@ -102,7 +102,7 @@ class RunState:
         self.read_losses()
         return self.epoch_loss / max(self.epoch_patches, 1)
 
-    def end_epoch(self, train_loss, valid_loss, valid_sdr, lr, seconds, speed):
+    def end_epoch(self, train_loss, valid_loss, valid_sdr, lr, seconds, speed, extra=None):
         """Count the epoch (history row, bests so far); True if its validation loss is the best yet.
 
         valid_sdr is NaN for an epoch not scored (--sdr-every) or whose songs all have silent
@@ -116,6 +116,6 @@ class RunState:
         self.history.append({"epoch": self.epoch, "train_loss": train_loss, "valid_loss": valid_loss,
                              "constant_mask_loss": self.constant_mask_loss, "valid_sdr": valid_sdr,
                              "mixture_sdr": self.reference_sdr["mixture"], "oracle_sdr": self.reference_sdr["oracle"],
-                             "lr": lr, "seconds": round(seconds, 2), "patches_per_s": round(speed, 2)})
+                             "lr": lr, "seconds": round(seconds, 2), "patches_per_s": round(speed, 2), **(extra or {})})
         self.epoch_batches, self.epoch_loss, self.epoch_patches = 0, 0.0, 0
         return improved

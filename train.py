@@ -41,6 +41,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from audio import SignalConfig
+from averaging import WeightAverage, tiling_patches
 from bookkeeping import RunState, TrainingError
 import runs
 from checkpoints import build_checkpoint, load_checkpoint, model_config_of, save_checkpoint, save_epoch
@@ -79,6 +80,9 @@ def build_parser():
                    help="random patches drawn from each training song per epoch")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="random gain per "
                    "source (0.25-1.25) and, half the time, the vocals over another song's accompaniment")
+    g.add_argument("--average-weights", type=bounded_number(float, 0.0, 0.9999, low_open=True), nargs="*",
+                   default=[], metavar="DECAY", help="also keep the moving average of the weights with each DECAY "
+                   "per step, and validate it every epoch (its BatchNorm statistics measured for it)")
     g.add_argument("--seed", type=bounded_number(int, 0, 2**32 - 1), default=42,
                    help="seed for python, numpy and torch")
     g.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is available")
@@ -150,6 +154,7 @@ class Run:
     valid_loader: DataLoader  # its .dataset: the validation songs' PatchDataset
     sampler: object  # torchrun's DistributedSampler, None in one process
     state: RunState  # what the run counts (bookkeeping.py)
+    averages: list  # averaging.WeightAverage per --average-weights decay
     run_id: str  # the run's identity (runs.py), in every checkpoint
     model_config: UNetConfig
     signal_config: SignalConfig
@@ -188,6 +193,10 @@ def setup(args, dist, held):
         state = RunState(**{key: resumed[key] for key in state.to_dict() if key in resumed})
         if dist.world == 1:
             torch.set_rng_state(resumed["rng"])
+    tiling = PatchDataset(train_loader.dataset.features, signal_config.patch_frames)  # for their BatchNorm
+    averages = [WeightAverage(unet, decay, tiling_patches(tiling), args.batch_size) for decay in args.average_weights]
+    for average, saved in zip(averages, resumed.get("averaged", []) if resumed else []):
+        average.load_state_dict(saved)
     state.run_dir = dist.share(state.run_dir)  # one TensorBoard folder: rank 0's name
     if dist.share(changed):  # other songs than before: what was measured on them means nothing now
         dist.print(changed)
@@ -196,7 +205,7 @@ def setup(args, dist, held):
     measure_baselines(state, valid_loader.dataset, signal_config, dist)
     steps = min(len(train_loader), args.max_batches or len(train_loader))
     return Run(unet, dist.wrap(unet, device), optimizer, scheduler, device, amp_dtype, train_loader, valid_loader,
-               sampler, state, run_id, model_config, signal_config, steps)
+               sampler, state, averages, run_id, model_config, signal_config, steps)
 
 
 def model_config_from_flags(args):
@@ -276,12 +285,16 @@ def train(args):
                     r.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     r.optimizer.step()
+                    for average in r.averages:
+                        average.update(r.unet)
                     state.count_step(loss, len(mix_mag), r.optimizer.param_groups[0]["lr"])  # counted at once
                     stop.check()  # Ctrl-C or SIGTERM: raises KeyboardInterrupt here, between two steps
                 speed = (state.epoch_patches - patches_before) / max(time.time() - start, 1e-9)
                 # Validate: the loss on the fixed tiling, then what a report gives, the vocals SDR of the
                 # whole validation songs (median; every --sdr-every epochs and after the last).
                 valid_loss = validate(r.unet, r.valid_loader, loss_fn, r.device)
+                averaged = {f"averaged_valid_loss_{a.decay:g}": a.validation_loss(validate, r.valid_loader, loss_fn,
+                                                                                   r.device) for a in r.averages}
                 scored = epoch % args.sdr_every == 0 or epoch == args.epochs
                 valid_sdr = model_sdr(r.unet, r.valid_loader.dataset.features, r.signal_config) if scored else math.nan
                 stop.check()
@@ -289,7 +302,7 @@ def train(args):
                 train_loss, valid_loss, speed = dist.agree(state.mean_epoch_loss, valid_loss, speed)
                 r.scheduler.step(valid_loss)
                 improved = state.end_epoch(train_loss, valid_loss, valid_sdr, r.optimizer.param_groups[0]["lr"],
-                                           time.time() - start, speed)
+                                           time.time() - start, speed, averaged)
                 if dist.is_main:
                     save_epoch(args.save_dir, checkpoint_of(r, args), epoch, args.epochs, improved,
                                args.checkpoint_every)
@@ -337,7 +350,7 @@ def checkpoint_of(r, args):
     what --resume needs: the optimizer, the scheduler, the random state, the flags, the RunState's fields."""
     return build_checkpoint(r.unet, r.model_config, r.signal_config, optimizer=r.optimizer.state_dict(),
                             scheduler=r.scheduler.state_dict(), rng=torch.get_rng_state(), args=vars(args),
-                            run_id=r.run_id, **r.state.to_dict())
+                            run_id=r.run_id, averaged=[a.state_dict() for a in r.averages], **r.state.to_dict())
 
 
 def report(r, args, epoch, log):
