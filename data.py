@@ -10,8 +10,8 @@ What the lab describes, in its order:
    (compute_features). X is the mix magnitude, Y the vocals magnitude.
 2. The patches: 513 x 128 frames (about 12 s), random excerpts for
    training, a fixed tiling for validation (PatchDataset).
-3. Augmentation: random gains, and the vocals over another song's
-   accompaniment; the mix is always rebuilt as the sum of its parts.
+3. Augmentation: random gains, the vocals over another song's accompaniment,
+   pitch and tempo (augment.py); the mix is always the sum of its parts.
 4. The baseline: the loss of the best constant mask, the bar a model must
    clear (best_constant_mask_loss).
 
@@ -67,25 +67,23 @@ class PatchDataset(Dataset):
     frame 0, the last patch zero-padded, so the loss is comparable across epochs.
 
     augment: per-source random gains (0.25 to 1.25) and, half the time, the
-    accompaniment of another random song under this song's vocals. The mix is
-    always rebuilt as vocals + accompaniment, so it stays the true sum.
+    accompaniment of another random song under this song's vocals; pitch_tempo
+    (an augment.PitchTempo, or None): each source's own pitch and tempo shift.
+    The mix is always rebuilt as vocals + accompaniment: the true sum.
     """
 
-    def __init__(self, features, patch_frames, samples_per_track=0, augment=False):
+    def __init__(self, features, patch_frames, samples_per_track=0, augment=False, pitch_tempo=None):
         if not features:
             raise ValueError("PatchDataset needs at least one song")
         self.features = features  # one complex (2, F, frames) array per song: vocals, accompaniment
-        self.patch_frames = patch_frames
-        self.samples_per_track = samples_per_track
-        self.augment = augment
+        self.patch_frames, self.samples_per_track = patch_frames, samples_per_track
+        self.augment, self.pitch_tempo = augment, pitch_tempo
         if samples_per_track == 0:
             self.tiles = [(t, start) for t, f in enumerate(features)
                           for start in range(0, max(f.shape[-1], 1), patch_frames)]
 
     def __len__(self):
-        if self.samples_per_track:
-            return len(self.features) * self.samples_per_track
-        return len(self.tiles)
+        return len(self.features) * self.samples_per_track if self.samples_per_track else len(self.tiles)
 
     def __getitem__(self, index):
         vocals_spec, accompaniment_spec = self.sources(index)  # complex (F, P) each
@@ -103,12 +101,15 @@ class PatchDataset(Dataset):
                 other = torch.randint(0, len(self.features), ()).item()
                 accompaniment = self._random_crop(other)[1]
             vocals, accompaniment = random_gain(vocals), random_gain(accompaniment)
+        if self.pitch_tempo:  # each source its own pitch and tempo, from a longer crop (augment.py)
+            vocals, accompaniment = (self.pitch_tempo(s, self.patch_frames) for s in (vocals, accompaniment))
         return vocals, accompaniment
 
     def _random_crop(self, song):
-        spec = self.features[song]
-        start = torch.randint(0, max(spec.shape[-1] - self.patch_frames, 0) + 1, ()).item()
-        return crop(spec, start, self.patch_frames)
+        spec, frames = self.features[song], self.patch_frames
+        frames = self.pitch_tempo.frames_needed(frames) if self.pitch_tempo else frames
+        start = torch.randint(0, max(spec.shape[-1] - frames, 0) + 1, ()).item()
+        return crop(spec, start, frames)
 
     def __getstate__(self):
         """What a DataLoader worker receives: the cache files' names, not their contents.
@@ -238,12 +239,11 @@ def get_args(argv=None):
 def main(argv=None):
     cli.printable_output()
     args = get_args(argv)
-    signal_config = SignalConfig()
     try:
         split = split_data(args.root, args.n_songs)
     except UserError as err:
         sys.exit(f"error: {err}")
-    print("\n".join(summarize(split, signal_config, args.cache_dir)))
+    print("\n".join(summarize(split, SignalConfig(), args.cache_dir)))
 
 
 if __name__ == "__main__":

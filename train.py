@@ -41,6 +41,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from audio import SignalConfig
+from augment import PitchTempo
 from averaging import WeightAverage, tiling_patches
 from bookkeeping import RunState, TrainingError
 import runs
@@ -80,6 +81,9 @@ def build_parser():
                    help="random patches drawn from each training song per epoch")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True, help="random gain per "
                    "source (0.25-1.25) and, half the time, the vocals over another song's accompaniment")
+    g.add_argument("--pitch-tempo", type=bounded_number(float, 0.0, 12.0), nargs=3, default=None,
+                   metavar=("SEMITONES", "TEMPO", "P"), help="with --augment, shift each source's pitch by up to "
+                   "+-SEMITONES and its tempo by up to +-TEMPO (a fraction) in a fraction P of the patches")
     g.add_argument("--average-weights", type=bounded_number(float, 0.0, 0.9999, low_open=True), nargs="*",
                    default=[], metavar="DECAY", help="also keep the moving average of the weights with each DECAY "
                    "per step, and validate it every epoch (its BatchNorm statistics measured for it)")
@@ -229,7 +233,8 @@ def prepare_data(args, signal_config, dist, device):
     with dist.main_first():  # rank 0 builds the toy set and the feature cache, the others then read them
         split, train_features, valid_features = training_features(args.root, args.n_songs, signal_config,
                                                                    args.cache_dir, quiet, args.decode_jobs, dist.print)
-    train_set = PatchDataset(train_features, signal_config.patch_frames, args.samples_per_track, args.augment)
+    shifts = PitchTempo(signal_config, *args.pitch_tempo) if args.augment and args.pitch_tempo else None
+    train_set = PatchDataset(train_features, signal_config.patch_frames, args.samples_per_track, args.augment, shifts)
     valid_set = PatchDataset(valid_features, signal_config.patch_frames)
     sampler = dist.sampler(train_set, args.seed)
     pin = memory_plan(device).pinned  # page-locked batches, copied to a CUDA GPU while it computes

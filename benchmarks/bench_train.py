@@ -3,6 +3,7 @@
     python benchmarks/bench_train.py                                   # default data, model and batch
     python benchmarks/bench_train.py --precisions fp32 bf16 --decode-rounds 0   # the two, in turns
     python benchmarks/bench_train.py --batches 40 --precisions fp32 --no-channels-last
+    python benchmarks/bench_train.py --precisions fp32 --decode-rounds 0 --variants "" "--pitch-tempo 2 0.2 0.5"
 
 1. Data: loads the features of the default data (toy set, or --root) into an
    empty cache folder (first run: decodes every song) and then again (second
@@ -30,6 +31,7 @@ import contextlib
 import csv
 import io
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -81,9 +83,9 @@ def synchronize(device):
         torch.accelerator.synchronize(device)
 
 
-def loop_speed(args, precision):
-    """A function that runs train.py itself (2 epochs of `batches` batches, flags as given, the features from
-    the cache) and returns the patches/s it measured over its second epoch's training steps."""
+def loop_speed(args, precision, variant=""):
+    """A function that runs train.py itself (2 epochs of `batches` batches, flags as given and the `variant`'s,
+    the features from the cache) and returns the patches/s it measured over its second epoch's training steps."""
     def run(batches):
         with tempfile.TemporaryDirectory(prefix="bench-train-") as save_dir:
             flags = ["--epochs", "2", "--max-batches", str(batches), "--batch-size", str(args.batch_size),
@@ -92,7 +94,7 @@ def loop_speed(args, precision):
                      "--checkpoint-every", "1000", "--quiet"] + (["--root", args.root] if args.root else []) \
                 + (["--cpu"] if args.cpu else []) \
                 + ([] if args.channels_last is None else ["--channels-last" if args.channels_last else
-                                                          "--no-channels-last"])
+                                                          "--no-channels-last"]) + shlex.split(variant)
             with contextlib.redirect_stdout(io.StringIO()):
                 train.main(flags)
             with open(os.path.join(save_dir, "history.csv")) as f:
@@ -162,6 +164,8 @@ def main():
     p.add_argument("--warmup", type=int, default=3, help="untimed batches first, for each of the two")
     p.add_argument("--precisions", choices=("auto", "fp32", "bf16"), nargs="+", default=["auto"],
                    help="train.py's --precision values to time, in turns")
+    p.add_argument("--variants", nargs="+", default=[""], metavar="FLAGS",
+                   help="train.py flags to time, one quoted string per variant, in turns (default: none)")
     p.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR, help="train.py's feature cache (filled once)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="default: as train.py, on except on an Apple GPU")
@@ -191,7 +195,9 @@ def main():
     dtypes = {precision: pick_precision(precision, device) for precision in args.precisions}
     timers = {}
     for precision, amp_dtype in dtypes.items():
-        timers[("train.py", precision)] = loop_speed(args, precision)
+        timers[("train.py", precision)] = loop_speed(args, precision, args.variants[0])
+        for variant in args.variants[1:]:
+            timers[(f"train.py {variant}", precision)] = loop_speed(args, precision, variant)
         timers[("bare model", precision)] = bare_speed(signal_config, args, device, amp_dtype)
     timers[("sdr", None)] = sdr_seconds(valid_features, signal_config, args, device)
     speeds = {key: [] for key in timers}
@@ -210,7 +216,11 @@ def main():
         print(f"  --precision {precision} ({computed}): train.py {loop:6.1f} patches/s (rounds: "
               f"{', '.join(f'{v:.1f}' for v in speeds[('train.py', precision)])}), bare model {bare:6.1f} "
               f"(rounds: {', '.join(f'{v:.1f}' for v in speeds[('bare model', precision)])}), train.py / bare "
-              f"{loop / bare:.0%}")
+              f"{loop / bare:.0%}" + (f" (train.py {args.variants[0]})" if args.variants[0] else ""))
+        for variant in args.variants[1:]:
+            speed = speeds[(f"train.py {variant}", precision)]
+            print(f"    train.py {variant}: {float(np.median(speed)):6.1f} patches/s (rounds: "
+                  f"{', '.join(f'{v:.1f}' for v in speed)}), {float(np.median(speed)) / loop:.0%} of the first")
     sdr, valid = (float(np.median(times)) for times in zip(*speeds[("sdr", None)]))
     loop = float(np.median(speeds[("train.py", args.precisions[0])]))
     epoch = len(features) * args.samples_per_track / loop + valid
