@@ -63,7 +63,7 @@ DEFAULT_CACHE_DIR = os.path.join(data_folder(), "cache")
 
 # The toy set: 13 training songs (3 of them held out for validation) and 3
 # test songs of 35 s, stereo 16-bit at 16 kHz: about 180 MB, built in seconds.
-TOY_SETTINGS = {"version": 1, "n_train": 13, "n_test": 3, "seconds": 35.0,
+TOY_SETTINGS = {"version": 2, "n_train": 13, "n_test": 3, "seconds": 35.0,
                 "sample_rate": 16000, "seed": 2017}
 STEMS = ("vocals", "drums", "bass", "other")
 ACCOMPANIMENT = ("bass", "drums", "other")  # musdb's accompaniment target, summed in its order
