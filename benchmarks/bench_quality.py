@@ -45,6 +45,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 METRICS = ("SDR", "SIR", "SAR")
+OTHER_SEED = 90210  # other_music.build_set's: the other synthesiser's set of every figure before 2026-12-07
 # What a model is scored with: (name, SeparationOptions arguments).
 MODEL_METHODS = [
     ("U-Net, lab 8 kHz", {"reconstruction": "lab"}),
@@ -92,12 +93,13 @@ def test_songs(root):
     return songs.find_songs(root, subsets=("test",), quiet=True)[1]
 
 
-def test_sets(names, workdir):
-    """{set name: songs} for the names asked ('toy', 'real', 'other', 'valid')."""
+def test_sets(names, workdir, toy_root=None, other_seed=OTHER_SEED):
+    """{set name: songs} for the names asked ('toy', 'real', 'other', 'valid'): the toy songs of `toy_root`
+    (default: the toy set of this version, built if needed), the other synthesiser's set of `other_seed`."""
     import songs
 
     sets = {}
-    toy_root = songs.ensure_toy_musdb()
+    toy_root = toy_root or songs.ensure_toy_musdb()
     if "toy" in names:
         sets["toy"] = load_tracks(test_songs(toy_root))
     if "valid" in names:
@@ -115,7 +117,8 @@ def test_sets(names, workdir):
     if "other" in names:
         from other_music import build_set
 
-        other_root = build_set(os.path.join(songs.PROJECT_DIR, "data", "other_music"))
+        other_root = build_set(os.path.join(songs.PROJECT_DIR, "data", "other_music" + (
+            "" if other_seed == OTHER_SEED else f"_{other_seed}")), seed=other_seed)
         sets["other"] = load_tracks(test_songs(other_root))
     return sets
 
@@ -179,6 +182,25 @@ def zero_above_model_band(interpolate_mask):
         out[hz > mask_config.sample_rate / 2] = 0
         return out
     return wrapped
+
+
+def set_labels(sets, toy_root=None, other_seed=OTHER_SEED):
+    """{set name: a label that tells which songs it holds}: the toy set's version, the other set's seed."""
+    import songs
+
+    with open(os.path.join(toy_root or songs.ensure_toy_musdb(), "toy.json")) as f:
+        version = json.load(f)["version"]
+    names = {"toy": f"toy v{version}", "valid": f"valid v{version}", "other": f"other {other_seed}"}
+    return {name: names.get(name, name) for name in sets}
+
+
+def add_set_flags(parser):
+    """--toy-root and --other-seed: the test sets of another toy set's version, or a fresh other set."""
+    parser.add_argument("--toy-root", default=None, help="score on the test songs of this toy set (default: "
+                        "this version's, built if needed); it is read as it is, never rebuilt")
+    parser.add_argument("--other-seed", type=int, default=OTHER_SEED,
+                        help=f"seed of the other synthesiser's set (default {OTHER_SEED}; another seed builds "
+                             "another set, one that chose nothing)")
 
 
 def score_models(checkpoints, sets, methods, with_high_band=False, quiet=False):
@@ -289,6 +311,7 @@ def main():
                    help="with --sweep: only the settings whose name contains TEXT (e.g. 'network input')")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--quiet", action="store_true", help="print only the tables")
+    add_set_flags(p)
     args = p.parse_args()
     if bool(args.checkpoint) == bool(args.seeds):
         p.error("give either --checkpoint or --seeds")
@@ -300,7 +323,8 @@ def main():
     capability = torch.backends.cpu.get_cpu_capability()
     checkpoints = args.checkpoint or train_seeds(args.seeds, args.runs_dir, args.train_args)
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as workdir:
-        sets = test_sets(args.sets or (["valid"] if args.sweep else ["toy", "real", "other"]), workdir)
+        sets = test_sets(args.sets or (["valid"] if args.sweep else ["toy", "real", "other"]), workdir,
+                         args.toy_root, args.other_seed)
         if args.sweep:
             sweep = [row for row in SWEEP if args.only is None or args.only in row[0]]
             results, seconds = score_models(checkpoints, sets, sweep, with_high_band=True, quiet=args.quiet)
@@ -310,6 +334,9 @@ def main():
             results, seconds = score_models(checkpoints, sets, methods, quiet=args.quiet)
             results.update(score_oracles(sets, SignalConfig()))
             metrics = METRICS
+    labels = set_labels(sets, args.toy_root, args.other_seed)
+    sets = {labels[name]: songs for name, songs in sets.items()}
+    results = {method: {labels[name]: v for name, v in per_set.items()} for method, per_set in results.items()}
     set_names = list(sets)
     print(f"\nVocals, dB: median over songs, then mean (min..max) over {len(checkpoints)} model(s); "
           f"songs per set: " + ", ".join(f"{s} {len(sets[s])}" for s in set_names)

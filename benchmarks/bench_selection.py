@@ -3,6 +3,7 @@
     python benchmarks/bench_selection.py --seeds 42 43 44            # train (once), score, report
     python benchmarks/bench_selection.py --seeds 42 43 44 --every 2  # score every 2nd epoch (and the chosen ones)
     python benchmarks/bench_selection.py --seeds 42 43 44 --train-args --precision bf16 --runs-dir runs/bf16
+    python benchmarks/bench_selection.py --every 100 --other-seed 7 --runs-dir runs/base   # a fresh other set
 
 For each seed it trains the default recipe once (`python train.py --seed S
 --checkpoint-every 1`, which keeps every epoch's weights; skipped when the
@@ -19,8 +20,10 @@ part in training or in choosing anything:
 It reports:
 
 1. What each rule picks (best_model.pth by validation loss, by validation
-   SDR, and the last epoch), scored by museval on each test set: mean
-   (min..max) over seeds.
+   SDR, and the last epoch; and where train.py ran with --average-weights,
+   each moving average of the weights at the epoch of its own lowest
+   validation loss), scored by museval on each test set: mean (min..max)
+   over seeds.
 2. How well what training watches ranks the epochs the way museval on the
    test sets does: Spearman's rank correlation over the scored epochs of a
    run, between museval's SDR on a test set and (a) the global SDR on the same
@@ -28,7 +31,9 @@ It reports:
    (min..max) over seeds.
 
 Scores are kept in RUNS_DIR/seedS/scores.json, so a second call scores only
-what is missing. The figures name the device train.py trains on, the precision
+what is missing. --toy-root scores on the test songs of another version's toy
+set, --other-seed on another set of the other synthesiser (one that chose
+nothing); the tables name the sets they scored. The figures name the device train.py trains on, the precision
 it computes in there, and the CPU class.
 """
 
@@ -45,10 +50,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_quality import cell, score, test_sets, train_seeds  # noqa: E402
+from bench_quality import add_set_flags, cell, score, set_labels, test_sets, train_seeds  # noqa: E402
 
 SETS = ("toy", "real", "other")
 RULES = ("lowest validation loss", "highest validation SDR", "last epoch")
+AVERAGED = "averaged_valid_loss_"  # history.csv's columns of train.py --average-weights: one per decay
 
 
 def read_history(save_dir):
@@ -59,12 +65,17 @@ def read_history(save_dir):
 
 
 def picks(history):
-    """{rule: epoch} for one run."""
+    """{rule: score key} for one run: the epoch, or for a moving average of the weights 'epoch/averaged DECAY'."""
     epochs = [int(e) for e in history["epoch"]]
     sdr = np.array(history["valid_sdr"])
-    return {"lowest validation loss": epochs[int(np.argmin(history["valid_loss"]))],
-            "highest validation SDR": epochs[int(np.nanargmax(sdr))],
-            "last epoch": epochs[-1]}
+    chosen = {"lowest validation loss": str(epochs[int(np.argmin(history["valid_loss"]))]),
+              "highest validation SDR": str(epochs[int(np.nanargmax(sdr))]),
+              "last epoch": str(epochs[-1])}
+    for column in (c for c in history if c.startswith(AVERAGED)):
+        decay = column[len(AVERAGED):]
+        chosen[f"average {decay}, lowest validation loss"] = \
+            f"{epochs[int(np.argmin(history[column]))]}/averaged {decay}"
+    return chosen
 
 
 def song_features(songs, signal_config):
@@ -74,13 +85,17 @@ def song_features(songs, signal_config):
     return [compute_features(mix, vocals, rate, signal_config) for _, rate, mix, vocals, _ in songs]
 
 
-def score_epoch(checkpoint, sets, features):
-    """{set: {"museval": dB, "global": dB}} of one checkpoint."""
-    from checkpoints import load_model
+def score_epoch(checkpoint, sets, features, averaged=None):
+    """{set: {"museval": dB, "global": dB}} of one checkpoint, or of its moving average of the weights
+    of decay `averaged` (a string, as in history.csv)."""
+    from checkpoints import load_checkpoint, ready_model
     from metrics import finite_median, model_sdr
     from separation import separate
 
-    model, signal_config = load_model(checkpoint)
+    state = load_checkpoint(checkpoint)
+    if averaged is not None:
+        state = dict(state, model=next(a["model"] for a in state["averaged"] if f"{a['decay']:g}" == averaged))
+    model, signal_config = ready_model(state)
     out = {}
     for name, songs in sets.items():
         museval = [score(song, separate(model, signal_config, song[2], song[1]))["SDR"] for song in songs]
@@ -103,6 +118,7 @@ def main():
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     p.add_argument("--train-args", nargs=argparse.REMAINDER, default=[],
                    help="more train.py flags (must come last)")
+    add_set_flags(p)
     args = p.parse_args()
 
     import torch
@@ -115,7 +131,9 @@ def main():
     signal_config = SignalConfig()
     runs = {}
     with tempfile.TemporaryDirectory(prefix="bench-selection-") as workdir:
-        sets = test_sets(SETS, workdir)
+        sets = test_sets(SETS, workdir, args.toy_root, args.other_seed)
+        labels = set_labels(sets, args.toy_root, args.other_seed)
+        sets = {labels[name]: songs for name, songs in sets.items()}
         features = {name: song_features(songs, signal_config) for name, songs in sets.items()}
         for seed in args.seeds:
             save_dir = os.path.join(args.runs_dir, f"seed{seed}")
@@ -123,49 +141,55 @@ def main():
             chosen = picks(history)
             cache = os.path.join(save_dir, "scores.json")
             scores = json.load(open(cache)) if os.path.exists(cache) else {}
-            wanted = sorted(set(range(args.every, len(history["epoch"]) + 1, args.every)) | set(chosen.values()))
-            for epoch in wanted:
-                if str(epoch) not in scores:
-                    scores[str(epoch)] = score_epoch(os.path.join(save_dir, f"checkpoint_epoch_{epoch}.pth"),
-                                                     sets, features)
-                    with open(cache, "w") as f:
-                        json.dump(scores, f, indent=2)
-                    print(f"seed {seed} epoch {epoch:2d}  " + "  ".join(
-                        f"{s} museval {v['museval']:6.2f} global {v['global']:6.2f}"
-                        for s, v in scores[str(epoch)].items()), flush=True)
-            runs[seed] = {"history": history, "picks": chosen, "scores": scores, "scored": wanted}
+            plain = sorted(set(range(args.every, len(history["epoch"]) + 1, args.every))
+                           | {int(key) for key in chosen.values() if "/" not in key})
+            for key in [str(e) for e in plain] + sorted(k for k in set(chosen.values()) if "/" in k):
+                missing = {name: songs for name, songs in sets.items() if name not in scores.get(key, {})}
+                if not missing:
+                    continue
+                epoch, _, averaged = key.partition("/averaged ")
+                scores.setdefault(key, {}).update(score_epoch(
+                    os.path.join(save_dir, f"checkpoint_epoch_{epoch}.pth"), missing, features, averaged or None))
+                with open(cache, "w") as f:
+                    json.dump(scores, f, indent=2)
+                print(f"seed {seed} epoch {key:18}  " + "  ".join(
+                    f"{s} museval {scores[key][s]['museval']:6.2f} global {scores[key][s]['global']:6.2f}"
+                    for s in sets), flush=True)
+            runs[seed] = {"history": history, "picks": chosen, "scores": scores, "scored": plain}
+    names = list(sets)
     flags = args.train_args
     precision = flags[flags.index("--precision") + 1] if "--precision" in flags else "auto"
     device = pick_device("--cpu" in flags)  # where train_seeds' train.py trains
     computed = "bf16" if pick_precision(precision, device) else "fp32"
     print(f"\n{len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), train.py --precision {precision} "
           f"({computed} on {device.type} here), CPU {describe_cpu()}; songs per set: "
-          + ", ".join(f"{s} {len(sets[s])}" for s in SETS))
+          + ", ".join(f"{s} {len(sets[s])}" for s in names))
 
     print("\n1. Vocals SDR (museval, full band, dB) of the epoch each rule picks: mean (min..max) over seeds\n")
-    print("| rule | epochs picked | " + " | ".join(SETS) + " |\n|---|---|" + "---|" * len(SETS))
-    for rule in RULES:
-        epochs = [runs[s]["picks"][rule] for s in args.seeds]
-        cells = [cell([{"v": runs[s]["scores"][str(runs[s]["picks"][rule])][name]["museval"]} for s in args.seeds],
-                      "v") for name in SETS]
-        print(f"| {rule} | {', '.join(map(str, epochs))} | " + " | ".join(cells) + " |")
+    print("| rule | epochs picked | " + " | ".join(names) + " |\n|---|---|" + "---|" * len(names))
+    for rule in runs[args.seeds[0]]["picks"]:
+        keys = [runs[s]["picks"][rule] for s in args.seeds]
+        cells = [cell([{"v": runs[s]["scores"][k][name]["museval"]} for s, k in zip(args.seeds, keys)], "v")
+                 for name in names]
+        print(f"| {rule} | {', '.join(k.split('/')[0] for k in keys)} | " + " | ".join(cells) + " |")
 
-    print(f"\n2. Spearman rank correlation with museval's SDR on each test set, over the scored epochs "
-          f"(every {args.every}, plus the picked ones) of each run: mean (min..max) over seeds\n")
-    print("| what training watches | " + " | ".join(SETS) + " |\n|---|" + "---|" * len(SETS))
-    watched = {"global SDR, same test songs": lambda run, e, name: run["scores"][str(e)][name]["global"],
-               "validation SDR (history.csv)": lambda run, e, name: run["history"]["valid_sdr"][e - 1],
-               "minus validation loss (history.csv)": lambda run, e, name: -run["history"]["valid_loss"][e - 1]}
     correlations = {}
-    for label, value in watched.items():
-        cells = []
-        for name in SETS:
-            rhos = [{"v": spearman([value(runs[s], e, name) for e in runs[s]["scored"]],
-                                   [runs[s]["scores"][str(e)][name]["museval"] for e in runs[s]["scored"]])}
-                    for s in args.seeds]
-            correlations.setdefault(label, {})[name] = [r["v"] for r in rhos]
-            cells.append(cell(rhos, "v"))
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    if min(len(run["scored"]) for run in runs.values()) >= 3:
+        print(f"\n2. Spearman rank correlation with museval's SDR on each test set, over the scored epochs "
+              f"(every {args.every}, plus the picked ones) of each run: mean (min..max) over seeds\n")
+        print("| what training watches | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+        watched = {"global SDR, same test songs": lambda run, e, name: run["scores"][str(e)][name]["global"],
+                   "validation SDR (history.csv)": lambda run, e, name: run["history"]["valid_sdr"][e - 1],
+                   "minus validation loss (history.csv)": lambda run, e, name: -run["history"]["valid_loss"][e - 1]}
+        for label, value in watched.items():
+            cells = []
+            for name in names:
+                rhos = [{"v": spearman([value(runs[s], e, name) for e in runs[s]["scored"]],
+                                       [runs[s]["scores"][str(e)][name]["museval"] for e in runs[s]["scored"]])}
+                        for s in args.seeds]
+                correlations.setdefault(label, {})[name] = [r["v"] for r in rhos]
+                cells.append(cell(rhos, "v"))
+            print(f"| {label} | " + " | ".join(cells) + " |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"cpu_capability": capability, "cpu": describe_cpu(), "device": device.type,
