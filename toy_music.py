@@ -98,6 +98,16 @@ def _reverb(x, rng, sr, t60, wet):
     return x + signal.oaconvolve(x.astype(np.float32), ir.astype(np.float32), axes=0)[: len(x)]
 
 
+def draw_voice(rng):
+    """(voice, register centre in MIDI) of a singer of a random type (VOICES): formants, source tilt
+    (bright 1.1 to soft 2.2), breath, vibrato; the song's notes lie within 7 semitones of the centre."""
+    (low, high), formants = VOICES[str(rng.choice(list(VOICES)))]
+    voice = {"formants": formants * rng.uniform(0.96, 1.04), "tilt": rng.uniform(1.1, 2.2),
+             "breath": rng.uniform(0.02, 0.2), "vibrato": (0.1, rng.uniform(0.3, 0.7)),
+             "vibrato_rate": rng.uniform(4.5, 7.0)}
+    return voice, rng.uniform(low, high)
+
+
 def _syllables(rng, spb, voc_bars, pitches):
     """Sung syllables (start_s, dur_s, midi, vowel, phrase) on the beat grid, in phrases of <= 2 bars
     with rests between them."""
@@ -423,11 +433,7 @@ def synth_song(seed: int, seconds: float, sample_rate: int) -> dict[str, np.ndar
     b0 = intro + int(round(max(0, n_bars - intro - bridge) * rng.uniform(0.45, 0.6)))
     voc_bars[:intro], voc_bars[b0:b0 + bridge] = False, False
     fills = np.flatnonzero(~voc_bars[:-1] & voc_bars[1:])
-    (low, high), formants = VOICES[str(rng.choice(list(VOICES)))]
-    voice = {"formants": formants * rng.uniform(0.96, 1.04), "tilt": rng.uniform(1.1, 2.2),
-             "breath": rng.uniform(0.02, 0.2), "vibrato": (0.1, rng.uniform(0.3, 0.7)),
-             "vibrato_rate": rng.uniform(4.5, 7.0)}
-    centre = rng.uniform(low, high)  # the singer's register, notes within +-7 semitones
+    voice, centre = draw_voice(rng)
     scale_notes = deg2midi(np.arange(60))
     pitches = scale_notes[np.abs(scale_notes - centre) <= 7].astype(float)
 
