@@ -92,14 +92,13 @@ def phase_vocoder_frames(waveform, start, step, frames, config):
     weight = (positions - before).to(waveform.dtype)  # (frames,)
     # Analysis frames before and before + 1, centred on their hops like torch.stft(center=True).
     padded = torch.nn.functional.pad(waveform[None], (n_fft // 2, n_fft // 2), mode="reflect")[0]
-    starts = torch.stack([before, before + 1]) * hop  # (2, frames)
-    pieces = padded[starts[..., None] + torch.arange(n_fft)]  # (2, frames, n_fft)
-    spec = torch.fft.rfft(pieces * config.window_tensor(), dim=-1).transpose(1, 2)  # (2, F, frames)
+    pieces = padded.unfold(0, n_fft, hop)[torch.stack([before, before + 1])]  # (2, frames, n_fft)
+    spec = torch.fft.rfft(pieces * config.window_tensor(), dim=-1)  # (2, frames, F): each frame's bins in a row
     magnitude = spec.abs()
-    magnitude = magnitude[0] * (1 - weight) + magnitude[1] * weight  # (F, frames)
-    centre = 2 * math.pi * hop * torch.arange(spec.shape[1], dtype=waveform.dtype) / n_fft  # (F,): per hop
+    magnitude = magnitude[0] * (1 - weight[:, None]) + magnitude[1] * weight[:, None]  # (frames, F)
+    centre = 2 * math.pi * hop * torch.arange(spec.shape[-1], dtype=waveform.dtype) / n_fft  # (F,): per hop
     angle = spec.angle()
-    deviation = torch.remainder(angle[1] - angle[0] - centre[:, None] + math.pi, 2 * math.pi) - math.pi
-    advance = torch.remainder((centre[:, None] + deviation) * ANALYSIS_OVERLAP, 2 * math.pi)  # per model hop
-    phase = angle[0, :, :1] + torch.cumsum(advance, 1) - advance  # (F, frames)
-    return torch.polar(magnitude, phase)
+    deviation = torch.remainder(angle[1] - angle[0] - centre + math.pi, 2 * math.pi) - math.pi  # (frames, F)
+    advance = torch.remainder((centre + deviation) * ANALYSIS_OVERLAP, 2 * math.pi)  # per model hop
+    phase = angle[0, :1] + torch.cumsum(advance, 0) - advance  # (frames, F)
+    return torch.polar(magnitude, phase).T  # (F, frames)
