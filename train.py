@@ -279,7 +279,7 @@ def train(args):
                     run.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     run.optimizer.step()
-                    run.average.update(run.unet)  # averaging.py
+                    run.average.update(run.unet)  # the moving average of the weights (averaging.py)
                     state.count_step(loss, len(mix_mag), run.optimizer.param_groups[0]["lr"])  # counted at once
                     stop.check()  # Ctrl-C or SIGTERM: raises KeyboardInterrupt here, between two steps
                 speed = (state.epoch_patches - patches_before) / max(time.time() - start, 1e-9)
