@@ -3,15 +3,18 @@
 A checkpoint is one dict saved with torch.save:
 
     format          _CHECKPOINT_FORMAT, refused if different
-    model           the UNet's state_dict (never a pickled model)
+    model           the UNet's state_dict (never a pickled model): the model a run keeps,
+                    the moving average of its weights (averaging.py) unless trained without
     model_config    UNetConfig as a dict: inference rebuilds the model from it
     signal          SignalConfig as a dict: the STFT the model was trained on
     epoch           epochs done
     torch_version   the torch that wrote it
 and, from train.py, what --resume needs: run_id (runs.py), args (the run's
-flags), optimizer, scheduler, rng, and bookkeeping.RunState's fields (step,
-best_valid_loss, best_epoch, best_valid_sdr, best_sdr_epoch, history,
-run_dir, constant_mask_loss, reference_sdr, and the epoch in progress).
+flags), the weights as trained and the average's count (trained_model,
+average_updates, average_decay: averaging.py), optimizer, scheduler, rng,
+and bookkeeping.RunState's fields (step, best_valid_loss, best_epoch,
+best_valid_sdr, best_sdr_epoch, history, run_dir, constant_mask_loss,
+reference_sdr, and the epoch in progress).
 """
 
 import os
