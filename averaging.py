@@ -57,8 +57,8 @@ class WeightAverage:
                 averaged.lerp_(trained.detach(), weight)
 
     def kept(self, device):
-        """The model the run validates and saves, in eval mode: the average, its BatchNorm statistics
-        measured for its weights of now (once per update count), or without an average the U-Net."""
+        """The model the run validates and saves: the average, in eval mode, its BatchNorm statistics
+        measured for its weights of now (once per update count); without an average, the U-Net itself."""
         if self.average is None:
             return self.unet
         if self._measured_at != self.updates:
